@@ -1,0 +1,91 @@
+/** What one acquisition asks of a backend. */
+export interface AcquireRequest {
+  /** The lock's key, as the user named it (backends add their own namespace). */
+  key: string;
+  /** 128-bit random token that identifies this acquisition; ownership checks compare it. */
+  token: string;
+  /** Lease length in milliseconds, judged by the backend's own clock. */
+  ttlMs: number;
+  /** Permits the key has in all: 1 for a mutex, n for a semaphore of n. */
+  limit: number;
+  /** Permits this acquisition takes, from 1 to `limit`. */
+  weight: number;
+}
+
+/** A granted acquisition. */
+export interface AcquireGranted {
+  ok: true;
+  /** Fencing token: strictly greater than every fence granted before on this key. */
+  fence: number;
+  /** Lease actually granted, in milliseconds (may be less than asked, never more). */
+  ttlMs: number;
+}
+
+/** A refused acquisition. */
+export interface AcquireRefused {
+  ok: false;
+  /** Hint: milliseconds until a permit may free up (for example the earliest holder's remaining TTL). */
+  retryInMs?: number;
+}
+
+/** The answer to an {@link AcquireRequest}. */
+export type AcquireResult = AcquireGranted | AcquireRefused;
+
+/** Asks to reset the lease of `token` on `key`. */
+export interface ExtendRequest {
+  /** The lock's key. */
+  key: string;
+  /** The token that acquired it. */
+  token: string;
+  /** New lease length in milliseconds, counted from now on the backend's clock. */
+  ttlMs: number;
+}
+
+/** Asks to give back what `token` holds on `key`. */
+export interface ReleaseRequest {
+  /** The lock's key. */
+  key: string;
+  /** The token that acquired it. */
+  token: string;
+}
+
+/** One current holder of a key, as inspection tools show it. */
+export interface HolderInfo {
+  /** The holder's token; tools hide it unless asked. */
+  token: string;
+  /** Permits this holder has. */
+  weight: number;
+  /** Milliseconds left on its lease, by the backend's clock. */
+  ttlMs: number;
+}
+
+/** What a backend knows about one key. */
+export interface LockInfo {
+  /** The key. */
+  key: string;
+  /** Current, unexpired holders. */
+  holders: HolderInfo[];
+  /** The last fence granted on this key (0 if none yet). */
+  fence: number;
+}
+
+/**
+ * The storage primitive every deadbolt backend implements. Waiting, backoff,
+ * auto-extension and quorum live in `@deadbolt/core`; a backend only stores leases.
+ *
+ * Run `runBackendConformance` from `@deadbolt/testing` to prove a new backend.
+ */
+export interface LockBackend {
+  /** Atomically take `weight` of `limit` permits on `key` for `token`, for `ttlMs`. */
+  acquire(request: AcquireRequest): Promise<AcquireResult>;
+  /** Reset the lease of `token` on `key` to `ttlMs`; false if `token` no longer holds it. */
+  extend(request: ExtendRequest): Promise<boolean>;
+  /** Give back what `token` holds on `key`; false if it held nothing. */
+  release(request: ReleaseRequest): Promise<boolean>;
+  /** Optional: resolve when `key` may have been released (pub/sub, events); reject on abort. */
+  waitForRelease?(key: string, signal: AbortSignal): Promise<void>;
+  /** Optional: current holders, for inspection tools; null when nobody holds `key`. */
+  inspect?(key: string): Promise<LockInfo | null>;
+  /** Optional: free what the backend opened itself (never the user's client). */
+  close?(): Promise<void>;
+}

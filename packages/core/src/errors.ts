@@ -1,0 +1,110 @@
+/** Machine-readable error codes, one per error class. */
+export type DeadboltErrorCode =
+  | 'LOCK_TIMEOUT'
+  | 'LOCK_LOST'
+  | 'LOCK_NOT_HELD'
+  | 'QUORUM'
+  | 'BACKEND'
+  | 'INVALID_ARGUMENT';
+
+const PREFIX = '[deadbolt]';
+
+/** Base class of every error deadbolt throws; check `code` rather than the message. */
+export class DeadboltError extends Error {
+  /** Stable, machine-readable code. */
+  readonly code: DeadboltErrorCode;
+
+  constructor(code: DeadboltErrorCode, message: string, options?: { cause?: unknown }) {
+    super(`${PREFIX} ${message}`, options);
+    this.name = new.target.name;
+    this.code = code;
+  }
+}
+
+/**
+ * `acquire` waited `waitedMs` for `key` and did not get it.
+ *
+ * @example
+ * ```ts
+ * try { await locks.acquire('report', { wait: 500 }); }
+ * catch (error) { if (error instanceof LockTimeoutError) console.log(error.key, error.waitedMs); }
+ * ```
+ */
+export class LockTimeoutError extends DeadboltError {
+  /** The key that could not be acquired. */
+  readonly key: string;
+  /** How long the call waited, in milliseconds. */
+  readonly waitedMs: number;
+
+  constructor(key: string, waitedMs: number) {
+    super(
+      'LOCK_TIMEOUT',
+      `could not acquire "${key}" within ${waitedMs} ms; raise \`wait\` or shorten what the holder does under the lock`,
+    );
+    this.key = key;
+    this.waitedMs = waitedMs;
+  }
+}
+
+/**
+ * The lease on `key` was lost (expired, taken over, or could not be confirmed in time).
+ * `lock.signal` aborts with this error; `lock.extend()` throws it.
+ */
+export class LockLostError extends DeadboltError {
+  /** The key whose lease was lost. */
+  readonly key: string;
+
+  constructor(key: string, reason: string, options?: { cause?: unknown }) {
+    super('LOCK_LOST', `lost the lock on "${key}": ${reason}`, options);
+    this.key = key;
+  }
+}
+
+/** An operation needed a lock that this process does not hold (already released). */
+export class LockNotHeldError extends DeadboltError {
+  /** The key. */
+  readonly key: string;
+
+  constructor(key: string, reason: string) {
+    super('LOCK_NOT_HELD', `the lock on "${key}" is not held: ${reason}`);
+    this.key = key;
+  }
+}
+
+/** A quorum could not reach a majority; `causes` holds one entry per member backend. */
+export class QuorumError extends DeadboltError {
+  /** Per member: the error it raised, or null if it answered (but refused). */
+  readonly causes: readonly (unknown | null)[];
+
+  constructor(message: string, causes: readonly (unknown | null)[]) {
+    const detail = causes
+      .map((cause, index) => `#${index}: ${cause === null ? 'refused' : describe(cause)}`)
+      .join('; ');
+    super('QUORUM', `${message} (${detail})`, {
+      cause: new AggregateError(causes.filter(Boolean)),
+    });
+    this.causes = causes;
+  }
+}
+
+/** The backend (Redis, the network, a driver) failed; the original error is `cause`. */
+export class BackendError extends DeadboltError {
+  constructor(message: string, cause: unknown) {
+    super('BACKEND', `${message}: ${describe(cause)}`, { cause });
+  }
+}
+
+/** A call got an argument it cannot use; `argument` names it. Thrown before any I/O. */
+export class InvalidArgumentError extends DeadboltError {
+  /** The offending argument, for example `options.ttl`. */
+  readonly argument: string;
+
+  constructor(argument: string, problem: string) {
+    super('INVALID_ARGUMENT', `invalid ${argument}: ${problem}`);
+    this.argument = argument;
+  }
+}
+
+function describe(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}

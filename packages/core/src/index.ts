@@ -1,0 +1,41 @@
+/** @module @deadbolt/core: one lock algorithm over pluggable backends. */
+export type {
+  AcquireGranted,
+  AcquireRefused,
+  AcquireRequest,
+  AcquireResult,
+  ExtendRequest,
+  HolderInfo,
+  LockBackend,
+  LockInfo,
+  ReleaseRequest,
+} from './backend.js';
+export type { DeadboltErrorCode } from './errors.js';
+export {
+  BackendError,
+  DeadboltError,
+  InvalidArgumentError,
+  LockLostError,
+  LockNotHeldError,
+  LockTimeoutError,
+  QuorumError,
+} from './errors.js';
+export { Lock } from './lock.js';
+export type {
+  AcquireOptions,
+  BackoffOptions,
+  LockDefaults,
+  LockManagerOptions,
+  PermitOptions,
+  Semaphore,
+  SemaphoreOptions,
+  TryAcquireOptions,
+  TryPermitOptions,
+} from './manager.js';
+export { LockManager } from './manager.js';
+export {
+  assertAcquireRequest,
+  assertExtendRequest,
+  assertReleaseRequest,
+  MAX_KEY_BYTES,
+} from './validation.js';

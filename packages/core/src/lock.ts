@@ -1,0 +1,197 @@
+import type { LockBackend } from './backend.js';
+import { BackendError, DeadboltError, LockLostError, LockNotHeldError } from './errors.js';
+import { assertPositiveDuration } from './validation.js';
+
+/**
+ * Share of the TTL kept in reserve: `lock.signal` aborts this long before the lease
+ * could expire, so a holder that watches the signal can stop before anyone else could acquire.
+ */
+const SAFETY_FRACTION = 0.1;
+/** Auto-extension renews after this share of the TTL has passed. */
+const RENEW_FRACTION = 1 / 3;
+
+/** What the manager hands a new {@link Lock}. @internal */
+export interface LockGrant {
+  backend: LockBackend;
+  key: string;
+  token: string;
+  fence: number;
+  ttlMs: number;
+  /** `Date.now()` just before the acquire request was sent: the lease cannot have started earlier. */
+  requestedAt: number;
+  autoExtend: boolean;
+  /** Called once the lock was given back or lost, so local waiters can try at once. */
+  onSettled: () => void;
+}
+
+type LockState = 'held' | 'released' | 'lost';
+
+/**
+ * A held lease on a key: a mutex, a semaphore permit or a read/write grant.
+ *
+ * @example
+ * ```ts
+ * await using lock = await locks.acquire('invoice:42', { ttl: 10_000 });
+ * await db.write(invoice, { fence: lock.fence });
+ * ```
+ */
+export class Lock implements AsyncDisposable {
+  /** The key this lock holds. */
+  readonly key: string;
+  /** This acquisition's random 128-bit token. */
+  readonly token: string;
+  /**
+   * Fencing token: strictly greater than that of every earlier acquisition of this key.
+   * Pass it to the protected resource so it can refuse writes from a stale holder.
+   */
+  readonly fence: number;
+  /** Aborted, with a {@link LockLostError} as its reason, when the lease is lost or can no longer be confirmed. */
+  readonly signal: AbortSignal;
+
+  readonly #backend: LockBackend;
+  readonly #abortController = new AbortController();
+  readonly #autoExtend: boolean;
+  readonly #onSettled: () => void;
+  #ttlMs: number;
+  #expiresAt: number;
+  #state: LockState = 'held';
+  #lossTimer: NodeJS.Timeout | undefined;
+  #renewTimer: NodeJS.Timeout | undefined;
+
+  /** @internal Created by {@link LockManager}; not meant to be constructed by users. */
+  constructor(grant: LockGrant) {
+    this.#backend = grant.backend;
+    this.key = grant.key;
+    this.token = grant.token;
+    this.fence = grant.fence;
+    this.signal = this.#abortController.signal;
+    this.#autoExtend = grant.autoExtend;
+    this.#onSettled = grant.onSettled;
+    this.#ttlMs = grant.ttlMs;
+    this.#expiresAt = grant.requestedAt + grant.ttlMs;
+    this.#armTimers(grant.requestedAt);
+  }
+
+  /**
+   * When the lease ends at the latest, in epoch milliseconds by this process's clock
+   * (measured from before the request was sent, so never later than the backend's view).
+   */
+  get expiresAt(): number {
+    return this.#expiresAt;
+  }
+
+  /** True until the lock is released or lost. */
+  get held(): boolean {
+    return this.#state === 'held';
+  }
+
+  /**
+   * Resets the lease to `ttl` ms from now.
+   *
+   * @param ttl - new lease length in milliseconds; the TTL the lock was acquired with by default
+   * @throws {@link LockLostError} when the lease was lost; {@link LockNotHeldError} after `release()`
+   */
+  async extend(ttl: number = this.#ttlMs): Promise<void> {
+    assertPositiveDuration(ttl, 'ttl');
+    if (this.#state === 'released') {
+      throw new LockNotHeldError(this.key, 'it was released; acquire it again');
+    }
+    if (this.#state === 'lost') throw this.signal.reason as LockLostError;
+    await this.#renew(ttl);
+  }
+
+  /**
+   * Gives the lock back. Resolves `true` when this call released it, `false` when the lease had
+   * already expired, was taken over, or was released before; it never throws for those.
+   *
+   * @throws {@link BackendError} when the backend cannot be reached (the lease then ends by its TTL)
+   */
+  async release(): Promise<boolean> {
+    if (this.#state === 'released') return false;
+    const wasHeld = this.#state === 'held';
+    this.#state = 'released';
+    this.#clearTimers();
+    try {
+      const released = await this.#backend.release({ key: this.key, token: this.token });
+      return wasHeld && released;
+    } catch (error) {
+      throw wrapBackendError(error, `release of "${this.key}" failed`);
+    } finally {
+      if (wasHeld) this.#onSettled();
+    }
+  }
+
+  /** Releases the lock at the end of an `await using` block. */
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.release();
+  }
+
+  async #renew(ttlMs: number): Promise<void> {
+    const requestedAt = Date.now();
+    let extended: boolean;
+    try {
+      extended = await this.#backend.extend({ key: this.key, token: this.token, ttlMs });
+    } catch (error) {
+      throw wrapBackendError(error, `extend of "${this.key}" failed`);
+    }
+    // A release or loss while the request was in flight wins over its answer.
+    if (this.#state !== 'held') {
+      if (this.#state === 'lost') throw this.signal.reason as LockLostError;
+      return;
+    }
+    if (!extended) {
+      const error = new LockLostError(this.key, 'the lease expired or was taken over');
+      this.#lose(error);
+      throw error;
+    }
+    this.#ttlMs = ttlMs;
+    this.#expiresAt = requestedAt + ttlMs;
+    this.#armTimers(requestedAt);
+  }
+
+  #armTimers(leaseStartedAt: number): void {
+    this.#clearTimers();
+    const now = Date.now();
+    const lossAt = this.#expiresAt - this.#ttlMs * SAFETY_FRACTION;
+    this.#lossTimer = setTimeout(() => {
+      this.#lose(new LockLostError(this.key, 'the lease could not be confirmed before it expires'));
+    }, lossAt - now);
+    this.#lossTimer.unref();
+    if (this.#autoExtend)
+      this.#scheduleRenewal(leaseStartedAt + this.#ttlMs * RENEW_FRACTION - now);
+  }
+
+  #scheduleRenewal(delayMs: number): void {
+    this.#renewTimer = setTimeout(
+      () => {
+        this.#renew(this.#ttlMs).catch((error: unknown) => {
+          // LockLostError already aborted the signal; anything else is transient, so try again
+          // soon: the loss timer aborts the signal if no renewal gets through in time.
+          if (this.#state === 'held' && !(error instanceof LockLostError)) {
+            this.#scheduleRenewal(Math.max(1, this.#ttlMs * SAFETY_FRACTION * 0.25));
+          }
+        });
+      },
+      Math.max(0, delayMs),
+    );
+    this.#renewTimer.unref();
+  }
+
+  #lose(error: LockLostError): void {
+    if (this.#state !== 'held') return;
+    this.#state = 'lost';
+    this.#clearTimers();
+    this.#abortController.abort(error);
+    this.#onSettled();
+  }
+
+  #clearTimers(): void {
+    clearTimeout(this.#lossTimer);
+    clearTimeout(this.#renewTimer);
+  }
+}
+
+/** Keeps deadbolt's own errors as they are and wraps anything else in a {@link BackendError}. */
+export function wrapBackendError(error: unknown, message: string): DeadboltError {
+  return error instanceof DeadboltError ? error : new BackendError(message, error);
+}

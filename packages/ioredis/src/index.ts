@@ -1,0 +1,2 @@
+/** @module @deadbolt/ioredis */
+export {};

@@ -1,0 +1,2 @@
+/** @module @deadbolt/node-redis */
+export {};

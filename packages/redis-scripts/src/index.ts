@@ -1,0 +1,2 @@
+/** @module @deadbolt/redis-scripts */
+export {};

@@ -1,0 +1,23 @@
+import { readdirSync } from 'node:fs';
+import { defineConfig } from 'vitest/config';
+
+// One vitest project per workspace package; each package's `test` script selects its own.
+const packageDirs = ['packages', 'examples'].flatMap((group) =>
+  readdirSync(new URL(`./${group}`, import.meta.url), { withFileTypes: true })
+    .filter((entry) => entry.isDirectory())
+    .map((entry) => `${group}/${entry.name}`),
+);
+
+export default defineConfig({
+  test: {
+    projects: packageDirs.map((dir) => ({
+      test: {
+        name: dir.split('/')[1],
+        root: dir,
+        include: ['test/**/*.test.ts'],
+        testTimeout: 30_000,
+        hookTimeout: 60_000,
+      },
+    })),
+  },
+});
