@@ -1,4 +1,5 @@
 import { readdirSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import { defineConfig } from 'vitest/config';
 
 // One vitest project per workspace package; each package's `test` script selects its own.
@@ -13,7 +14,7 @@ export default defineConfig({
     projects: packageDirs.map((dir) => ({
       test: {
         name: dir.split('/')[1],
-        root: dir,
+        root: fileURLToPath(new URL(`./${dir}`, import.meta.url)),
         include: ['test/**/*.test.ts'],
         testTimeout: 30_000,
         hookTimeout: 60_000,
