@@ -49,6 +49,14 @@ export interface ReleaseRequest {
   token: string;
 }
 
+/** Asks that every later fence of `key` be greater than `fence`. */
+export interface AdvanceFenceRequest {
+  /** The lock's key. */
+  key: string;
+  /** A fence granted elsewhere (by another member of a quorum). */
+  fence: number;
+}
+
 /** One current holder of a key, as inspection tools show it. */
 export interface HolderInfo {
   /** The holder's token; tools hide it unless asked. */
@@ -82,6 +90,8 @@ export interface LockBackend {
   extend(request: ExtendRequest): Promise<boolean>;
   /** Give back what `token` holds on `key`; false if it held nothing. */
   release(request: ReleaseRequest): Promise<boolean>;
+  /** Optional: make every later fence of `key` exceed `fence`; `quorum()` needs it to keep fences increasing. */
+  advanceFence?(request: AdvanceFenceRequest): Promise<void>;
   /** Optional: resolve when `key` may have been released (pub/sub, events); reject on abort. */
   waitForRelease?(key: string, signal: AbortSignal): Promise<void>;
   /** Optional: current holders, for inspection tools; null when nobody holds `key`. */

@@ -4,6 +4,7 @@ export type {
   AcquireRefused,
   AcquireRequest,
   AcquireResult,
+  AdvanceFenceRequest,
   ExtendRequest,
   HolderInfo,
   LockBackend,
@@ -33,8 +34,11 @@ export type {
   TryPermitOptions,
 } from './manager.js';
 export { LockManager } from './manager.js';
+export type { QuorumOptions } from './quorum.js';
+export { quorum } from './quorum.js';
 export {
   assertAcquireRequest,
+  assertAdvanceFenceRequest,
   assertExtendRequest,
   assertReleaseRequest,
   MAX_KEY_BYTES,

@@ -1,4 +1,10 @@
-import type { AcquireRequest, ExtendRequest, LockBackend, ReleaseRequest } from './backend.js';
+import type {
+  AcquireRequest,
+  AdvanceFenceRequest,
+  ExtendRequest,
+  LockBackend,
+  ReleaseRequest,
+} from './backend.js';
 import { InvalidArgumentError } from './errors.js';
 
 /** Longest key accepted, in UTF-8 bytes: keeps keys printable in tools and cheap to store. */
@@ -73,7 +79,7 @@ export function assertOptions(
   options: unknown,
   argument: string,
   allowed: readonly string[],
-): asserts options is Record<string, unknown> | undefined {
+): asserts options is object | undefined {
   if (options === undefined) return;
   if (typeof options !== 'object' || options === null || Array.isArray(options)) {
     throw new InvalidArgumentError(argument, `expected an object, got ${typeName(options)}`);
@@ -144,6 +150,20 @@ export function assertExtendRequest(request: ExtendRequest): void {
 /** Checks a {@link ReleaseRequest} (see {@link assertAcquireRequest}). */
 export function assertReleaseRequest(request: ReleaseRequest): void {
   assertRequestBase(request, 'request');
+}
+
+/** Checks an {@link AdvanceFenceRequest} (see {@link assertAcquireRequest}). */
+export function assertAdvanceFenceRequest(request: AdvanceFenceRequest): void {
+  if (typeof request !== 'object' || request === null) {
+    throw new InvalidArgumentError('request', `expected an object, got ${typeName(request)}`);
+  }
+  assertKey(request.key, 'request.key');
+  if (!Number.isSafeInteger(request.fence) || request.fence < 0) {
+    throw new InvalidArgumentError(
+      'request.fence',
+      `expected a non-negative safe integer, got ${show(request.fence)}`,
+    );
+  }
 }
 
 function assertRequestBase(request: unknown, argument: string): void {

@@ -2,7 +2,9 @@
 import {
   type AcquireRequest,
   type AcquireResult,
+  type AdvanceFenceRequest,
   assertAcquireRequest,
+  assertAdvanceFenceRequest,
   assertExtendRequest,
   assertReleaseRequest,
   BackendError,
@@ -99,6 +101,13 @@ export class MemoryBackend implements LockBackend {
     const released = this.#live(request.key, this.#clock()).holders.delete(request.token);
     if (released) this.#wake(request.key);
     return released;
+  }
+
+  async advanceFence(request: AdvanceFenceRequest): Promise<void> {
+    assertAdvanceFenceRequest(request);
+    this.#assertOpen();
+    const state = this.#live(request.key, this.#clock());
+    state.fence = Math.max(state.fence, request.fence);
   }
 
   waitForRelease(key: string, signal: AbortSignal): Promise<void> {
