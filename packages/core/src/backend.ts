@@ -10,6 +10,13 @@ export interface AcquireRequest {
   limit: number;
   /** Permits this acquisition takes, from 1 to `limit`. */
   weight: number;
+  /**
+   * Optional: take (or keep) a place in the key's arrival-order queue for this many ms and be
+   * granted only at its head. Fair locks and read-write writers queue; a request without a place
+   * is refused while anyone queues, so a waiting writer blocks new readers. Every attempt renews
+   * the place; a waiter that stops attempting (it died or gave up) drops out when it runs out.
+   */
+  queueTtlMs?: number;
 }
 
 /** A granted acquisition. */

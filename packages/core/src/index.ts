@@ -26,14 +26,17 @@ export type {
   AcquireOptions,
   BackoffOptions,
   LockDefaults,
+  LockHandle,
   LockManagerOptions,
   PermitOptions,
+  ReadWriteLock,
+  ReadWriteLockOptions,
   Semaphore,
   SemaphoreOptions,
   TryAcquireOptions,
   TryPermitOptions,
 } from './manager.js';
-export { LockManager } from './manager.js';
+export { LockManager, QUEUE_PLACE_TTL_MS } from './manager.js';
 export type { QuorumOptions } from './quorum.js';
 export { quorum } from './quorum.js';
 export {

@@ -25,10 +25,15 @@ export interface AcquireOptions {
   signal?: AbortSignal;
   /** Renew the lease in the background until release. @default false for `acquire`, true for `withLock` */
   autoExtend?: boolean;
+  /**
+   * Wait in arrival order across every process (a place in the backend's queue), instead of
+   * racing for the lock when it frees up. @default false (or `defaults.fair`, or the primitive's `fair`)
+   */
+  fair?: boolean;
 }
 
-/** Options of {@link LockManager.tryAcquire}: one attempt, so no `wait`. */
-export type TryAcquireOptions = Omit<AcquireOptions, 'wait'>;
+/** Options of {@link LockManager.tryAcquire}: one attempt, so no `wait` and no queue place. */
+export type TryAcquireOptions = Omit<AcquireOptions, 'wait' | 'fair'>;
 
 /** Options of a semaphore's calls: {@link AcquireOptions} plus how many permits to take. */
 export interface PermitOptions extends AcquireOptions {
@@ -47,6 +52,8 @@ export interface LockDefaults {
   wait?: number;
   /** Auto-extension for `acquire` and `tryAcquire` (`withLock` always extends unless told not to). @default false */
   autoExtend?: boolean;
+  /** Arrival-order waiting for every waiting call (see {@link AcquireOptions.fair}). @default false */
+  fair?: boolean;
 }
 
 /** How a waiter retries when the backend cannot wake it (or as a safety net when it can). */
@@ -71,6 +78,37 @@ export interface LockManagerOptions {
 export interface SemaphoreOptions {
   /** Permits in all. */
   limit: number;
+  /** Grant permits in arrival order (see {@link AcquireOptions.fair}). @default false (or `defaults.fair`) */
+  fair?: boolean;
+}
+
+/** Options of {@link LockManager.readWriteLock}. */
+export interface ReadWriteLockOptions {
+  /**
+   * Readers too wait in arrival order. Writers always queue, so a waiting writer blocks new
+   * readers either way. @default false (or `defaults.fair`)
+   */
+  fair?: boolean;
+}
+
+/** One side of a {@link ReadWriteLock}; every grant is a {@link Lock}. */
+export interface LockHandle {
+  /** Waits up to `options.wait` ms. */
+  acquire(options?: AcquireOptions): Promise<Lock>;
+  /** One attempt; null when it cannot be granted now. */
+  tryAcquire(options?: TryAcquireOptions): Promise<Lock | null>;
+  /** Runs `fn` holding the grant (auto-extended), then gives it back. */
+  withLock<T>(fn: (lock: Lock) => Promise<T> | T, options?: AcquireOptions): Promise<T>;
+}
+
+/** A read-write lock on one key: readers share, a writer is exclusive. */
+export interface ReadWriteLock {
+  /** The lock's key. */
+  readonly key: string;
+  /** Shared grants; new readers wait while a writer waits. */
+  readonly read: LockHandle;
+  /** Exclusive grants, in arrival order. */
+  readonly write: LockHandle;
 }
 
 /** A counting semaphore on one key; every grant is a {@link Lock}. */
@@ -89,7 +127,27 @@ export interface Semaphore {
 
 const DEFAULT_TTL_MS = 30_000;
 const DEFAULT_WAIT_MS = 10_000;
-const ACQUIRE_OPTIONS = ['ttl', 'wait', 'signal', 'autoExtend'] as const;
+const ACQUIRE_OPTIONS = ['ttl', 'wait', 'signal', 'autoExtend', 'fair'] as const;
+/**
+ * How long a waiter's queue place lasts without a renewing attempt; waiters attempt at least
+ * every quarter of it. This bounds how long a waiter that died can hold up the ones behind it.
+ */
+export const QUEUE_PLACE_TTL_MS = 2_000;
+/**
+ * Permits of a read-write lock: readers take 1, a writer takes all. Large enough that readers
+ * never run out, small enough for every backend's integer arithmetic.
+ */
+const READ_WRITE_LIMIT = 1_000_000;
+
+/** What kind of lock a call is on: the one primitive with other numbers. */
+interface Primitive {
+  key: string;
+  limit: number;
+  /** The primitive's own fairness; calls and defaults fill in when undefined. */
+  fair: boolean | undefined;
+  /** Writers always queue so that a waiting writer blocks new readers. */
+  alwaysQueue: boolean;
+}
 const TRY_OPTIONS = ['ttl', 'signal', 'autoExtend'] as const;
 
 interface ResolvedCall {
@@ -100,6 +158,8 @@ interface ResolvedCall {
   waitMs: number;
   signal: AbortSignal | undefined;
   autoExtend: boolean;
+  /** Whether waiting takes a place in the backend's arrival-order queue. */
+  queued: boolean;
 }
 
 /**
@@ -125,16 +185,18 @@ export class LockManager {
     assertOptions(options, 'options', ['backend', 'defaults', 'backoff']);
     if (options === undefined) throw new InvalidArgumentError('options', 'expected { backend }');
     assertBackend(options.backend, 'options.backend');
-    assertOptions(options.defaults, 'options.defaults', ['ttl', 'wait', 'autoExtend']);
+    assertOptions(options.defaults, 'options.defaults', ['ttl', 'wait', 'autoExtend', 'fair']);
     assertOptions(options.backoff, 'options.backoff', ['initialMs', 'maxMs']);
     const {
       ttl = DEFAULT_TTL_MS,
       wait = DEFAULT_WAIT_MS,
       autoExtend = false,
+      fair = false,
     } = options.defaults ?? {};
     assertPositiveDuration(ttl, 'options.defaults.ttl');
     assertNonNegativeDuration(wait, 'options.defaults.wait');
     assertBoolean(autoExtend, 'options.defaults.autoExtend');
+    assertBoolean(fair, 'options.defaults.fair');
     const { initialMs = 25, maxMs = 1_000 } = options.backoff ?? {};
     assertPositiveDuration(initialMs, 'options.backoff.initialMs');
     assertPositiveDuration(maxMs, 'options.backoff.maxMs');
@@ -145,7 +207,7 @@ export class LockManager {
       );
     }
     this.backend = options.backend;
-    this.#defaults = { ttl, wait, autoExtend };
+    this.#defaults = { ttl, wait, autoExtend, fair };
     this.#backoffInitialMs = initialMs;
     this.#backoffMaxMs = maxMs;
   }
@@ -157,7 +219,7 @@ export class LockManager {
    * @throws {@link LockTimeoutError} when the wait runs out; the signal's reason when aborted
    */
   acquire(key: string, options?: AcquireOptions): Promise<Lock> {
-    return this.#acquireWaiting(this.#resolve(key, 1, 1, options, 'options', false));
+    return this.#mutex(key).acquire(options);
   }
 
   /**
@@ -166,7 +228,7 @@ export class LockManager {
    * @param key - the lock's name
    */
   tryAcquire(key: string, options?: TryAcquireOptions): Promise<Lock | null> {
-    return this.#attemptOnce(this.#resolveTry(key, 1, 1, options, 'options'));
+    return this.#mutex(key).tryAcquire(options);
   }
 
   /**
@@ -181,9 +243,7 @@ export class LockManager {
     fn: (lock: Lock) => Promise<T> | T,
     options?: AcquireOptions,
   ): Promise<T> {
-    assertFunction(fn, 'fn');
-    const call = this.#resolve(key, 1, 1, options, 'options', true);
-    return this.#runHolding(call, fn);
+    return this.#mutex(key).withLock(fn, options);
   }
 
   /**
@@ -197,71 +257,112 @@ export class LockManager {
    */
   semaphore(key: string, options: SemaphoreOptions): Semaphore {
     assertKey(key);
-    assertOptions(options, 'options', ['limit']);
+    assertOptions(options, 'options', ['limit', 'fair']);
     assertPositiveInteger(options?.limit, 'options.limit');
+    if (options.fair !== undefined) assertBoolean(options.fair, 'options.fair');
     const { limit } = options;
-    const permitCall = (permitOptions: PermitOptions | undefined, withFn: boolean) => {
-      const weight = this.#weight(permitOptions, limit);
-      const { weight: _weight, ...rest } = permitOptions ?? {};
-      return this.#resolve(key, limit, weight, rest, 'options', withFn);
-    };
+    const primitive: Primitive = { key, limit, fair: options.fair, alwaysQueue: false };
+    const handleOf = (weight: number) => this.#handle(primitive, weight);
     return {
       key,
       limit,
-      acquire: (permitOptions) => this.#acquireWaiting(permitCall(permitOptions, false)),
+      acquire: (permitOptions) => {
+        const [weight, rest] = this.#splitWeight(permitOptions, limit);
+        return handleOf(weight).acquire(rest);
+      },
       tryAcquire: (permitOptions) => {
-        const weight = this.#weight(permitOptions, limit);
-        const { weight: _weight, ...rest } = permitOptions ?? {};
-        return this.#attemptOnce(this.#resolveTry(key, limit, weight, rest, 'options'));
+        const [weight, rest] = this.#splitWeight(permitOptions, limit);
+        return handleOf(weight).tryAcquire(rest);
       },
       withPermit: (fn, permitOptions) => {
-        assertFunction(fn, 'fn');
-        return this.#runHolding(permitCall(permitOptions, true), fn);
+        const [weight, rest] = this.#splitWeight(permitOptions, limit);
+        return handleOf(weight).withLock(fn, rest);
       },
     };
   }
 
-  #weight(options: { weight?: number } | undefined, limit: number): number {
-    const weight = options?.weight ?? 1;
+  /**
+   * A read-write lock on `key`: any number of readers share it, a writer holds it alone. Writers
+   * wait in arrival order and a waiting writer blocks new readers, so a steady stream of readers
+   * cannot starve writers. Use a key of its own: a mutex or semaphore on the same key would
+   * count its permits differently.
+   *
+   * @example
+   * ```ts
+   * const config = locks.readWriteLock('config');
+   * const value = await config.read.withLock(() => load());
+   * await config.write.withLock(() => save(next));
+   * ```
+   */
+  readWriteLock(key: string, options?: ReadWriteLockOptions): ReadWriteLock {
+    assertKey(key);
+    assertOptions(options, 'options', ['fair']);
+    if (options?.fair !== undefined) assertBoolean(options.fair, 'options.fair');
+    const limit = READ_WRITE_LIMIT;
+    return {
+      key,
+      read: this.#handle({ key, limit, fair: options?.fair, alwaysQueue: false }, 1),
+      write: this.#handle({ key, limit, fair: true, alwaysQueue: true }, limit),
+    };
+  }
+
+  #mutex(key: string): LockHandle {
+    return this.#handle({ key, limit: 1, fair: undefined, alwaysQueue: false }, 1);
+  }
+
+  /** The three calls on one primitive, validating their options before any I/O. */
+  #handle(primitive: Primitive, weight: number): LockHandle {
+    return {
+      acquire: (options) => this.#acquireWaiting(this.#resolve(primitive, weight, options, false)),
+      tryAcquire: (options) => {
+        assertOptions(options, 'options', TRY_OPTIONS);
+        const call = this.#resolve(primitive, weight, options, false);
+        return this.#attemptOnce({ ...call, queued: false });
+      },
+      withLock: (fn, options) => {
+        assertFunction(fn, 'fn');
+        return this.#runHolding(this.#resolve(primitive, weight, options, true), fn);
+      },
+    };
+  }
+
+  #splitWeight<T extends { weight?: number }>(
+    options: T | undefined,
+    limit: number,
+  ): [number, Omit<T, 'weight'> | undefined] {
+    if (options === undefined) return [1, undefined];
+    assertOptions(options, 'options', [...ACQUIRE_OPTIONS, 'weight']);
+    const { weight = 1, ...rest } = options;
     assertPositiveInteger(weight, 'options.weight');
     if (weight > limit) {
       throw new InvalidArgumentError('options.weight', `${weight} is more than the limit ${limit}`);
     }
-    return weight;
+    return [weight, rest];
   }
 
   #resolve(
-    key: string,
-    limit: number,
+    primitive: Primitive,
     weight: number,
     options: AcquireOptions | undefined,
-    argument: string,
     autoExtendByDefault: boolean,
   ): ResolvedCall {
+    const { key, limit } = primitive;
     assertKey(key);
-    assertOptions(options, argument, ACQUIRE_OPTIONS);
+    assertOptions(options, 'options', ACQUIRE_OPTIONS);
     const {
       ttl = this.#defaults.ttl,
       wait = this.#defaults.wait,
       signal,
       autoExtend = autoExtendByDefault || this.#defaults.autoExtend,
+      fair = primitive.fair ?? this.#defaults.fair,
     }: AcquireOptions = options ?? {};
-    assertPositiveDuration(ttl, `${argument}.ttl`);
-    assertNonNegativeDuration(wait, `${argument}.wait`);
-    if (signal !== undefined) assertSignal(signal, `${argument}.signal`);
-    assertBoolean(autoExtend, `${argument}.autoExtend`);
-    return { key, limit, weight, ttlMs: ttl, waitMs: wait, signal, autoExtend };
-  }
-
-  #resolveTry(
-    key: string,
-    limit: number,
-    weight: number,
-    options: TryAcquireOptions | undefined,
-    argument: string,
-  ): ResolvedCall {
-    assertOptions(options, argument, TRY_OPTIONS);
-    return this.#resolve(key, limit, weight, options, argument, false);
+    assertPositiveDuration(ttl, 'options.ttl');
+    assertNonNegativeDuration(wait, 'options.wait');
+    if (signal !== undefined) assertSignal(signal, 'options.signal');
+    assertBoolean(autoExtend, 'options.autoExtend');
+    assertBoolean(fair, 'options.fair');
+    const queued = primitive.alwaysQueue || fair;
+    return { key, limit, weight, ttlMs: ttl, waitMs: wait, signal, autoExtend, queued };
   }
 
   async #runHolding<T>(call: ResolvedCall, fn: (lock: Lock) => Promise<T> | T): Promise<T> {
@@ -292,6 +393,7 @@ export class LockManager {
     const deadline = startedAt + call.waitMs;
     const token = newToken();
     const ticket = this.#queue.enter(key);
+    let granted = false;
     try {
       if (!(await this.#waitUntil(ticket.turn, deadline, signal))) {
         throw new LockTimeoutError(key, Date.now() - startedAt);
@@ -300,25 +402,35 @@ export class LockManager {
         ticket.forgetWakeups();
         const requestedAt = Date.now();
         const result = await this.#tryBackend(call, token);
-        if (result.ok) return this.#grant(call, token, result, requestedAt);
+        if (result.ok) {
+          granted = true;
+          return this.#grant(call, token, result, requestedAt);
+        }
         const remaining = deadline - Date.now();
         if (remaining <= 0) throw new LockTimeoutError(key, Date.now() - startedAt);
         const delay = Math.min(
           this.#backoffDelay(attempt),
           result.retryInMs ?? remaining,
           remaining,
+          // Attempts renew the queue place: attempt often enough that it never runs out.
+          call.queued ? QUEUE_PLACE_TTL_MS / 4 : Number.POSITIVE_INFINITY,
         );
         await this.#waitForWakeUp(key, ticket, Math.max(1, delay), signal);
       }
     } finally {
       ticket.leave();
+      // Give up the queue place at once so those behind need not wait for it to run out.
+      if (call.queued && !granted) this.backend.release({ key, token }).catch(() => undefined);
     }
   }
 
   async #tryBackend(call: ResolvedCall, token: string) {
     const { key, limit, weight, ttlMs } = call;
+    const request = { key, token, ttlMs, limit, weight };
     try {
-      return await this.backend.acquire({ key, token, ttlMs, limit, weight });
+      return await this.backend.acquire(
+        call.queued ? { ...request, queueTtlMs: QUEUE_PLACE_TTL_MS } : request,
+      );
     } catch (error) {
       // The request may have been applied before the reply was lost: give back whatever the
       // token might hold so it does not block others until its TTL runs out.

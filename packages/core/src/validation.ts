@@ -133,6 +133,9 @@ export function assertAcquireRequest(request: AcquireRequest): void {
   assertPositiveDuration(request.ttlMs, 'request.ttlMs');
   assertPositiveInteger(request.limit, 'request.limit');
   assertPositiveInteger(request.weight, 'request.weight');
+  if (request.queueTtlMs !== undefined) {
+    assertPositiveDuration(request.queueTtlMs, 'request.queueTtlMs');
+  }
   if (request.weight > request.limit) {
     throw new InvalidArgumentError(
       'request.weight',

@@ -31,6 +31,8 @@ interface Holder {
 
 interface KeyState {
   holders: Map<string, Holder>;
+  /** Queued tokens in arrival order (a Map keeps insertion order), each with its place's deadline. */
+  queue: Map<string, number>;
   /** Last fence granted; kept after the holders leave so fences never repeat. */
   fence: number;
 }
@@ -67,9 +69,11 @@ export class MemoryBackend implements LockBackend {
   async acquire(request: AcquireRequest): Promise<AcquireResult> {
     assertAcquireRequest(request);
     this.#assertOpen();
-    const { key, token, ttlMs, limit, weight } = request;
+    const { key, token, ttlMs, limit, weight, queueTtlMs } = request;
     const now = this.#clock();
     const state = this.#live(key, now);
+    // Setting an existing place renews it without moving it.
+    if (queueTtlMs !== undefined) state.queue.set(token, now + queueTtlMs);
     let used = 0;
     let earliestExpiry = Number.POSITIVE_INFINITY;
     for (const [holderToken, holder] of state.holders) {
@@ -78,8 +82,16 @@ export class MemoryBackend implements LockBackend {
       used += holder.weight;
       earliestExpiry = Math.min(earliestExpiry, holder.expiresAt);
     }
-    if (used + weight > limit) return { ok: false, retryInMs: Math.max(1, earliestExpiry - now) };
+    const retryInMs = Math.max(1, earliestExpiry - now);
+    const head = state.queue.keys().next().value;
+    // Queued requests go in arrival order; unqueued ones yield to anyone queued.
+    if (used + weight > limit || (head !== undefined && head !== token)) {
+      return { ok: false, ...(Number.isFinite(retryInMs) ? { retryInMs } : {}) };
+    }
+    state.queue.delete(token);
     state.holders.set(token, { weight, expiresAt: now + ttlMs });
+    // The next in line may fit in what is left: let it try now rather than at its next retry.
+    if (state.queue.size > 0 && used + weight < limit) this.#wake(key);
     // Same rule as the Redis scripts: never below the clock in microseconds, always above the last.
     state.fence = Math.max(state.fence + 1, Math.floor(now * 1000));
     return { ok: true, fence: state.fence, ttlMs };
@@ -98,8 +110,11 @@ export class MemoryBackend implements LockBackend {
   async release(request: ReleaseRequest): Promise<boolean> {
     assertReleaseRequest(request);
     this.#assertOpen();
-    const released = this.#live(request.key, this.#clock()).holders.delete(request.token);
-    if (released) this.#wake(request.key);
+    const state = this.#live(request.key, this.#clock());
+    const released = state.holders.delete(request.token);
+    // Giving up a queue place also lets the ones behind move up.
+    const leftQueue = state.queue.delete(request.token);
+    if (released || leftQueue) this.#wake(request.key);
     return released;
   }
 
@@ -162,11 +177,14 @@ export class MemoryBackend implements LockBackend {
   #live(key: string, now: number): KeyState {
     let state = this.#keys.get(key);
     if (state === undefined) {
-      state = { holders: new Map(), fence: 0 };
+      state = { holders: new Map(), queue: new Map(), fence: 0 };
       this.#keys.set(key, state);
     }
     for (const [token, holder] of state.holders) {
       if (holder.expiresAt <= now) state.holders.delete(token);
+    }
+    for (const [token, deadline] of state.queue) {
+      if (deadline <= now) state.queue.delete(token);
     }
     return state;
   }
