@@ -1,0 +1,199 @@
+import { describe, expect, it } from 'vitest';
+import { MemoryBackend } from '../../memory/src/index.js';
+import {
+  type AcquireRequest,
+  type ExtendRequest,
+  InvalidArgumentError,
+  type LockBackend,
+  LockManager,
+  QuorumError,
+  quorum,
+  type ReleaseRequest,
+} from '../src/index.js';
+
+/** A real memory backend behind a switch: while `down`, every call fails like an unreachable server. */
+class Switchable implements LockBackend {
+  down = false;
+  readonly inner: MemoryBackend;
+
+  constructor(clock?: () => number) {
+    this.inner = new MemoryBackend(clock ? { clock } : {});
+  }
+
+  #guard(): void {
+    if (this.down) throw new Error('connect ECONNREFUSED');
+  }
+  async acquire(request: AcquireRequest) {
+    this.#guard();
+    return this.inner.acquire(request);
+  }
+  async extend(request: ExtendRequest) {
+    this.#guard();
+    return this.inner.extend(request);
+  }
+  async release(request: ReleaseRequest) {
+    this.#guard();
+    return this.inner.release(request);
+  }
+  async advanceFence(request: { key: string; fence: number }) {
+    this.#guard();
+    return this.inner.advanceFence(request);
+  }
+  waitForRelease(key: string, signal: AbortSignal) {
+    return this.inner.waitForRelease(key, signal);
+  }
+  async inspect(key: string) {
+    this.#guard();
+    return this.inner.inspect(key);
+  }
+}
+
+function members(count: number): Switchable[] {
+  return Array.from({ length: count }, () => new Switchable());
+}
+
+describe('quorum()', () => {
+  it('grants with a majority and refuses a second holder', async () => {
+    const five = members(5);
+    const locks = new LockManager({ backend: quorum(five) });
+    const lock = await locks.acquire('q:one', { ttl: 10_000 });
+    expect(lock.fence).toBeGreaterThan(0);
+    expect(await locks.tryAcquire('q:one')).toBeNull();
+    for (const member of five)
+      expect((await member.inner.inspect('q:one'))?.holders).toHaveLength(1);
+    expect(await lock.release()).toBe(true);
+    for (const member of five) expect(await member.inner.inspect('q:one')).toBeNull();
+  });
+
+  it('still works with a minority down', async () => {
+    const five = members(5);
+    five[0]!.down = true;
+    five[1]!.down = true;
+    const locks = new LockManager({ backend: quorum(five) });
+    const lock = await locks.acquire('q:minority');
+    expect(await locks.tryAcquire('q:minority')).toBeNull();
+    expect(await lock.release()).toBe(true);
+  });
+
+  it('fails with QuorumError naming each member when a majority is down', async () => {
+    const five = members(5);
+    for (const member of five.slice(0, 3)) member.down = true;
+    const locks = new LockManager({ backend: quorum(five) });
+    const error = await locks.acquire('q:majority').catch((caught: unknown) => caught);
+    expect(error).toBeInstanceOf(QuorumError);
+    const causes = (error as QuorumError).causes;
+    expect(causes).toHaveLength(5);
+    expect(causes.slice(0, 3).every((cause) => cause instanceof Error)).toBe(true);
+    expect(causes.slice(3)).toEqual([null, null]);
+    // Nothing is left behind on the members that did grant.
+    for (const member of five.slice(3)) expect(await member.inner.inspect('q:majority')).toBeNull();
+  });
+
+  it('undoes a partial acquisition that did not reach a majority', async () => {
+    const three = members(3);
+    // Someone else holds the key on two of three members.
+    for (const member of three.slice(0, 2)) {
+      await member.inner.acquire({
+        key: 'q:partial',
+        token: 'other',
+        ttlMs: 10_000,
+        limit: 1,
+        weight: 1,
+      });
+    }
+    const locks = new LockManager({ backend: quorum(three) });
+    expect(await locks.tryAcquire('q:partial')).toBeNull();
+    expect(await three[2]!.inner.inspect('q:partial')).toBeNull();
+  });
+
+  it('keeps fences increasing across acquisitions on different majorities', async () => {
+    // One member's clock runs far ahead, so its fences are far higher than the others'.
+    const ahead = new Switchable(() => Date.now() + 86_400_000);
+    const three = [ahead, new Switchable(), new Switchable()];
+    const locks = new LockManager({ backend: quorum(three) });
+    const first = await locks.acquire('q:fence');
+    await first.release();
+    ahead.down = true;
+    const second = await locks.acquire('q:fence');
+    expect(second.fence).toBeGreaterThan(first.fence);
+    await second.release();
+  });
+
+  it('grants a lease shorter than asked: the validity window', async () => {
+    const locks = new LockManager({ backend: quorum(members(3), { driftFactor: 0.1 }) });
+    const before = Date.now();
+    const lock = await locks.acquire('q:validity', { ttl: 1_000 });
+    expect(lock.expiresAt - before).toBeLessThanOrEqual(900);
+    await lock.release();
+  });
+
+  it('loses the lock when a majority stops confirming extensions', async () => {
+    const three = members(3);
+    const locks = new LockManager({ backend: quorum(three) });
+    const lock = await locks.acquire('q:extend', { ttl: 10_000 });
+    await lock.extend();
+    // Two members forget the holder (as after a restart): extend now reaches only a minority.
+    await three[0]!.inner.release({ key: 'q:extend', token: lock.token });
+    await three[1]!.inner.release({ key: 'q:extend', token: lock.token });
+    await expect(lock.extend()).rejects.toMatchObject({ code: 'LOCK_LOST' });
+    expect(lock.signal.aborted).toBe(true);
+  });
+
+  it('wakes a waiter on the first member that reports a release', async () => {
+    const three = members(3);
+    const backend = quorum(three);
+    const controller = new AbortController();
+    let woken = false;
+    const waiting = backend.waitForRelease?.('q:wake', controller.signal).then(() => {
+      woken = true;
+    });
+    await three[1]!.inner.acquire({
+      key: 'q:wake',
+      token: 't',
+      ttlMs: 10_000,
+      limit: 1,
+      weight: 1,
+    });
+    await three[1]!.inner.release({ key: 'q:wake', token: 't' });
+    await waiting;
+    expect(woken).toBe(true);
+  });
+
+  it.each([
+    ['no backends', () => quorum([]), 'backends'],
+    ['not an array', () => quorum('redis' as never), 'backends'],
+    [
+      'a duplicated backend',
+      () => {
+        const one = new MemoryBackend();
+        return quorum([one, one]);
+      },
+      'backends[1]',
+    ],
+    [
+      'a member without advanceFence',
+      () =>
+        quorum([
+          {
+            acquire: async () => ({ ok: false as const }),
+            extend: async () => false,
+            release: async () => false,
+          },
+        ]),
+      'backends[0]',
+    ],
+    [
+      'a bad driftFactor',
+      () => quorum([new MemoryBackend()], { driftFactor: 0.7 }),
+      'options.driftFactor',
+    ],
+    [
+      'an unknown option',
+      () => quorum([new MemoryBackend()], { drift: 1 } as never),
+      'options.drift',
+    ],
+  ])('rejects %s with InvalidArgumentError', (_, build, argument) => {
+    expect(build).toThrow(InvalidArgumentError);
+    expect(build).toThrow(argument);
+  });
+});
