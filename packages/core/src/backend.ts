@@ -82,6 +82,8 @@ export interface LockInfo {
   holders: HolderInfo[];
   /** The last fence granted on this key (0 if none yet). */
   fence: number;
+  /** Waiters holding a place in the key's arrival-order queue, when the backend keeps one. */
+  queued?: number;
 }
 
 /**

@@ -161,7 +161,7 @@ export class MemoryBackend implements LockBackend {
       weight: holder.weight,
       ttlMs: holder.expiresAt - now,
     }));
-    return { key, holders, fence: state.fence };
+    return { key, holders, fence: state.fence, queued: state.queue.size };
   }
 
   /** Rejects every waiter and refuses further calls; leases are dropped with the process. */

@@ -1,0 +1,64 @@
+import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+
+/** One Lua script, with its SHA1 computed once. */
+export interface LuaScript {
+  readonly name: string;
+  readonly source: string;
+  readonly sha: string;
+}
+
+/**
+ * The raw calls an adapter supplies so the scripts can run on its client. Both reject with the
+ * client's own error; a script missing from the server's cache is an error whose message starts
+ * with `NOSCRIPT`.
+ */
+export interface ScriptTransport {
+  /** `EVALSHA sha numkeys ...keys ...args` */
+  evalsha(sha: string, keys: readonly string[], args: readonly string[]): Promise<unknown>;
+  /** `EVAL source numkeys ...keys ...args` (which also loads the script into the cache) */
+  eval(source: string, keys: readonly string[], args: readonly string[]): Promise<unknown>;
+}
+
+function readLua(name: string): string {
+  return readFileSync(new URL(`./lua/${name}.lua`, import.meta.url), 'utf8');
+}
+
+const library = readLua('lib');
+
+/** Loads `lua/<name>.lua` behind the shared library. */
+function loadScript(name: string): LuaScript {
+  const source = `${library}\n${readLua(name)}`;
+  return { name, source, sha: createHash('sha1').update(source).digest('hex') };
+}
+
+/** Every deadbolt script, one file each under `lua/`. */
+export const scripts = {
+  acquire: loadScript('acquire'),
+  extend: loadScript('extend'),
+  release: loadScript('release'),
+  inspect: loadScript('inspect'),
+  advanceFence: loadScript('advance-fence'),
+} as const;
+
+/**
+ * Runs `script` by its SHA1 and, when the server does not have it (after `SCRIPT FLUSH`, a restart
+ * or a failover), by its source, which reloads it for the next call.
+ */
+export async function runScript(
+  transport: ScriptTransport,
+  script: LuaScript,
+  keys: readonly string[],
+  args: readonly string[],
+): Promise<unknown> {
+  try {
+    return await transport.evalsha(script.sha, keys, args);
+  } catch (error) {
+    if (!isNoScriptError(error)) throw error;
+    return transport.eval(script.source, keys, args);
+  }
+}
+
+function isNoScriptError(error: unknown): boolean {
+  return error instanceof Error && error.message.startsWith('NOSCRIPT');
+}
