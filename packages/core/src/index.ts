@@ -43,6 +43,7 @@ export {
   assertAcquireRequest,
   assertAdvanceFenceRequest,
   assertExtendRequest,
+  assertKey,
   assertReleaseRequest,
   MAX_KEY_BYTES,
 } from './validation.js';

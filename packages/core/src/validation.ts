@@ -10,6 +10,7 @@ import { InvalidArgumentError } from './errors.js';
 /** Longest key accepted, in UTF-8 bytes: keeps keys printable in tools and cheap to store. */
 export const MAX_KEY_BYTES = 512;
 
+/** Checks a lock key: a non-empty string of at most {@link MAX_KEY_BYTES} UTF-8 bytes. */
 export function assertKey(key: unknown, argument = 'key'): asserts key is string {
   if (typeof key !== 'string') {
     throw new InvalidArgumentError(argument, `expected a string, got ${typeName(key)}`);

@@ -1,2 +1,104 @@
-/** @module @deadbolt/ioredis */
-export {};
+/** @module @deadbolt/ioredis: deadbolt on an ioredis client. */
+import { InvalidArgumentError } from '@deadbolt/core';
+import {
+  type OwnedSubscriber,
+  type RedisBackendOptions,
+  RedisScriptBackend,
+  resolveRedisBackendOptions,
+} from '@deadbolt/redis-scripts';
+
+/** The slice of an ioredis `Redis` client this backend uses. */
+export interface IoredisClient {
+  evalsha(sha: string, numberOfKeys: number, ...keysAndArgs: string[]): Promise<unknown>;
+  eval(source: string, numberOfKeys: number, ...keysAndArgs: string[]): Promise<unknown>;
+  duplicate(): IoredisSubscriberClient;
+}
+
+/** The slice of a duplicated ioredis connection used as the subscriber. */
+export interface IoredisSubscriberClient {
+  subscribe(channel: string): Promise<unknown>;
+  unsubscribe(channel: string): Promise<unknown>;
+  on(event: 'message', listener: (channel: string, message: string) => void): unknown;
+  on(event: 'error', listener: (error: Error) => void): unknown;
+  quit(): Promise<unknown>;
+  disconnect(): void;
+}
+
+/** Options of {@link IoredisBackend}. */
+export type IoredisBackendOptions = RedisBackendOptions;
+
+/**
+ * deadbolt on your ioredis 5 client: the shared Lua scripts for leases and fences, and one
+ * dedicated subscriber connection (a `duplicate()` of your client, opened when the first waiter
+ * needs it) for release wake-ups. `close()` closes that subscriber only, never your client.
+ *
+ * @example
+ * ```ts
+ * import { Redis } from 'ioredis';
+ * const locks = new LockManager({ backend: new IoredisBackend(new Redis(process.env.REDIS_URL)) });
+ * ```
+ */
+export class IoredisBackend extends RedisScriptBackend {
+  /**
+   * @param client - an ioredis `Redis` instance (for a Cluster, use `@deadbolt/cluster`)
+   * @param options - `prefix` namespaces every key and channel
+   */
+  constructor(client: IoredisClient, options?: IoredisBackendOptions) {
+    assertIoredisClient(client);
+    const run =
+      (command: 'evalsha' | 'eval') =>
+      (script: string, keys: readonly string[], args: readonly string[]) =>
+        client[command](script, keys.length, ...keys, ...args);
+    super(
+      {
+        name: 'ioredis',
+        transport: { evalsha: run('evalsha'), eval: run('eval') },
+        openSubscriber: async () => openSubscriber(client.duplicate()),
+      },
+      resolveRedisBackendOptions(options),
+    );
+  }
+}
+
+function openSubscriber(connection: IoredisSubscriberClient): OwnedSubscriber {
+  const listeners = new Map<string, () => void>();
+  connection.on('message', (channel) => listeners.get(channel)?.());
+  // Without a listener ioredis would print connection errors; waiters see them as failed commands.
+  connection.on('error', () => undefined);
+  return {
+    subscribe: async (channel, onMessage) => {
+      listeners.set(channel, onMessage);
+      await connection.subscribe(channel);
+    },
+    unsubscribe: async (channel) => {
+      listeners.delete(channel);
+      await connection.unsubscribe(channel);
+    },
+    close: async () => {
+      await connection.quit().catch(() => connection.disconnect());
+    },
+  };
+}
+
+function assertIoredisClient(client: unknown): asserts client is IoredisClient {
+  const candidate = client as Record<string, unknown> | null;
+  if (typeof candidate !== 'object' || candidate === null) {
+    throw new InvalidArgumentError('client', 'expected an ioredis client (new Redis())');
+  }
+  if (typeof candidate.nodes === 'function') {
+    throw new InvalidArgumentError(
+      'client',
+      'is an ioredis Cluster; use ClusterBackend from @deadbolt/cluster',
+    );
+  }
+  const isIoredis = ['evalsha', 'eval', 'duplicate', 'defineCommand'].every(
+    (method) => typeof candidate[method] === 'function',
+  );
+  if (!isIoredis) {
+    const hint =
+      typeof candidate.evalSha === 'function'
+        ? ' (this looks like node-redis: use NodeRedisBackend from @deadbolt/node-redis)'
+        : '';
+    throw new InvalidArgumentError('client', `expected an ioredis client (new Redis())${hint}`);
+  }
+}

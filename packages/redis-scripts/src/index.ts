@@ -1,8 +1,9 @@
 /** @module @deadbolt/redis-scripts: the Lua, key schema and reply decoding every Redis adapter shares. */
+
+export type { OwnedSubscriber, PublishCommand, RedisConnection } from './backend.js';
+export { RedisScriptBackend } from './backend.js';
 export type { LockKeys, RedisBackendOptions } from './keys.js';
 export { hashTag, lockKeys, resolveRedisBackendOptions } from './keys.js';
-export type { PublishCommand, RedisLockScriptsOptions } from './lock-scripts.js';
-export { RedisLockScripts } from './lock-scripts.js';
 export type { ReleaseSubscriber } from './release-waiters.js';
 export { ReleaseWaiters } from './release-waiters.js';
 export type { LuaScript, ScriptTransport } from './scripts.js';

@@ -1,0 +1,214 @@
+import {
+  type AcquireRequest,
+  type AcquireResult,
+  type AdvanceFenceRequest,
+  assertAcquireRequest,
+  assertAdvanceFenceRequest,
+  assertExtendRequest,
+  assertKey,
+  assertReleaseRequest,
+  BackendError,
+  DeadboltError,
+  type ExtendRequest,
+  type LockBackend,
+  type LockInfo,
+  type ReleaseRequest,
+} from '@deadbolt/core';
+import { type LockKeys, lockKeys, type RedisBackendOptions } from './keys.js';
+import { type ReleaseSubscriber, ReleaseWaiters } from './release-waiters.js';
+import { runScript, type ScriptTransport, scripts } from './scripts.js';
+
+/** How a release reaches waiters: classic pub/sub, or sharded pub/sub on a Redis 7 Cluster. */
+export type PublishCommand = 'PUBLISH' | 'SPUBLISH';
+
+/** A subscriber connection the backend opened itself, and so closes itself. */
+export interface OwnedSubscriber extends ReleaseSubscriber {
+  /** Closes the connection. */
+  close(): Promise<void>;
+}
+
+/** What an adapter supplies: how to run scripts and how to listen for releases on its client. */
+export interface RedisConnection {
+  /** The client library, for error messages: `ioredis`, `node-redis`, `cluster`. */
+  readonly name: string;
+  /** Runs scripts on the user's client. */
+  readonly transport: ScriptTransport;
+  /** Opens the one dedicated subscriber connection, the first time a waiter needs it. */
+  openSubscriber(): Promise<OwnedSubscriber>;
+  /** @default 'PUBLISH' */
+  readonly publishCommand?: PublishCommand;
+}
+
+/**
+ * A complete `LockBackend` on Redis: the deadbolt Lua scripts for storage, one lazily opened
+ * subscriber shared by every waiter for wake-ups, and errors wrapped as `BackendError`. Each
+ * adapter is this class with a constructor that turns the user's client into a
+ * {@link RedisConnection}.
+ */
+export class RedisScriptBackend implements LockBackend {
+  readonly #transport: ScriptTransport;
+  readonly #prefix: string;
+  readonly #publish: PublishCommand;
+  readonly #name: string;
+  readonly #waiters: ReleaseWaiters;
+  #subscriber: Promise<OwnedSubscriber> | undefined;
+  #closed = false;
+
+  constructor(connection: RedisConnection, options: Required<RedisBackendOptions>) {
+    this.#transport = connection.transport;
+    this.#prefix = options.prefix;
+    this.#publish = connection.publishCommand ?? 'PUBLISH';
+    this.#name = connection.name;
+    const subscriber = () => {
+      this.#subscriber ??= connection.openSubscriber();
+      // A failed open is retried by the next waiter rather than remembered forever.
+      this.#subscriber.catch(() => {
+        this.#subscriber = undefined;
+      });
+      return this.#subscriber;
+    };
+    this.#waiters = new ReleaseWaiters({
+      subscribe: async (channel, onMessage) => (await subscriber()).subscribe(channel, onMessage),
+      unsubscribe: async (channel) => (await subscriber()).unsubscribe(channel),
+    });
+  }
+
+  /** The names of `key`'s data and release channel. */
+  keys(key: string): LockKeys {
+    return lockKeys(this.#prefix, key);
+  }
+
+  /** The channel `release` publishes on for `key` (in the same hash slot as the key's data). */
+  releaseChannel(key: string): string {
+    return this.keys(key).channel;
+  }
+
+  async acquire(request: AcquireRequest): Promise<AcquireResult> {
+    assertAcquireRequest(request);
+    this.#assertOpen();
+    const { token, ttlMs, limit, weight, queueTtlMs } = request;
+    const reply = await runScript(this.#transport, scripts.acquire, this.#allKeys(request.key), [
+      token,
+      String(Math.ceil(ttlMs)),
+      String(limit),
+      String(weight),
+      String(queueTtlMs === undefined ? 0 : Math.ceil(queueTtlMs)),
+      this.#publish,
+    ]);
+    const [granted, first, second] = integers(reply, 'acquire');
+    if (granted === 1) return { ok: true, fence: first ?? 0, ttlMs: second ?? ttlMs };
+    return first === undefined || first < 0 ? { ok: false } : { ok: false, retryInMs: first };
+  }
+
+  async extend(request: ExtendRequest): Promise<boolean> {
+    assertExtendRequest(request);
+    this.#assertOpen();
+    const { holders, weights, fence } = this.keys(request.key);
+    const reply = await this.#run(
+      scripts.extend,
+      [holders, weights, fence],
+      [request.token, String(Math.ceil(request.ttlMs))],
+    );
+    return toInteger(reply, 'extend') === 1;
+  }
+
+  async release(request: ReleaseRequest): Promise<boolean> {
+    assertReleaseRequest(request);
+    this.#assertOpen();
+    const reply = await runScript(this.#transport, scripts.release, this.#allKeys(request.key), [
+      request.token,
+      this.#publish,
+    ]);
+    return toInteger(reply, 'release') === 1;
+  }
+
+  async advanceFence(request: AdvanceFenceRequest): Promise<void> {
+    assertAdvanceFenceRequest(request);
+    this.#assertOpen();
+    const { holders, weights, fence } = this.keys(request.key);
+    await this.#run(scripts.advanceFence, [holders, weights, fence], [String(request.fence)]);
+  }
+
+  /** Resolves on the next release of `key` reported through pub/sub; rejects on abort or close. */
+  waitForRelease(key: string, signal: AbortSignal): Promise<void> {
+    return this.#waiters.wait(this.keys(key).channel, signal).catch((error: unknown) => {
+      throw error === signal.reason ? error : this.#wrap(error, `waiting for "${key}"`);
+    });
+  }
+
+  /** Closes the subscriber this backend opened (never the user's client) and rejects waiters. */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#waiters.close(this.#closedError());
+    const subscriber = this.#subscriber;
+    this.#subscriber = undefined;
+    await subscriber?.then((owned) => owned.close()).catch(() => undefined);
+  }
+
+  async inspect(key: string): Promise<LockInfo | null> {
+    assertKey(key);
+    this.#assertOpen();
+    const { holders, weights, fence, queue, waiting } = this.keys(key);
+    const reply = await this.#run(scripts.inspect, [holders, weights, fence, queue, waiting], []);
+    if (!Array.isArray(reply)) throw unexpected('inspect', reply);
+    const [lastFence, queued, ...rest] = reply as unknown[];
+    const info: LockInfo = { key, holders: [], fence: toInteger(lastFence, 'inspect') };
+    for (let index = 0; index + 2 < rest.length; index += 3) {
+      info.holders.push({
+        token: String(rest[index]),
+        weight: toInteger(rest[index + 1], 'inspect'),
+        ttlMs: toInteger(rest[index + 2], 'inspect'),
+      });
+    }
+    if (info.holders.length === 0) return null;
+    return { ...info, queued: toInteger(queued, 'inspect') };
+  }
+
+  /** Runs a script; client and connection failures become `BackendError`s naming the client. */
+  async #run(
+    script: (typeof scripts)[keyof typeof scripts],
+    keys: readonly string[],
+    args: readonly string[],
+  ): Promise<unknown> {
+    try {
+      return await runScript(this.#transport, script, keys, args);
+    } catch (error) {
+      throw this.#wrap(error, `${script.name} failed`);
+    }
+  }
+
+  #wrap(error: unknown, what: string): DeadboltError {
+    if (error instanceof DeadboltError) return error;
+    return new BackendError(`[${this.#name}] ${what}`, error);
+  }
+
+  #closedError(): BackendError {
+    return new BackendError(`[${this.#name}] the backend is closed`, new Error('closed'));
+  }
+
+  #assertOpen(): void {
+    if (this.#closed) throw this.#closedError();
+  }
+
+  #allKeys(key: string): string[] {
+    const { holders, weights, fence, queue, waiting, channel } = this.keys(key);
+    return [holders, weights, fence, queue, waiting, channel];
+  }
+}
+
+/** Decodes an array-of-integers reply (ioredis and node-redis both give numbers for Lua integers). */
+function integers(reply: unknown, script: string): number[] {
+  if (!Array.isArray(reply)) throw unexpected(script, reply);
+  return reply.map((value) => toInteger(value, script));
+}
+
+function toInteger(value: unknown, script: string): number {
+  const number = typeof value === 'string' ? Number(value) : value;
+  if (typeof number !== 'number' || !Number.isFinite(number)) throw unexpected(script, value);
+  return number;
+}
+
+function unexpected(script: string, reply: unknown): Error {
+  return new Error(`unexpected reply from the ${script} script: ${String(reply)}`);
+}
