@@ -1,2 +1,116 @@
-/** @module @deadbolt/node-redis */
-export {};
+/** @module @deadbolt/node-redis: deadbolt on a node-redis client. */
+import { InvalidArgumentError } from '@deadbolt/core';
+import {
+  type OwnedSubscriber,
+  type RedisBackendOptions,
+  RedisScriptBackend,
+  resolveRedisBackendOptions,
+} from '@deadbolt/redis-scripts';
+
+/** Keys and arguments as node-redis takes them for `EVAL`/`EVALSHA`. */
+export interface NodeRedisEvalOptions {
+  keys: string[];
+  arguments: string[];
+}
+
+/** The slice of a node-redis (5 or 6) client this backend uses. */
+export interface NodeRedisClient {
+  evalSha(sha: string, options: NodeRedisEvalOptions): Promise<unknown>;
+  eval(source: string, options: NodeRedisEvalOptions): Promise<unknown>;
+  duplicate(): NodeRedisSubscriberClient;
+}
+
+/** The slice of a duplicated node-redis connection used as the subscriber. */
+export interface NodeRedisSubscriberClient {
+  connect(): Promise<unknown>;
+  subscribe(
+    channel: string,
+    listener: (message: string, channel: string) => void,
+  ): Promise<unknown>;
+  unsubscribe(channel: string): Promise<unknown>;
+  on(event: 'error', listener: (error: Error) => void): unknown;
+  destroy(): unknown;
+}
+
+/** Options of {@link NodeRedisBackend}. */
+export type NodeRedisBackendOptions = RedisBackendOptions;
+
+/**
+ * deadbolt on your node-redis 5 or 6 client (`createClient()`, connected): the shared Lua scripts
+ * for leases and fences, and one dedicated subscriber connection (a `duplicate()` of your client,
+ * connected when the first waiter needs it) for release wake-ups. `close()` closes that
+ * subscriber only, never your client.
+ *
+ * @example
+ * ```ts
+ * import { createClient } from 'redis';
+ * const redis = await createClient({ url: process.env.REDIS_URL }).connect();
+ * const locks = new LockManager({ backend: new NodeRedisBackend(redis) });
+ * ```
+ */
+export class NodeRedisBackend extends RedisScriptBackend {
+  /**
+   * @param client - a node-redis client from `createClient()` (for a cluster, use `@deadbolt/cluster`)
+   * @param options - `prefix` namespaces every key and channel
+   */
+  constructor(client: NodeRedisClient, options?: NodeRedisBackendOptions) {
+    assertNodeRedisClient(client);
+    const run =
+      (command: 'evalSha' | 'eval') =>
+      (script: string, keys: readonly string[], args: readonly string[]) =>
+        client[command](script, { keys: [...keys], arguments: [...args] });
+    super(
+      {
+        name: 'node-redis',
+        transport: { evalsha: run('evalSha'), eval: run('eval') },
+        openSubscriber: () => openSubscriber(client.duplicate()),
+      },
+      resolveRedisBackendOptions(options),
+    );
+  }
+}
+
+async function openSubscriber(connection: NodeRedisSubscriberClient): Promise<OwnedSubscriber> {
+  // Without a listener node-redis would crash the process on a connection error; waiters see
+  // failures as failed commands and the manager's backoff keeps them going.
+  connection.on('error', () => undefined);
+  await connection.connect();
+  return {
+    subscribe: async (channel, onMessage) => {
+      await connection.subscribe(channel, () => onMessage());
+    },
+    unsubscribe: async (channel) => {
+      await connection.unsubscribe(channel);
+    },
+    close: async () => {
+      connection.destroy();
+    },
+  };
+}
+
+function assertNodeRedisClient(client: unknown): asserts client is NodeRedisClient {
+  const candidate = client as Record<string, unknown> | null;
+  if (typeof candidate !== 'object' || candidate === null) {
+    throw new InvalidArgumentError('client', 'expected a node-redis client (createClient())');
+  }
+  if ('masters' in candidate && 'slots' in candidate) {
+    throw new InvalidArgumentError(
+      'client',
+      'is a node-redis cluster; use ClusterBackend from @deadbolt/cluster',
+    );
+  }
+  const isNodeRedis =
+    ['evalSha', 'eval', 'duplicate', 'sendCommand'].every(
+      (method) => typeof candidate[method] === 'function',
+    ) && typeof candidate.defineCommand !== 'function';
+  if (!isNodeRedis) {
+    const hint =
+      typeof candidate.defineCommand === 'function'
+        ? ' (this looks like ioredis: use IoredisBackend from @deadbolt/ioredis)'
+        : '';
+    throw new InvalidArgumentError(
+      'client',
+      `expected a node-redis client (createClient())${hint}`,
+    );
+  }
+}
