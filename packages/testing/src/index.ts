@@ -1,5 +1,8 @@
 /** @module @deadbolt/testing: the backend conformance suite and a harness for real redis-server processes. */
-// conformance exports (explicit names from ./conformance/index.js) go here
+export type { ConformanceContext } from './conformance/context.js';
+export { OverlapDetector } from './conformance/context.js';
+export type { BackendConformanceOptions } from './conformance/index.js';
+export { runBackendConformance } from './conformance/index.js';
 
 export type {
   RedisProvider,
