@@ -3,6 +3,11 @@ export type { ConformanceContext } from './conformance/context.js';
 export { OverlapDetector } from './conformance/context.js';
 export type { BackendConformanceOptions } from './conformance/index.js';
 export { runBackendConformance } from './conformance/index.js';
+export type {
+  RedisAdapterConnection,
+  RedisAdapterSuiteOptions,
+} from './conformance/redis-adapter.js';
+export { runRedisAdapterSuite } from './conformance/redis-adapter.js';
 
 export type {
   RedisProvider,

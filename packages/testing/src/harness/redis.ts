@@ -1,6 +1,6 @@
 import { accessSync, constants, existsSync } from 'node:fs';
 import { delimiter, join } from 'node:path';
-import { RedisProcess } from './processes.js';
+import { RedisProcess, sendCommand } from './processes.js';
 
 /** Where test servers come from. */
 export type RedisProvider = 'external' | 'binary' | 'testcontainers';
@@ -67,6 +67,8 @@ export interface RedisServer extends AsyncDisposable {
   restart(): Promise<void>;
   /** Stop the server and remove what it left behind. */
   stop(): Promise<void>;
+  /** Sends one command over a fresh connection and resolves the raw RESP reply, for test assertions. */
+  command(...args: string[]): Promise<string>;
 }
 
 /** Options of {@link startRedis}. */
@@ -137,6 +139,7 @@ function binaryServer(binary: string, args: readonly string[]): Promise<RedisSer
       await server.spawn(binary);
     },
     stop: () => server.stop(),
+    command: (...args: string[]) => sendCommand(server.port, args),
     [Symbol.asyncDispose]: () => server.stop(),
   }));
 }
@@ -158,6 +161,7 @@ function externalServer(url: string): RedisServer {
     resume: unsupported,
     restart: unsupported,
     stop: async () => undefined,
+    command: (...args: string[]) => sendCommand(Number(parsed.port || 6379), args, parsed.hostname),
     [Symbol.asyncDispose]: async () => undefined,
   };
 }
@@ -211,6 +215,7 @@ async function containerServer(args: readonly string[]): Promise<RedisServer> {
     restart: async () => {
       await container.restart();
     },
+    command: (...args: string[]) => sendCommand(port, args, host),
     stop: async () => {
       await container.stop();
     },
