@@ -18,7 +18,8 @@ export default defineConfig({
     projects: packageDirs.map((dir) => ({
       ...(dir === 'packages/core' ? { resolve: { alias: { '@deadbolt/core': coreSource } } } : {}),
       test: {
-        name: dir.split('/')[1],
+        // `core`, `memory`, …; examples are `example-quickstart`, `example-ioredis`, …
+        name: dir.startsWith('examples/') ? `example-${dir.split('/')[1]}` : dir.split('/')[1],
         root: fileURLToPath(new URL(`./${dir}`, import.meta.url)),
         include: ['test/**/*.test.ts'],
         testTimeout: 30_000,
