@@ -1,78 +1,69 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { createConnection, createServer } from 'node:net';
+import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { isMainThread } from 'node:worker_threads';
+import { RespError, sendCommands } from './resp.js';
 
 /** Ports the standard services use: never hand them out, even if they happen to be free. */
 const RESERVED_PORTS = new Set([6379, 5432]);
 
-/** A free TCP port on 127.0.0.1, as the kernel hands it out. */
-export async function freePort(): Promise<number> {
-  for (;;) {
-    const port = await new Promise<number>((resolve, reject) => {
-      const server = createServer();
-      server.once('error', reject);
-      server.listen(0, '127.0.0.1', () => {
-        const address = server.address();
-        server.close(() => resolve(typeof address === 'object' && address ? address.port : 0));
-      });
+/** Cluster nodes also listen on port + 10000, so data ports stay below this. */
+const MAX_DATA_PORT = 55_000;
+
+/** Binds port 0 on `host` and returns the port the kernel picked, after closing it again. */
+function kernelPort(host: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, host, () => {
+      const address = server.address();
+      server.close(() => resolve(typeof address === 'object' && address ? address.port : 0));
     });
-    // Cluster nodes also listen on port + 10000; keep that inside the valid range.
-    if (port > 0 && port < 55_000 && !RESERVED_PORTS.has(port)) return port;
-  }
+  });
 }
 
-/** Sends one RESP command over a fresh socket and resolves the raw reply (rejects on error replies). */
-export function sendCommand(
+/**
+ * A free TCP port on 127.0.0.1, as the kernel hands it out: never a standard service's port and
+ * never one whose cluster bus port (+10000) would be out of range. The port is only free when
+ * checked; {@link RedisProcess.start} retries when a server then finds it taken.
+ */
+export async function freePort(host = '127.0.0.1'): Promise<number> {
+  for (let attempt = 0; attempt < 100; attempt++) {
+    const port = await kernelPort(host);
+    if (port > 0 && port < MAX_DATA_PORT && !RESERVED_PORTS.has(port)) return port;
+  }
+  throw new Error('[deadbolt] [testing] found no free port below 55000 in 100 attempts');
+}
+
+/**
+ * Sends one command over a fresh connection and resolves the raw RESP reply; rejects when the
+ * reply is an error.
+ */
+export async function sendCommand(
   port: number,
   args: readonly string[],
   host = '127.0.0.1',
   timeoutMs = 2_000,
 ): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const socket = createConnection({ host, port });
-    const chunks: Buffer[] = [];
-    const fail = (error: Error) => {
-      socket.destroy();
-      reject(error);
-    };
-    socket.setTimeout(timeoutMs, () => fail(new Error(`no reply from ${host}:${port}`)));
-    socket.once('error', fail);
-    socket.on('data', (chunk) => {
-      chunks.push(chunk);
-      const reply = Buffer.concat(chunks).toString('utf8');
-      if (!isCompleteReply(reply)) return;
-      socket.end();
-      if (reply.startsWith('-')) reject(new Error(reply.slice(1).trim()));
-      else resolve(reply);
-    });
-    const encoded = args.map((arg) => `$${Buffer.byteLength(arg)}\r\n${arg}\r\n`).join('');
-    socket.write(`*${args.length}\r\n${encoded}`);
-  });
+  const [reply] = await sendCommands({ host, port }, [args], timeoutMs);
+  if (reply === undefined) throw new Error('[deadbolt] [testing] no reply');
+  if (reply.value instanceof RespError) throw reply.value;
+  return reply.raw;
 }
 
-/** Enough RESP to know a simple, error, integer or bulk reply is complete. */
-function isCompleteReply(reply: string): boolean {
-  if (!reply.endsWith('\r\n')) return false;
-  if (reply.startsWith('$')) {
-    const length = Number(reply.slice(1, reply.indexOf('\r\n')));
-    if (length < 0) return true;
-    const headerEnd = reply.indexOf('\r\n') + 2;
-    return Buffer.byteLength(reply.slice(headerEnd)) >= length + 2;
-  }
-  return true;
-}
-
-/** Polls `check` until it resolves true, or throws after `timeoutMs`. */
+/** Polls `check` until it resolves true; throws after `timeoutMs`, or stops when `signal` aborts. */
 export async function waitFor(
   what: string,
   check: () => Promise<boolean>,
   timeoutMs = 10_000,
+  signal?: AbortSignal,
 ): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   let lastError: unknown;
   while (Date.now() < deadline) {
+    signal?.throwIfAborted();
     try {
       if (await check()) return;
     } catch (error) {
@@ -83,43 +74,84 @@ export async function waitFor(
   throw new Error(`[deadbolt] [testing] timed out waiting for ${what}`, { cause: lastError });
 }
 
-const running = new Set<ChildProcess>();
+/** Every server this process started and has not stopped, for the exit hook. */
+const live = new Set<RedisProcess>();
 let exitHookInstalled = false;
 
-/** Kills every server this process started when it exits, so a crashed test leaves nothing behind. */
+/** Kills every live server and removes its directory; synchronous, as `exit` listeners must be. */
+function cleanUpAll(): void {
+  for (const server of live) server.killNow();
+}
+
+/**
+ * Cleans up when this process ends, so a crashed or forgetful test leaves no `redis-server` and no
+ * temporary directory behind. On a signal, cleans up and re-raises it once no other listener is
+ * left to decide how to exit. (A SIGKILL of this process cannot be caught: its servers then live
+ * until killed by hand; they only listen on loopback and hold no data on disk.)
+ */
 function installExitHook(): void {
   if (exitHookInstalled) return;
   exitHookInstalled = true;
-  process.once('exit', () => {
-    for (const child of running) child.kill('SIGKILL');
-  });
+  process.once('exit', cleanUpAll);
+  // Signals reach only the main thread; worker threads still get the `exit` hook.
+  if (!isMainThread) return;
+  for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
+    process.once(signal, () => {
+      cleanUpAll();
+      if (process.listenerCount(signal) === 0) process.kill(process.pid, signal);
+    });
+  }
 }
 
-/** One `redis-server` child process with its own temporary directory. */
-export class RedisProcess {
-  readonly port: number;
-  readonly dir: string;
-  readonly #extraArgs: readonly string[];
-  #child: ChildProcess | undefined;
+/** Options of {@link RedisProcess.start}. */
+export interface RedisProcessOptions {
+  /** Extra `redis-server` arguments, after the harness's own (later ones win). */
+  args?: readonly string[] | undefined;
+  /** Listen on this port instead of a free one (no retry then). */
+  port?: number | undefined;
+}
 
-  private constructor(port: number, dir: string, extraArgs: readonly string[]) {
+/**
+ * One `redis-server` child process on 127.0.0.1 with its own temporary directory and no
+ * persistence, so every (re)start is empty. The building block of single servers, independent
+ * servers and (later) cluster nodes.
+ */
+export class RedisProcess {
+  /** The port it listens on; stays the same across restarts. */
+  readonly port: number;
+  /** Its working directory (`--dir`), removed by {@link RedisProcess.stop}. */
+  readonly dir: string;
+  readonly #binary: string;
+  readonly #args: readonly string[];
+  #child: ChildProcess | undefined;
+  #stopped = false;
+
+  private constructor(binary: string, port: number, dir: string, args: readonly string[]) {
+    this.#binary = binary;
     this.port = port;
     this.dir = dir;
-    this.#extraArgs = extraArgs;
+    this.#args = args;
   }
 
-  /** Starts `binary` on a free port and waits until it answers `PING`. */
-  static async start(binary: string, extraArgs: readonly string[] = []): Promise<RedisProcess> {
+  /**
+   * Starts `binary` on a free port and waits until it answers `PING`. Retries on another port when
+   * the chosen one was taken between the check and the server's bind.
+   */
+  static async start(binary: string, options: RedisProcessOptions = {}): Promise<RedisProcess> {
     const dir = mkdtempSync(join(tmpdir(), 'deadbolt-redis-'));
-    for (let attempt = 0; ; attempt++) {
-      const server = new RedisProcess(await freePort(), dir, extraArgs);
+    const attempts = options.port === undefined ? 5 : 1;
+    for (let attempt = 1; ; attempt++) {
+      const port = options.port ?? (await freePort());
+      const server = new RedisProcess(binary, port, dir, options.args ?? []);
+      live.add(server);
+      installExitHook();
       try {
-        await server.spawn(binary);
+        await server.#spawn();
         return server;
       } catch (error) {
-        // Another process may have taken the port between our check and the server's bind.
         await server.kill();
-        if (attempt >= 4) {
+        live.delete(server);
+        if (attempt >= attempts) {
           rmSync(dir, { recursive: true, force: true });
           throw error;
         }
@@ -127,14 +159,67 @@ export class RedisProcess {
     }
   }
 
+  /** Whether the process is alive (running or paused). */
   get running(): boolean {
-    return this.#child !== undefined && this.#child.exitCode === null && !this.#child.killed;
+    const child = this.#child;
+    return child !== undefined && child.exitCode === null && child.signalCode === null;
   }
 
-  /** Spawns the server on this port (again, after a kill: empty, as no data is persisted). */
-  async spawn(binary: string): Promise<void> {
+  /** The process id while it runs. */
+  get pid(): number | undefined {
+    return this.running ? this.#child?.pid : undefined;
+  }
+
+  /** Sends one command and resolves the raw RESP reply. */
+  command(...args: string[]): Promise<string> {
+    return sendCommand(this.port, args);
+  }
+
+  /** SIGKILL: the server vanishes without a goodbye, as in a crash. Resolves once it is gone. */
+  async kill(): Promise<void> {
+    const child = this.#child;
+    if (child === undefined || !this.running) return;
+    const exited = new Promise((resolve) => child.once('exit', resolve));
+    child.kill('SIGKILL');
+    await exited;
+  }
+
+  /** SIGSTOP: the server keeps its connections but answers nothing, as in a long pause. */
+  pause(): void {
+    if (this.running) this.#child?.kill('SIGSTOP');
+  }
+
+  /** SIGCONT after {@link RedisProcess.pause}. */
+  resume(): void {
+    if (this.running) this.#child?.kill('SIGCONT');
+  }
+
+  /** Kills the server if it runs and starts it again on the same port, empty. */
+  async restart(): Promise<void> {
+    if (this.#stopped) throw new Error('[deadbolt] [testing] cannot restart a stopped server');
+    await this.kill();
+    await this.#spawn();
+  }
+
+  /** Kills the server and removes its directory; the port is free again once this resolves. */
+  async stop(): Promise<void> {
+    this.#stopped = true;
+    await this.kill();
+    live.delete(this);
+    rmSync(this.dir, { recursive: true, force: true });
+  }
+
+  /** Synchronous {@link RedisProcess.stop} for the exit hook: no waiting for the exit. */
+  killNow(): void {
+    this.#stopped = true;
+    if (this.running) this.#child?.kill('SIGKILL');
+    live.delete(this);
+    rmSync(this.dir, { recursive: true, force: true });
+  }
+
+  async #spawn(): Promise<void> {
     const child = spawn(
-      binary,
+      this.#binary,
       [
         '--port',
         String(this.port),
@@ -148,55 +233,45 @@ export class RedisProcess {
         'no',
         '--protected-mode',
         'no',
-        ...this.#extraArgs,
+        ...this.#args,
       ],
       { stdio: ['ignore', 'pipe', 'pipe'] },
     );
-    let output = '';
-    child.stdout?.on('data', (chunk: Buffer) => {
-      output = (output + chunk.toString()).slice(-4_000);
-    });
-    child.stderr?.on('data', (chunk: Buffer) => {
-      output = (output + chunk.toString()).slice(-4_000);
-    });
     this.#child = child;
-    running.add(child);
-    installExitHook();
-    child.once('exit', () => running.delete(child));
+    // A server a test forgot to stop must not keep the test process alive; the exit hook kills it.
+    child.unref();
+    let output = '';
+    for (const stream of [child.stdout, child.stderr]) {
+      stream?.on('data', (chunk: Buffer) => {
+        output = (output + chunk.toString()).slice(-4_000);
+      });
+      (stream as { unref?: () => void } | null)?.unref?.();
+    }
+    // Stops polling as soon as the server dies (a taken port, a bad argument) and says why.
+    const died = new AbortController();
     const exited = new Promise<never>((_, reject) => {
-      child.once('exit', (code) => reject(new Error(`redis-server exited (${code}): ${output}`)));
-      child.once('error', reject);
+      const fail = (error: Error) => {
+        died.abort(error);
+        reject(error);
+      };
+      child.once('exit', (code, signal) =>
+        fail(
+          new Error(
+            `[deadbolt] [testing] redis-server on port ${this.port} exited (${signal ?? code}): ${output.trim()}`,
+          ),
+        ),
+      );
+      child.once('error', fail);
     });
     exited.catch(() => undefined);
     await Promise.race([
-      waitFor(`redis-server on port ${this.port}`, async () =>
-        (await sendCommand(this.port, ['PING'])).startsWith('+PONG'),
+      waitFor(
+        `redis-server on port ${this.port}`,
+        async () => (await sendCommand(this.port, ['PING'], '127.0.0.1', 500)).startsWith('+PONG'),
+        10_000,
+        died.signal,
       ),
       exited,
     ]);
-  }
-
-  /** SIGKILL: the server vanishes without a goodbye, as in a crash. */
-  async kill(): Promise<void> {
-    const child = this.#child;
-    if (child === undefined || child.exitCode !== null || child.signalCode !== null) return;
-    const exited = new Promise((resolve) => child.once('exit', resolve));
-    child.kill('SIGCONT');
-    child.kill('SIGKILL');
-    await exited;
-  }
-
-  pause(): void {
-    this.#child?.kill('SIGSTOP');
-  }
-
-  resume(): void {
-    this.#child?.kill('SIGCONT');
-  }
-
-  /** Kills the server and removes its directory. */
-  async stop(): Promise<void> {
-    await this.kill();
-    rmSync(this.dir, { recursive: true, force: true });
   }
 }
