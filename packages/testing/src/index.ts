@@ -9,6 +9,7 @@ export type {
 } from './conformance/redis-adapter.js';
 export { runRedisAdapterSuite } from './conformance/redis-adapter.js';
 
+// harness exports: real redis-server processes for tests
 export type {
   RedisProvider,
   RedisProviderFacts,
@@ -22,3 +23,5 @@ export {
   startRedis,
   startRedisServers,
 } from './harness/redis.js';
+export type { RespValue } from './harness/resp.js';
+export { RespError } from './harness/resp.js';

@@ -18,10 +18,10 @@ export function expiryTests(ctx: ConformanceContext): void {
   it('extend keeps a lease alive past its first TTL', async () => {
     const key = ctx.key();
     const request = { key, limit: 1, weight: 1 };
-    expect((await ctx.backend.acquire({ ...request, token: 'a', ttlMs: 300 })).ok).toBe(true);
-    await sleep(150);
-    expect(await ctx.backend.extend({ key, token: 'a', ttlMs: 2_000 })).toBe(true);
-    await sleep(300);
+    expect((await ctx.backend.acquire({ ...request, token: 'a', ttlMs: 1_000 })).ok).toBe(true);
+    await sleep(100);
+    expect(await ctx.backend.extend({ key, token: 'a', ttlMs: 5_000 })).toBe(true);
+    await sleep(1_100);
     expect((await ctx.backend.acquire({ ...request, token: 'b', ttlMs: 1_000 })).ok).toBe(false);
     expect(await ctx.backend.release({ key, token: 'a' })).toBe(true);
   });

@@ -1,6 +1,6 @@
 import { QUEUE_PLACE_TTL_MS } from '@deadbolt/core';
 import { expect, it } from 'vitest';
-import { type ConformanceContext, sleep } from './context.js';
+import { type ConformanceContext, eventually, sleep } from './context.js';
 
 export function fairTests(ctx: ConformanceContext): void {
   it('grants a fair lock in arrival order', async () => {
@@ -16,8 +16,16 @@ export function fairTests(ctx: ConformanceContext): void {
           await lock.release();
         }),
       );
-      // Arrivals far enough apart that each has its queue place before the next comes.
-      await sleep(15);
+      // The next waiter arrives only once this one has its queue place.
+      const backend = ctx.backend;
+      if (backend.inspect) {
+        await eventually(
+          `waiter ${index} is queued`,
+          async () => (await backend.inspect?.(key))?.queued === index + 1,
+        );
+      } else {
+        await sleep(50);
+      }
     }
     await holder.release();
     await Promise.all(waiting);
