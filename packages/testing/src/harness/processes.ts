@@ -149,9 +149,11 @@ export class RedisProcess {
         await server.#spawn();
         return server;
       } catch (error) {
+        const exited = !server.running;
         await server.kill();
         live.delete(server);
-        if (attempt >= attempts) {
+        // Only an early exit (most likely the port was taken meanwhile) is worth another port.
+        if (!exited || attempt >= attempts) {
           rmSync(dir, { recursive: true, force: true });
           throw error;
         }
@@ -267,7 +269,15 @@ export class RedisProcess {
     await Promise.race([
       waitFor(
         `redis-server on port ${this.port}`,
-        async () => (await sendCommand(this.port, ['PING'], '127.0.0.1', 500)).startsWith('+PONG'),
+        async () => {
+          const [reply] = await sendCommands(
+            { host: '127.0.0.1', port: this.port },
+            [['PING']],
+            500,
+          );
+          // NOAUTH also means it is up: the arguments asked for a password.
+          return reply?.value === 'PONG' || reply?.raw.startsWith('-NOAUTH') === true;
+        },
         10_000,
         died.signal,
       ),
