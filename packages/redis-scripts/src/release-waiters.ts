@@ -7,21 +7,36 @@ export interface ReleaseSubscriber {
 }
 
 interface Channel {
+  /** One wake-up function per waiter. */
   waiters: Set<() => void>;
-  /** Settles when the subscription is in place; waiters wait for it before counting as listening. */
+  /** Settles when the subscription is in place (or failed to be). */
   subscribed: Promise<void>;
 }
 
 /**
  * Multiplexes the waiters of every key over one subscriber connection: a channel is subscribed
- * when its first waiter arrives and unsubscribed when its last one leaves, whether woken or aborted.
+ * when its first waiter arrives and unsubscribed when its last one leaves, whether woken, aborted
+ * or failed. A message wakes every waiter of its channel.
+ *
+ * @example
+ * ```ts
+ * const waiters = new ReleaseWaiters({ subscribe, unsubscribe });
+ * await waiters.wait('deadbolt:{report}:released', AbortSignal.timeout(5_000));
+ * ```
  */
 export class ReleaseWaiters {
   readonly #subscriber: ReleaseSubscriber;
   readonly #channels = new Map<string, Channel>();
-  #closedWith: Error | undefined;
+  /**
+   * Per channel, the tail of its subscribe/unsubscribe calls. Each call waits for the previous
+   * one, so the unsubscribe of a channel whose last waiter just left can never reach the
+   * connection after the subscribe of a new waiter that arrived right behind it.
+   */
+  readonly #tails = new Map<string, Promise<void>>();
   readonly #rejecters = new Set<(error: Error) => void>();
+  #closedWith: Error | undefined;
 
+  /** @param subscriber - the adapter's dedicated subscriber connection */
   constructor(subscriber: ReleaseSubscriber) {
     this.#subscriber = subscriber;
   }
@@ -31,51 +46,84 @@ export class ReleaseWaiters {
     return this.#channels.size;
   }
 
-  /** Resolves on the next message on `channel`; rejects with `signal.reason` on abort. */
+  /**
+   * Resolves on the next message on `channel`; rejects with `signal.reason` on abort, with the
+   * subscriber's error when subscribing fails, and with the close error after {@link close}.
+   *
+   * @param channel - the release channel of one key
+   * @param signal - abort to stop waiting
+   */
   wait(channel: string, signal: AbortSignal): Promise<void> {
     if (this.#closedWith) return Promise.reject(this.#closedWith);
     if (signal.aborted) return Promise.reject(signal.reason);
     return new Promise<void>((resolve, reject) => {
-      let entry = this.#channels.get(channel);
-      if (entry === undefined) {
-        const created: Channel = { waiters: new Set(), subscribed: Promise.resolve() };
-        created.subscribed = this.#subscriber.subscribe(channel, () => {
-          for (const wake of [...created.waiters]) wake();
-        });
-        entry = created;
-        this.#channels.set(channel, entry);
-      }
-      const current = entry;
+      const entry = this.#channels.get(channel) ?? this.#open(channel);
       const settle = (error?: unknown) => {
-        current.waiters.delete(wake);
-        this.#rejecters.delete(rejectClosed);
+        if (!entry.waiters.delete(wake)) return;
+        this.#rejecters.delete(settle);
         signal.removeEventListener('abort', onAbort);
-        if (current.waiters.size === 0 && this.#channels.get(channel) === current) {
-          this.#channels.delete(channel);
-          // Best effort: a failed unsubscribe only leaves a channel nobody listens to.
-          current.subscribed
-            .then(() => this.#subscriber.unsubscribe(channel))
-            .catch(() => undefined);
-        }
+        if (entry.waiters.size === 0) this.#leave(channel, entry);
         if (error === undefined) resolve();
         else reject(error);
       };
       const wake = () => settle();
       const onAbort = () => settle(signal.reason);
-      const rejectClosed = (error: Error) => settle(error);
-      current.waiters.add(wake);
-      this.#rejecters.add(rejectClosed);
+      entry.waiters.add(wake);
+      this.#rejecters.add(settle);
       signal.addEventListener('abort', onAbort, { once: true });
-      current.subscribed.catch((error: unknown) => {
-        if (current.waiters.has(wake)) settle(error);
-      });
+      entry.subscribed.catch((error: unknown) => settle(error));
     });
   }
 
-  /** Rejects every current waiter with `error`; later calls of `wait` reject with it too. */
+  /**
+   * Rejects every current waiter with `error`, and every later call of {@link wait} too. Leaves the
+   * subscriptions alone: the owner closes the whole connection next.
+   *
+   * @param error - what the waiters reject with
+   */
   close(error: Error): void {
     this.#closedWith = error;
     for (const reject of [...this.#rejecters]) reject(error);
     this.#channels.clear();
+  }
+
+  #open(channel: string): Channel {
+    const entry: Channel = { waiters: new Set(), subscribed: Promise.resolve() };
+    entry.subscribed = this.#serially(channel, () =>
+      this.#subscriber.subscribe(channel, () => {
+        for (const wake of [...entry.waiters]) wake();
+      }),
+    );
+    this.#channels.set(channel, entry);
+    return entry;
+  }
+
+  /** The last waiter of `entry` left: forget it and unsubscribe, unless closing anyway. */
+  #leave(channel: string, entry: Channel): void {
+    if (this.#channels.get(channel) !== entry) return;
+    this.#channels.delete(channel);
+    if (this.#closedWith) return;
+    this.#serially(channel, async () => {
+      // Nothing to undo when the subscribe itself failed.
+      const subscribed = await entry.subscribed.then(
+        () => true,
+        () => false,
+      );
+      if (subscribed) await this.#subscriber.unsubscribe(channel);
+    }).catch(() => {
+      // Best effort: a failed unsubscribe only leaves a channel that nobody listens to.
+    });
+  }
+
+  /** Runs `operation` on `channel` after every earlier one on it has settled. */
+  #serially(channel: string, operation: () => Promise<void>): Promise<void> {
+    const previous = this.#tails.get(channel) ?? Promise.resolve();
+    const result = previous.then(operation);
+    const tail = result.catch(() => undefined);
+    this.#tails.set(channel, tail);
+    void tail.then(() => {
+      if (this.#tails.get(channel) === tail) this.#tails.delete(channel);
+    });
+    return result;
   }
 }
