@@ -11,6 +11,12 @@ export { runRedisAdapterSuite } from './conformance/redis-adapter.js';
 
 // harness exports: real redis-server processes for tests
 export type {
+  RedisCluster,
+  RedisClusterNode,
+  StartRedisClusterOptions,
+} from './harness/cluster.js';
+export { startRedisCluster } from './harness/cluster.js';
+export type {
   RedisProvider,
   RedisProviderFacts,
   RedisServer,
