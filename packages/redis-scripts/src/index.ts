@@ -4,7 +4,7 @@ export type { OwnedSubscriber, PublishCommand, RedisConnection } from './backend
 export { RedisScriptBackend } from './backend.js';
 export type { LockKeys, RedisBackendOptions } from './keys.js';
 export { hashTag, lockKeys, resolveRedisBackendOptions } from './keys.js';
-export type { ReleaseSubscriber } from './release-waiters.js';
+export type { ReleaseSubscriber, ReleaseWaitersOptions } from './release-waiters.js';
 export { ReleaseWaiters } from './release-waiters.js';
 export type { LuaScript, ScriptTransport } from './scripts.js';
 export { runScript, scripts } from './scripts.js';

@@ -11,6 +11,21 @@ interface Channel {
   waiters: Set<() => void>;
   /** Settles when the subscription is in place (or failed to be). */
   subscribed: Promise<void>;
+  /** Set while the channel has no waiters but stays subscribed for a while. */
+  lingering: NodeJS.Timeout | undefined;
+  /** The subscribe failed: the entry must go with its waiters, so the next waiter tries again. */
+  failed: boolean;
+}
+
+/** Options of {@link ReleaseWaiters}. */
+export interface ReleaseWaitersOptions {
+  /**
+   * How long a channel stays subscribed after its last waiter left, in ms. A waiter that was
+   * refused again re-waits within a round trip; lingering spares a SUBSCRIBE/UNSUBSCRIBE pair
+   * each time, and the wake-up that every new subscription sends (see {@link ReleaseWaiters.wait}).
+   * @default 1_000
+   */
+  lingerMs?: number;
 }
 
 /**
@@ -34,21 +49,29 @@ export class ReleaseWaiters {
    */
   readonly #tails = new Map<string, Promise<void>>();
   readonly #rejecters = new Set<(error: Error) => void>();
+  readonly #lingerMs: number;
   #closedWith: Error | undefined;
 
-  /** @param subscriber - the adapter's dedicated subscriber connection */
-  constructor(subscriber: ReleaseSubscriber) {
+  /**
+   * @param subscriber - the adapter's dedicated subscriber connection
+   * @param options - `lingerMs`
+   */
+  constructor(subscriber: ReleaseSubscriber, options: ReleaseWaitersOptions = {}) {
     this.#subscriber = subscriber;
+    this.#lingerMs = options.lingerMs ?? 1_000;
   }
 
-  /** Channels with at least one waiter. */
+  /** Channels subscribed now (with waiters, or lingering after the last one left). */
   get channelCount(): number {
     return this.#channels.size;
   }
 
   /**
-   * Resolves on the next message on `channel`; rejects with `signal.reason` on abort, with the
-   * subscriber's error when subscribing fails, and with the close error after {@link close}.
+   * Resolves on the next message on `channel`, or as soon as a new subscription of it is in
+   * place: a release that came between the caller's last attempt and the subscription would
+   * otherwise be missed, so the caller should simply try again. Rejects with `signal.reason` on
+   * abort, with the subscriber's error when subscribing fails, and with the close error after
+   * {@link close}.
    *
    * @param channel - the release channel of one key
    * @param signal - abort to stop waiting
@@ -58,6 +81,8 @@ export class ReleaseWaiters {
     if (signal.aborted) return Promise.reject(signal.reason);
     return new Promise<void>((resolve, reject) => {
       const entry = this.#channels.get(channel) ?? this.#open(channel);
+      clearTimeout(entry.lingering);
+      entry.lingering = undefined;
       const settle = (error?: unknown) => {
         if (!entry.waiters.delete(wake)) return;
         this.#rejecters.delete(settle);
@@ -84,22 +109,44 @@ export class ReleaseWaiters {
   close(error: Error): void {
     this.#closedWith = error;
     for (const reject of [...this.#rejecters]) reject(error);
+    for (const entry of this.#channels.values()) clearTimeout(entry.lingering);
     this.#channels.clear();
   }
 
   #open(channel: string): Channel {
-    const entry: Channel = { waiters: new Set(), subscribed: Promise.resolve() };
-    entry.subscribed = this.#serially(channel, () =>
-      this.#subscriber.subscribe(channel, () => {
-        for (const wake of [...entry.waiters]) wake();
-      }),
-    );
+    const entry: Channel = {
+      waiters: new Set(),
+      subscribed: Promise.resolve(),
+      lingering: undefined,
+      failed: false,
+    };
+    const wakeAll = () => {
+      for (const wake of [...entry.waiters]) wake();
+    };
+    entry.subscribed = this.#serially(channel, () => this.#subscriber.subscribe(channel, wakeAll));
+    // Runs before the waiters' own handlers, which were attached later.
+    entry.subscribed.then(wakeAll, () => {
+      entry.failed = true;
+    });
     this.#channels.set(channel, entry);
     return entry;
   }
 
   /** The last waiter of `entry` left: forget it and unsubscribe, unless closing anyway. */
   #leave(channel: string, entry: Channel): void {
+    if (this.#channels.get(channel) !== entry || this.#closedWith) return;
+    if (this.#lingerMs > 0 && !entry.failed) {
+      entry.lingering = setTimeout(() => {
+        entry.lingering = undefined;
+        if (entry.waiters.size === 0) this.#unsubscribe(channel, entry);
+      }, this.#lingerMs);
+      entry.lingering.unref();
+      return;
+    }
+    this.#unsubscribe(channel, entry);
+  }
+
+  #unsubscribe(channel: string, entry: Channel): void {
     if (this.#channels.get(channel) !== entry) return;
     this.#channels.delete(channel);
     if (this.#closedWith) return;
