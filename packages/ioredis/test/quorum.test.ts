@@ -12,9 +12,10 @@ let members: LockBackend[];
 let closers: (() => unknown)[];
 
 /** Commands fail fast while a server is down, so a quorum sees the failure at once. */
-function ioredisMember(server: RedisServer): LockBackend {
+async function ioredisMember(server: RedisServer): Promise<LockBackend> {
   const client = new Redis(server.url, { maxRetriesPerRequest: 1, enableOfflineQueue: false });
   client.on('error', () => undefined);
+  await new Promise((resolve) => client.once('ready', resolve));
   const backend = new IoredisBackend(client);
   closers.push(
     () => backend.close(),
@@ -40,9 +41,9 @@ beforeEach(async () => {
   servers = await startRedisServers(5);
   // Both clients mix in one quorum.
   members = [
-    ioredisMember(servers[0]!),
-    ioredisMember(servers[1]!),
-    ioredisMember(servers[2]!),
+    await ioredisMember(servers[0]!),
+    await ioredisMember(servers[1]!),
+    await ioredisMember(servers[2]!),
     await nodeRedisMember(servers[3]!),
     await nodeRedisMember(servers[4]!),
   ];
