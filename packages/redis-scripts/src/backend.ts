@@ -60,16 +60,26 @@ export class RedisScriptBackend implements LockBackend {
     this.#publish = connection.publishCommand ?? 'PUBLISH';
     this.#name = connection.name;
     const subscriber = () => {
-      this.#subscriber ??= connection.openSubscriber();
+      if (this.#subscriber !== undefined) return this.#subscriber;
+      const opening = connection.openSubscriber();
+      this.#subscriber = opening;
       // A failed open is retried by the next waiter rather than remembered forever.
-      this.#subscriber.catch(() => {
-        this.#subscriber = undefined;
+      opening.catch(() => {
+        if (this.#subscriber === opening) this.#subscriber = undefined;
       });
-      return this.#subscriber;
+      return opening;
     };
     this.#waiters = new ReleaseWaiters({
-      subscribe: async (channel, onMessage) => (await subscriber()).subscribe(channel, onMessage),
-      unsubscribe: async (channel) => (await subscriber()).unsubscribe(channel),
+      subscribe: async (channel, onMessage) => {
+        // A subscribe queued behind others may start after close(): it must not reopen.
+        this.#assertOpen();
+        await (await subscriber()).subscribe(channel, onMessage);
+      },
+      // Unsubscribing never opens a connection: without one there is nothing to undo.
+      unsubscribe: async (channel) => {
+        const open = this.#subscriber;
+        if (open !== undefined) await (await open).unsubscribe(channel);
+      },
     });
   }
 
@@ -87,7 +97,7 @@ export class RedisScriptBackend implements LockBackend {
     assertAcquireRequest(request);
     this.#assertOpen();
     const { token, ttlMs, limit, weight, queueTtlMs } = request;
-    const reply = await runScript(this.#transport, scripts.acquire, this.#allKeys(request.key), [
+    const reply = await this.#run(scripts.acquire, this.#allKeys(request.key), [
       token,
       String(Math.ceil(ttlMs)),
       String(limit),
@@ -115,7 +125,7 @@ export class RedisScriptBackend implements LockBackend {
   async release(request: ReleaseRequest): Promise<boolean> {
     assertReleaseRequest(request);
     this.#assertOpen();
-    const reply = await runScript(this.#transport, scripts.release, this.#allKeys(request.key), [
+    const reply = await this.#run(scripts.release, this.#allKeys(request.key), [
       request.token,
       this.#publish,
     ]);
@@ -131,6 +141,11 @@ export class RedisScriptBackend implements LockBackend {
 
   /** Resolves on the next release of `key` reported through pub/sub; rejects on abort or close. */
   waitForRelease(key: string, signal: AbortSignal): Promise<void> {
+    try {
+      assertKey(key);
+    } catch (error) {
+      return Promise.reject(error);
+    }
     return this.#waiters.wait(this.keys(key).channel, signal).catch((error: unknown) => {
       throw error === signal.reason ? error : this.#wrap(error, `waiting for "${key}"`);
     });
@@ -156,7 +171,7 @@ export class RedisScriptBackend implements LockBackend {
     const info: LockInfo = { key, holders: [], fence: toInteger(lastFence, 'inspect') };
     for (let index = 0; index + 2 < rest.length; index += 3) {
       info.holders.push({
-        token: String(rest[index]),
+        token: toText(rest[index]),
         weight: toInteger(rest[index + 1], 'inspect'),
         ttlMs: toInteger(rest[index + 2], 'inspect'),
       });
@@ -197,18 +212,30 @@ export class RedisScriptBackend implements LockBackend {
   }
 }
 
-/** Decodes an array-of-integers reply (ioredis and node-redis both give numbers for Lua integers). */
+/**
+ * Decodes an array-of-integers reply. Lua integers arrive as numbers from ioredis and node-redis
+ * alike, but as strings or bigints under a client's type mapping, and as Buffers from ioredis's
+ * `*Buffer` commands or a node-redis client mapped to Buffers; all are accepted.
+ */
 function integers(reply: unknown, script: string): number[] {
   if (!Array.isArray(reply)) throw unexpected(script, reply);
   return reply.map((value) => toInteger(value, script));
 }
 
 function toInteger(value: unknown, script: string): number {
-  const number = typeof value === 'string' ? Number(value) : value;
-  if (typeof number !== 'number' || !Number.isFinite(number)) throw unexpected(script, value);
+  let number: unknown = value;
+  if (typeof value === 'string' || value instanceof Uint8Array) number = Number(toText(value));
+  else if (typeof value === 'bigint') number = Number(value);
+  if (typeof number !== 'number' || !Number.isSafeInteger(number)) throw unexpected(script, value);
   return number;
 }
 
-function unexpected(script: string, reply: unknown): Error {
-  return new Error(`unexpected reply from the ${script} script: ${String(reply)}`);
+/** A bulk string as text, whether the client gave a string or bytes. */
+function toText(value: unknown): string {
+  if (value instanceof Uint8Array) return Buffer.from(value).toString('utf8');
+  return String(value);
+}
+
+function unexpected(script: string, reply: unknown): BackendError {
+  return new BackendError(`unexpected reply from the ${script} script`, toText(reply));
 }

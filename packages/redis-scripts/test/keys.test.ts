@@ -1,25 +1,44 @@
 import { InvalidArgumentError } from '@deadbolt/core';
+import { startRedis } from '@deadbolt/testing';
 import { describe, expect, it } from 'vitest';
 import { hashTag, lockKeys, resolveRedisBackendOptions } from '../src/index.js';
 
-/** The part of a name Redis Cluster hashes: between the first `{` and the next `}`. */
+/** The part of a name Redis Cluster hashes: between the first `{` and the next `}`, if not empty. */
 function clusterHashTag(name: string): string {
   const open = name.indexOf('{');
   const close = name.indexOf('}', open + 1);
-  return name.slice(open + 1, close);
+  return open >= 0 && close > open + 1 ? name.slice(open + 1, close) : name;
 }
 
+const awkwardKeys = [
+  'plain',
+  'a key with spaces',
+  'clé-鍵-🔒',
+  'user:{42}',
+  '}leading',
+  '{',
+  '}',
+  '{}',
+  '}{',
+  '%7B',
+  '%',
+  'x:holders',
+];
+
 describe('key schema', () => {
-  it.each(['plain', 'a key with spaces', 'clé-鍵-🔒', 'user:{42}', '}leading', '{', '%7B', '%'])(
-    'keeps every name of %j in one hash slot, with a non-empty tag',
-    (key) => {
-      const names = Object.values(lockKeys('deadbolt', key));
-      const tags = new Set(names.map(clusterHashTag));
-      expect(tags.size).toBe(1);
-      expect([...tags][0]).toBe(hashTag(key));
-      expect(hashTag(key)).not.toBe('');
-    },
-  );
+  it.each(awkwardKeys)('keeps every name of %j under one non-empty hash tag', (key) => {
+    const names = Object.values(lockKeys('deadbolt', key));
+    const tags = new Set(names.map(clusterHashTag));
+    expect([...tags]).toEqual([hashTag(key)]);
+    expect(hashTag(key)).not.toBe('');
+    expect(hashTag(key)).not.toMatch(/[{}]/);
+  });
+
+  it('encodes only %, { and }', () => {
+    expect(hashTag('a b:c/é')).toBe('a b:c/é');
+    expect(hashTag('%{}')).toBe('%25%7B%7D');
+    expect(decodeURIComponent(hashTag('}{%7B'))).toBe('}{%7B');
+  });
 
   it('maps distinct keys and prefixes to distinct names', () => {
     const keys = ['{', '%7B', '%257B', 'a}b', 'a%7Db', 'x', 'x:holders', 'x}:holders'];
@@ -29,18 +48,61 @@ describe('key schema', () => {
     expect(new Set(names).size).toBe(names.length);
   });
 
+  it('uses suffixes none of which ends another', () => {
+    const base = 'p:{k}';
+    const suffixes = Object.values(lockKeys('p', 'k')).map((name) => name.slice(base.length));
+    for (const suffix of suffixes) {
+      for (const other of suffixes) {
+        if (suffix !== other) expect(suffix.endsWith(other)).toBe(false);
+      }
+    }
+  });
+
   it('resolves options with the default prefix and rejects bad ones', () => {
     expect(resolveRedisBackendOptions(undefined)).toEqual({ prefix: 'deadbolt' });
-    expect(resolveRedisBackendOptions({ prefix: 'app' })).toEqual({ prefix: 'app' });
+    expect(resolveRedisBackendOptions({})).toEqual({ prefix: 'deadbolt' });
+    expect(resolveRedisBackendOptions({ prefix: 'app:locks' })).toEqual({ prefix: 'app:locks' });
     for (const [options, argument] of [
       [{ prefix: 'a{b' }, 'options.prefix'],
+      [{ prefix: 'a}' }, 'options.prefix'],
       [{ prefix: '' }, 'options.prefix'],
+      [{ prefix: 'x'.repeat(65) }, 'options.prefix'],
       [{ prefix: 7 }, 'options.prefix'],
       [{ prefixx: 'a' }, 'options.prefixx'],
       ['a', 'options'],
+      [null, 'options'],
+      [[], 'options'],
     ] as const) {
-      expect(() => resolveRedisBackendOptions(options as never)).toThrow(InvalidArgumentError);
-      expect(() => resolveRedisBackendOptions(options as never)).toThrow(argument);
+      const error = (() => {
+        try {
+          resolveRedisBackendOptions(options as never);
+        } catch (caught) {
+          return caught;
+        }
+        return undefined;
+      })();
+      expect(error).toBeInstanceOf(InvalidArgumentError);
+      expect((error as InvalidArgumentError).argument).toBe(argument);
     }
   });
 });
+
+// Redis's own answer: CLUSTER KEYSLOT only works on a node in cluster mode, which a single
+// harness server can be (no slots need to be assigned to compute one).
+describe.skipIf(Boolean(process.env.REDIS_URL))(
+  'hash slots, as Redis Cluster computes them',
+  () => {
+    it('puts every name of a lock, awkward keys included, in the slot of its tag', async () => {
+      await using node = await startRedis({
+        args: ['--cluster-enabled', 'yes', '--cluster-config-file', 'nodes.conf'],
+      });
+      for (const key of awkwardKeys) {
+        const slots = new Set<unknown>();
+        for (const name of Object.values(lockKeys('deadbolt', key))) {
+          slots.add(await node.call('CLUSTER', 'KEYSLOT', name));
+        }
+        expect([...slots]).toEqual([await node.call('CLUSTER', 'KEYSLOT', hashTag(key))]);
+      }
+    });
+  },
+);

@@ -1,92 +1,197 @@
+import { BackendError, InvalidArgumentError } from '@deadbolt/core';
 import { type RedisServer, startRedis } from '@deadbolt/testing';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   lockKeys,
-  RedisScriptBackend,
-  ReleaseWaiters,
+  type RedisScriptBackend,
   runScript,
   type ScriptTransport,
   scripts,
 } from '../src/index.js';
+import {
+  backendOf,
+  countingTransport,
+  mutex,
+  serverMs,
+  sleep,
+  transportOf,
+  unique,
+} from './helpers.js';
 
 let server: RedisServer;
 let client: Redis;
 let backend: RedisScriptBackend;
 
-function transportOf(redis: Redis): ScriptTransport {
-  return {
-    evalsha: (sha, keys, args) => redis.evalsha(sha, keys.length, ...keys, ...args),
-    eval: (source, keys, args) => redis.eval(source, keys.length, ...keys, ...args),
-  };
-}
-
 beforeAll(async () => {
   server = await startRedis();
   client = new Redis(server.url);
   client.on('error', () => undefined);
-  backend = new RedisScriptBackend(
-    {
-      name: 'test',
-      transport: transportOf(client),
-      openSubscriber: async () => {
-        throw new Error('not needed');
-      },
-    },
-    { prefix: 'scripts' },
-  );
+  backend = backendOf(client);
 });
 
 afterAll(async () => {
-  client.disconnect();
-  await server.stop();
+  await backend?.close();
+  client?.disconnect();
+  await server?.stop();
 });
 
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-const mutex = (key: string, token: string, ttlMs = 10_000) => ({
-  key,
-  token,
-  ttlMs,
-  limit: 1,
-  weight: 1,
-});
+/** Every key of `key` under the `scripts` prefix, in the order acquire and release take them. */
+const allKeys = (key: string) => {
+  const k = lockKeys('scripts', key);
+  return [k.holders, k.weights, k.fence, k.queue, k.waiting, k.channel];
+};
 
-describe('the Lua scripts on a real server', () => {
-  it('prune expired holders from both structures before deciding', async () => {
-    const keys = lockKeys('scripts', 'prune');
-    expect((await backend.acquire(mutex('prune', 'old', 50))).ok).toBe(true);
-    await sleep(80);
-    expect((await backend.acquire(mutex('prune', 'new'))).ok).toBe(true);
-    expect(await client.zrange(keys.holders, 0, -1)).toEqual(['new']);
-    expect(await client.hkeys(keys.weights)).toEqual(['new']);
+/** A TIME reply as milliseconds, as the scripts compute it. */
+const timeMs = (reply: unknown) => {
+  const [seconds, micros] = reply as [string, string];
+  return Number(seconds) * 1000 + Math.floor(Number(micros) / 1000);
+};
+
+describe('expiry', () => {
+  it('ends a lease at the exact server millisecond it expires, never before', async () => {
+    expect(await client.script('LOAD', scripts.acquire.source)).toBe(scripts.acquire.sha);
+    expect(await client.script('LOAD', scripts.inspect.source)).toBe(scripts.inspect.sha);
+    let sawLastMillisecond = false;
+    let sawExpiry = false;
+    // Each round plants a lease ending a few ms ahead, then runs inspect and acquire between two
+    // TIME calls in one MULTI, and judges only brackets that fall inside one server millisecond:
+    // then the scripts' own TIME is known exactly. Sampling needs a few rounds; the verdicts don't.
+    for (let round = 0; round < 50 && !(sawLastMillisecond && sawExpiry); round++) {
+      const key = unique('boundary');
+      const keys = lockKeys('scripts', key);
+      const end = (await serverMs(client)) + 4;
+      await client.multi().zadd(keys.holders, end, 'old').hset(keys.weights, 'old', '1').exec();
+      for (;;) {
+        const results = await client
+          .multi()
+          .time()
+          .evalsha(scripts.inspect.sha, 5, ...allKeys(key).slice(0, 5))
+          .evalsha(
+            scripts.acquire.sha,
+            6,
+            ...allKeys(key),
+            'new',
+            '10000',
+            '1',
+            '1',
+            '0',
+            'PUBLISH',
+          )
+          .time()
+          .exec();
+        if (results === null) throw new Error('MULTI was aborted');
+        for (const [error] of results) expect(error).toBeNull();
+        const before = timeMs(results[0]?.[1]);
+        const after = timeMs(results[3]?.[1]);
+        const inspected = results[1]?.[1] as unknown[];
+        const acquired = results[2]?.[1] as number[];
+        if (acquired[0] === 1) {
+          // Never granted while the old lease could still run.
+          expect(after).toBeGreaterThanOrEqual(end);
+          if (before === end && after === end) {
+            expect(inspected.slice(2)).toEqual([]);
+            sawExpiry = true;
+          }
+          break;
+        }
+        // Refused: the old lease must still have been running.
+        expect(before).toBeLessThan(end);
+        if (before === after) {
+          expect(acquired).toEqual([0, end - before]);
+          expect(inspected.slice(2)).toEqual(['old', 1, end - before]);
+          if (before === end - 1) sawLastMillisecond = true;
+        }
+      }
+    }
+    expect({ sawLastMillisecond, sawExpiry }).toEqual({
+      sawLastMillisecond: true,
+      sawExpiry: true,
+    });
   });
 
-  it('let every key of a lock expire with its lease; the fence outlives it', async () => {
-    const keys = lockKeys('scripts', 'ttl');
-    await backend.acquire(mutex('ttl', 'a', 200));
+  it('prunes expired holders from both structures before deciding', async () => {
+    const key = unique('prune');
+    const keys = lockKeys('scripts', key);
+    const limit = { key, limit: 3, weight: 1 };
+    expect((await backend.acquire({ ...limit, token: 'a', ttlMs: 30 })).ok).toBe(true);
+    expect((await backend.acquire({ ...limit, token: 'b', ttlMs: 30 })).ok).toBe(true);
+    expect((await backend.acquire({ ...limit, token: 'c', ttlMs: 10_000 })).ok).toBe(true);
+    await sleep(60);
+    // The expired ones no longer count: a weight of 2 fits next to c.
+    expect((await backend.acquire({ ...limit, token: 'd', ttlMs: 10_000, weight: 2 })).ok).toBe(
+      true,
+    );
+    expect((await client.zrange(keys.holders, 0, -1)).sort()).toEqual(['c', 'd']);
+    expect((await client.hkeys(keys.weights)).sort()).toEqual(['c', 'd']);
+  });
+
+  it('lets every key of a lock expire with its last lease; the fence outlives it by an hour', async () => {
+    const key = unique('ttl');
+    const keys = lockKeys('scripts', key);
+    await backend.acquire({ key, token: 'short', ttlMs: 200, limit: 2, weight: 1 });
+    await backend.acquire({ key, token: 'long', ttlMs: 400, limit: 2, weight: 1 });
     const holdersTtl = await client.pttl(keys.holders);
-    expect(holdersTtl).toBeGreaterThan(0);
-    expect(holdersTtl).toBeLessThanOrEqual(200);
-    expect(await client.pttl(keys.fence)).toBeGreaterThan(3_000_000);
-    await sleep(250);
+    expect(holdersTtl).toBeGreaterThan(200);
+    expect(holdersTtl).toBeLessThanOrEqual(400);
+    // Both expire at the same instant (PEXPIREAT), read a moment apart.
+    expect(holdersTtl - (await client.pttl(keys.weights))).toBeLessThanOrEqual(5);
+    const fenceTtl = await client.pttl(keys.fence);
+    expect(fenceTtl).toBeGreaterThan(3_600_000 - 1_000);
+    expect(fenceTtl).toBeLessThanOrEqual(3_600_000 + 400);
+    await sleep(450);
     expect(await client.exists(keys.holders, keys.weights)).toBe(0);
   });
+});
 
-  it('keep fences increasing after the server restarts empty', async () => {
+describe('fences', () => {
+  it('strictly increase over every grant, from the server clock in µs', async () => {
+    const key = unique('fences');
+    const startedMicros = (await serverMs(client)) * 1000;
+    const fences: number[] = [];
+    for (let index = 0; index < 30; index++) {
+      const granted = await backend.acquire({
+        key,
+        token: `t${index}`,
+        ttlMs: 10_000,
+        limit: 3,
+        weight: 1,
+      });
+      if (!granted.ok) throw new Error(`grant ${index} refused`);
+      fences.push(granted.fence);
+      if (index % 3 === 2) {
+        for (const token of [`t${index}`, `t${index - 1}`, `t${index - 2}`]) {
+          expect(await backend.release({ key, token })).toBe(true);
+        }
+      }
+    }
+    expect(fences[0]).toBeGreaterThanOrEqual(startedMicros);
+    for (let index = 1; index < fences.length; index++) {
+      expect(fences[index]).toBeGreaterThan(fences[index - 1] as number);
+    }
+    await backend.acquire(mutex(key, 'last'));
+    expect((await backend.inspect(key))?.fence).toBeGreaterThan(fences.at(-1) as number);
+  });
+
+  it('keep increasing when the fence key is gone, as after its grace period', async () => {
+    const key = unique('fence-gone');
+    const first = await backend.acquire(mutex(key, 'a'));
+    await backend.release({ key, token: 'a' });
+    await client.del(lockKeys('scripts', key).fence);
+    const second = await backend.acquire(mutex(key, 'b'));
+    if (!first.ok || !second.ok) throw new Error('expected grants');
+    expect(second.fence).toBeGreaterThan(first.fence);
+  });
+
+  it('keep increasing after the server restarts empty', async () => {
     const own = await startRedis();
     const ownClient = new Redis(own.url, { maxRetriesPerRequest: 50 });
     ownClient.on('error', () => undefined);
-    const ownBackend = new RedisScriptBackend(
-      {
-        name: 'test',
-        transport: transportOf(ownClient),
-        openSubscriber: () => Promise.reject(new Error('unused')),
-      },
-      { prefix: 'scripts' },
-    );
+    const ownBackend = backendOf(ownClient);
     try {
       const first = await ownBackend.acquire(mutex('restart', 'a'));
       await own.restart();
+      expect(await own.call('DBSIZE')).toBe(0);
       const second = await ownBackend.acquire(mutex('restart', 'b'));
       if (!first.ok || !second.ok) throw new Error('expected grants');
       expect(second.fence).toBeGreaterThan(first.fence);
@@ -96,87 +201,290 @@ describe('the Lua scripts on a real server', () => {
     }
   });
 
-  it('publish on release only when it freed something', async () => {
-    const subscriber = client.duplicate();
-    const messages: string[] = [];
-    subscriber.on('message', (_channel, message) => messages.push(message));
-    await subscriber.subscribe(lockKeys('scripts', 'publish').channel);
-    try {
-      await backend.release({ key: 'publish', token: 'nobody' });
-      await backend.acquire(mutex('publish', 'holder'));
-      await backend.release({ key: 'publish', token: 'holder' });
-      await sleep(50);
-      expect(messages).toEqual(['released']);
-    } finally {
-      subscriber.disconnect();
-    }
+  it('jump past a fence granted elsewhere (advanceFence)', async () => {
+    const key = unique('advance');
+    const first = await backend.acquire(mutex(key, 'a'));
+    if (!first.ok) throw new Error('expected a grant');
+    const elsewhere = first.fence + 10_000_000_000;
+    await backend.advanceFence({ key, fence: elsewhere });
+    await backend.advanceFence({ key, fence: first.fence });
+    await backend.release({ key, token: 'a' });
+    const second = await backend.acquire(mutex(key, 'b'));
+    if (!second.ok) throw new Error('expected a grant');
+    expect(second.fence).toBe(elsewhere + 1);
   });
+});
 
-  it('fall back to EVAL after SCRIPT FLUSH, which reloads the script', async () => {
-    await client.script('FLUSH');
-    expect(await client.script('EXISTS', scripts.inspect.sha)).toEqual([0]);
-    const keys = lockKeys('scripts', 'flush');
-    await runScript(
-      transportOf(client),
-      scripts.inspect,
-      [keys.holders, keys.weights, keys.fence, keys.queue, keys.waiting],
-      [],
-    );
-    expect(await client.script('EXISTS', scripts.inspect.sha)).toEqual([1]);
-  });
-
-  it('count weights, and replace the grant of a token asking again', async () => {
-    const request = { key: 'weights', ttlMs: 10_000, limit: 5 };
+describe('acquire', () => {
+  it('counts weights, and replaces the grant of a token asking again', async () => {
+    const request = { key: unique('weights'), ttlMs: 10_000, limit: 5 };
     expect((await backend.acquire({ ...request, token: 'a', weight: 3 })).ok).toBe(true);
     expect((await backend.acquire({ ...request, token: 'b', weight: 3 })).ok).toBe(false);
+    expect((await backend.acquire({ ...request, token: 'b', weight: 2 })).ok).toBe(true);
+    expect((await backend.acquire({ ...request, token: 'c', weight: 1 })).ok).toBe(false);
+    // a asks again with less: its own grant does not count against it, and is replaced.
     expect((await backend.acquire({ ...request, token: 'a', weight: 1 })).ok).toBe(true);
-    expect((await backend.acquire({ ...request, token: 'b', weight: 3 })).ok).toBe(true);
-    expect((await backend.inspect('weights'))?.holders.map((h) => h.weight).sort()).toEqual([1, 3]);
+    expect((await backend.acquire({ ...request, token: 'c', weight: 2 })).ok).toBe(true);
+    const holders = (await backend.inspect(request.key))?.holders ?? [];
+    expect(holders.map(({ token, weight }) => [token, weight]).sort()).toEqual([
+      ['a', 1],
+      ['b', 2],
+      ['c', 2],
+    ]);
   });
 
-  it('never splice user strings into Lua: a key full of Lua and quotes is just a key', async () => {
+  it('grants a holder asking again (its reply may have been lost) a new lease and fence', async () => {
+    const key = unique('again');
+    const first = await backend.acquire(mutex(key, 'a', 1_000));
+    const again = await backend.acquire(mutex(key, 'a', 20_000));
+    if (!first.ok || !again.ok) throw new Error('expected grants');
+    expect(again.fence).toBeGreaterThan(first.fence);
+    const info = await backend.inspect(key);
+    expect(info?.holders).toHaveLength(1);
+    expect(info?.holders[0]?.ttlMs).toBeGreaterThan(1_000);
+  });
+
+  it('hints how long until the earliest other holder expires', async () => {
+    const key = unique('retry');
+    await backend.acquire({ key, token: 'soon', ttlMs: 1_000, limit: 2, weight: 1 });
+    await backend.acquire({ key, token: 'late', ttlMs: 8_000, limit: 2, weight: 1 });
+    const refused = await backend.acquire({ key, token: 'x', ttlMs: 10, limit: 2, weight: 1 });
+    if (refused.ok || refused.retryInMs === undefined) throw new Error('expected a hint');
+    expect(refused.retryInMs).toBeGreaterThan(900);
+    expect(refused.retryInMs).toBeLessThanOrEqual(1_000);
+    // The asker's own lease is no reason to wait: the hint skips it.
+    const own = await backend.acquire({ key, token: 'soon', ttlMs: 10, limit: 2, weight: 2 });
+    if (own.ok || own.retryInMs === undefined) throw new Error('expected a hint');
+    expect(own.retryInMs).toBeGreaterThan(7_000);
+  });
+
+  it('never splices user strings into Lua: a key and token full of Lua are just data', async () => {
     const key = "']]; redis.call('FLUSHALL') --[[";
-    expect((await backend.acquire(mutex(key, 't'))).ok).toBe(true);
-    expect(await backend.release({ key, token: 't' })).toBe(true);
+    const token = "\"); redis.call('FLUSHALL'); --";
+    await client.set(unique('canary'), '1');
+    expect((await backend.acquire(mutex(key, token))).ok).toBe(true);
+    expect((await backend.inspect(key))?.holders[0]?.token).toBe(token);
+    expect(await backend.release({ key, token })).toBe(true);
     expect(await client.dbsize()).toBeGreaterThan(0);
   });
 });
 
-describe('ReleaseWaiters', () => {
-  it('subscribes a channel once for all its waiters and unsubscribes after the last leaves', async () => {
+describe('extend', () => {
+  it('resets the lease of a holder from now, and the expiry of its keys', async () => {
+    const key = unique('extend');
+    const keys = lockKeys('scripts', key);
+    await backend.acquire(mutex(key, 'a', 500));
+    expect(await backend.extend({ key, token: 'a', ttlMs: 20_000 })).toBe(true);
+    expect(await client.pttl(keys.holders)).toBeGreaterThan(19_000);
+    expect(await client.pttl(keys.weights)).toBeGreaterThan(19_000);
+    expect(await backend.extend({ key, token: 'a', ttlMs: 300 })).toBe(true);
+    expect(await client.pttl(keys.holders)).toBeLessThanOrEqual(300);
+    expect((await backend.inspect(key))?.holders[0]?.ttlMs).toBeLessThanOrEqual(300);
+  });
+
+  it('refuses tokens that do not hold, or no longer do', async () => {
+    const key = unique('extend-lost');
+    expect(await backend.extend({ key, token: 'nobody', ttlMs: 1_000 })).toBe(false);
+    await backend.acquire(mutex(key, 'a', 30));
+    expect(await backend.extend({ key, token: 'b', ttlMs: 1_000 })).toBe(false);
+    await sleep(60);
+    expect(await backend.extend({ key, token: 'a', ttlMs: 1_000 })).toBe(false);
+    expect(await client.zcard(lockKeys('scripts', key).holders)).toBe(0);
+  });
+});
+
+describe('release', () => {
+  it('publishes on the release channel only when it freed something', async () => {
+    const key = unique('publish');
     const subscriber = client.duplicate();
-    const listeners = new Map<string, () => void>();
-    subscriber.on('message', (channel) => listeners.get(channel)?.());
-    const waiters = new ReleaseWaiters({
-      subscribe: async (channel, onMessage) => {
-        listeners.set(channel, onMessage);
-        await subscriber.subscribe(channel);
-      },
-      unsubscribe: async (channel) => {
-        await subscriber.unsubscribe(channel);
-      },
-    });
-    const numsub = async () => (await client.pubsub('NUMSUB', 'rw:channel'))[1];
+    const messages: string[] = [];
+    subscriber.on('message', (_channel: string, message: string) => messages.push(message));
+    await subscriber.subscribe(lockKeys('scripts', key).channel);
     try {
-      const aborting = new AbortController();
-      const first = waiters.wait('rw:channel', new AbortController().signal);
-      const second = waiters.wait('rw:channel', aborting.signal);
-      await sleep(50);
-      expect(await numsub()).toBe(1);
-      aborting.abort(new Error('gone'));
-      await expect(second).rejects.toThrow('gone');
-      expect(await numsub()).toBe(1);
-      await client.publish('rw:channel', 'released');
-      await first;
-      await sleep(50);
-      expect(await numsub()).toBe(0);
-      expect(waiters.channelCount).toBe(0);
-      waiters.close(new Error('closed'));
-      await expect(waiters.wait('rw:channel', new AbortController().signal)).rejects.toThrow(
-        'closed',
-      );
+      expect(await backend.release({ key, token: 'nobody' })).toBe(false);
+      await backend.acquire(mutex(key, 'holder'));
+      expect(await backend.release({ key, token: 'other' })).toBe(false);
+      expect(await backend.release({ key, token: 'holder' })).toBe(true);
+      expect(await backend.release({ key, token: 'holder' })).toBe(false);
+      // An expired lease is pruned first: releasing it frees nothing and wakes nobody.
+      await backend.acquire(mutex(key, 'expired', 20));
+      await sleep(40);
+      expect(await backend.release({ key, token: 'expired' })).toBe(false);
+      // Messages from one connection arrive in order: this one marks the end.
+      await client.publish(lockKeys('scripts', key).channel, 'end');
+      await eventuallyEquals(() => messages.at(-1), 'end');
+      expect(messages).toEqual(['released', 'end']);
     } finally {
       subscriber.disconnect();
     }
   });
+
+  it('gives back only what the token held', async () => {
+    const key = unique('release-weight');
+    const request = { key, ttlMs: 10_000, limit: 4 };
+    await backend.acquire({ ...request, token: 'a', weight: 3 });
+    await backend.acquire({ ...request, token: 'b', weight: 1 });
+    expect(await backend.release({ key, token: 'a' })).toBe(true);
+    expect((await backend.acquire({ ...request, token: 'c', weight: 3 })).ok).toBe(true);
+    expect((await backend.acquire({ ...request, token: 'd', weight: 1 })).ok).toBe(false);
+  });
 });
+
+describe('inspect', () => {
+  it('shows unexpired holders with weights and remaining ms, and the last fence', async () => {
+    const key = unique('inspect');
+    expect(await backend.inspect(key)).toBeNull();
+    await backend.acquire({ key, token: 'a', ttlMs: 5_000, limit: 3, weight: 2 });
+    const last = await backend.acquire({ key, token: 'b', ttlMs: 30, limit: 3, weight: 1 });
+    if (!last.ok) throw new Error('expected a grant');
+    const info = await backend.inspect(key);
+    expect(info).toMatchObject({ key, fence: last.fence, queued: 0 });
+    expect(info?.holders.map(({ token, weight }) => [token, weight]).sort()).toEqual([
+      ['a', 2],
+      ['b', 1],
+    ]);
+    expect(info?.holders.find((holder) => holder.token === 'a')?.ttlMs).toBeGreaterThan(4_000);
+    await sleep(60);
+    expect((await backend.inspect(key))?.holders.map((holder) => holder.token)).toEqual(['a']);
+    await backend.release({ key, token: 'a' });
+    expect(await backend.inspect(key)).toBeNull();
+  });
+});
+
+describe('the runner', () => {
+  it('falls back to EVAL after SCRIPT FLUSH, which reloads the script', async () => {
+    const transport = countingTransport(transportOf(client));
+    const flushed = backendOf(client, 'scripts', transport);
+    const key = unique('flush');
+    await client.script('FLUSH');
+    expect(await client.script('EXISTS', scripts.acquire.sha)).toEqual([0]);
+    expect((await flushed.acquire(mutex(key, 'a'))).ok).toBe(true);
+    expect(transport.calls).toEqual({ evalsha: 1, eval: 1 });
+    expect(await client.script('EXISTS', scripts.acquire.sha)).toEqual([1]);
+    expect(await flushed.release({ key, token: 'a' })).toBe(true);
+    await flushed.acquire(mutex(key, 'b'));
+    // release was loaded by its own fallback; acquire is now served by EVALSHA alone.
+    expect(transport.calls).toEqual({ evalsha: 3, eval: 2 });
+  });
+
+  it('passes other errors through without trying EVAL', async () => {
+    // Loaded first, so that EVALSHA finds it.
+    await runScript(transportOf(client), scripts.extend, allKeys('x').slice(0, 3), ['t', '1000']);
+    const transport = countingTransport(transportOf(client));
+    // No keys: the script fails inside Redis, which is no reason to send its source.
+    await expect(runScript(transport, scripts.extend, [], ['t', '1000'])).rejects.toThrow();
+    expect(transport.calls.eval).toBe(0);
+  });
+
+  it('wraps client failures in BackendError naming the client', async () => {
+    const dead = new Redis({ port: 1, lazyConnect: true, enableOfflineQueue: false });
+    dead.on('error', () => undefined);
+    const broken = backendOf(dead);
+    const attempt = broken.acquire(mutex('k', 't'));
+    await expect(attempt).rejects.toBeInstanceOf(BackendError);
+    await expect(broken.extend({ key: 'k', token: 't', ttlMs: 1 })).rejects.toThrow(/\[test\]/);
+    await expect(broken.release({ key: 'k', token: 't' })).rejects.toBeInstanceOf(BackendError);
+    await expect(broken.inspect('k')).rejects.toBeInstanceOf(BackendError);
+    dead.disconnect();
+  });
+
+  it('validates every request before any I/O', async () => {
+    const transport = countingTransport(transportOf(client));
+    const checked = backendOf(client, 'scripts', transport);
+    const good = mutex('k', 't');
+    const bad: [string, () => Promise<unknown>][] = [
+      ['request.key', () => checked.acquire({ ...good, key: '' })],
+      ['request.ttlMs', () => checked.acquire({ ...good, ttlMs: 0 })],
+      ['request.weight', () => checked.acquire({ ...good, weight: 2 })],
+      ['request.limit', () => checked.acquire({ ...good, limit: 1.5 })],
+      ['request.token', () => checked.acquire({ ...good, token: '' })],
+      ['request.ttlMs', () => checked.extend({ key: 'k', token: 't', ttlMs: Number.NaN })],
+      ['request.key', () => checked.release({ key: 'x'.repeat(600), token: 't' })],
+      ['request.fence', () => checked.advanceFence({ key: 'k', fence: -1 })],
+      ['key', () => checked.inspect('')],
+      ['key', () => checked.waitForRelease('', new AbortController().signal)],
+    ];
+    for (const [argument, call] of bad) {
+      const error = await call().then(
+        () => undefined,
+        (caught: unknown) => caught,
+      );
+      expect(error).toBeInstanceOf(InvalidArgumentError);
+      expect((error as InvalidArgumentError).argument).toBe(argument);
+    }
+    expect(transport.calls).toEqual({ evalsha: 0, eval: 0 });
+  });
+});
+
+describe('reply decoding', () => {
+  /** Runs the commands with ioredis's Buffer variant: every bulk string arrives as bytes. */
+  const bufferTransport: ScriptTransport = {
+    evalsha: (sha, keys, args) => client.callBuffer('EVALSHA', sha, keys.length, ...keys, ...args),
+    eval: (source, keys, args) => client.callBuffer('EVAL', source, keys.length, ...keys, ...args),
+  };
+  /** As a client whose type mapping turns integers into strings. */
+  const stringTransport: ScriptTransport = {
+    evalsha: async (sha, keys, args) =>
+      stringify(await client.evalsha(sha, keys.length, ...keys, ...args)),
+    eval: async (source, keys, args) =>
+      stringify(await client.eval(source, keys.length, ...keys, ...args)),
+  };
+  const stringify = (reply: unknown): unknown =>
+    Array.isArray(reply) ? reply.map(stringify) : typeof reply === 'number' ? String(reply) : reply;
+
+  it.each([
+    ['Buffers', bufferTransport],
+    ['strings', stringTransport],
+  ])('copes with %s', async (_, transport) => {
+    const decoding = backendOf(client, 'scripts', transport);
+    const key = unique('decode');
+    const granted = await decoding.acquire({
+      key,
+      token: 'tök€n',
+      ttlMs: 5_000,
+      limit: 2,
+      weight: 2,
+    });
+    if (!granted.ok) throw new Error('expected a grant');
+    expect(granted.ttlMs).toBe(5_000);
+    expect(Number.isSafeInteger(granted.fence)).toBe(true);
+    expect(await decoding.acquire(mutex(key, 'other'))).toMatchObject({ ok: false });
+    const info = await decoding.inspect(key);
+    expect(info?.fence).toBe(granted.fence);
+    expect(info?.holders).toEqual([{ token: 'tök€n', weight: 2, ttlMs: expect.any(Number) }]);
+    expect(await decoding.extend({ key, token: 'tök€n', ttlMs: 5_000 })).toBe(true);
+    expect(await decoding.release({ key, token: 'tök€n' })).toBe(true);
+  });
+});
+
+describe('keys on a real server', () => {
+  it.each(['a key with spaces', 'clé-鍵-🔒', 'user:{42}', '}leading', '{', '{}', '%7B', '*?[x]'])(
+    'locks %j like any other key',
+    async (key) => {
+      expect((await backend.acquire(mutex(key, 't'))).ok).toBe(true);
+      const names = lockKeys('scripts', key);
+      expect(await client.exists(names.holders, names.weights, names.fence)).toBe(3);
+      expect((await backend.acquire(mutex(key, 'u'))).ok).toBe(false);
+      expect((await backend.inspect(key))?.key).toBe(key);
+      expect(await backend.release({ key, token: 't' })).toBe(true);
+    },
+  );
+
+  it('keeps prefixes apart', async () => {
+    const key = unique('shared-name');
+    const one = backendOf(client, 'one');
+    const two = backendOf(client, 'one:two');
+    expect((await one.acquire(mutex(key, 'a'))).ok).toBe(true);
+    expect((await two.acquire(mutex(key, 'b'))).ok).toBe(true);
+    expect((await one.inspect(key))?.holders.map((holder) => holder.token)).toEqual(['a']);
+    expect(await two.release({ key, token: 'a' })).toBe(false);
+    expect(await one.release({ key, token: 'a' })).toBe(true);
+    expect((await two.inspect(key))?.holders.map((holder) => holder.token)).toEqual(['b']);
+  });
+});
+
+async function eventuallyEquals(read: () => unknown, expected: unknown): Promise<void> {
+  const deadline = Date.now() + 5_000;
+  while (read() !== expected && Date.now() < deadline) await sleep(10);
+  expect(read()).toBe(expected);
+}

@@ -4,7 +4,10 @@ local token, ttlMs, limit, weight, queueTtlMs, publish = ARGV[1], tonumber(ARGV[
 -- also takes (or renews) a place in the arrival-order queue and is granted only at its head;
 -- without one it is refused while anyone queues.
 -- Returns { 1, fence, ttlMs } when granted, { 0, retryInMs } when refused (retryInMs -1: no hint).
+-- Each request is judged by its own `limit`; nothing stores or compares the limits of holders, so
+-- callers must use one limit per key (LockManager does: a semaphore or read-write lock owns its key).
 
+publish = publishCommand(publish)
 local nowMicros, now = serverTime()
 prune(holdersKey, weightsKey, queueKey, waitingKey, now)
 

@@ -1,5 +1,15 @@
 -- Shared by every deadbolt script; the loader puts it in front of each operation's file.
 -- Time comes from the server only: client clocks never decide whether a lease has expired.
+-- Holders expire at the server millisecond their lease ends: a lease of score `t` is gone at `t`.
+
+-- Only the two commands the adapters choose between may be called: PUBLISH, or SPUBLISH for
+-- sharded pub/sub on a Redis 7 Cluster.
+local function publishCommand(name)
+  if name == 'SPUBLISH' then
+    return 'SPUBLISH'
+  end
+  return 'PUBLISH'
+end
 
 -- Fences are written with %.0f: Lua 5.1 would print large numbers in exponent form and lose digits.
 local function formatInteger(value)
@@ -68,8 +78,12 @@ local function expireWithPlaces(queueKey, waitingKey)
   end
 end
 
--- Strictly above the last fence, and never below the server clock in microseconds: so fences
--- keep increasing even after the fence key expired or the server restarted empty.
+-- Strictly above the last fence, and never below the server clock in microseconds. A bare INCR
+-- would restart at 1 when the server restarts empty or fails over to a replica that missed the
+-- last write, and would force the fence key to live forever; the time floor keeps fences
+-- increasing in both cases (as long as the clock of the server that answers does not lag behind
+-- the fences already granted), so the fence key may expire FENCE_GRACE_MS after the last lease.
+-- Microseconds since the epoch stay below 2^53, so fences are exact in Lua and in JavaScript.
 local function nextFence(fenceKey, nowMicros)
   local last = tonumber(redis.call('GET', fenceKey)) or 0
   local fence = math.max(last + 1, nowMicros)

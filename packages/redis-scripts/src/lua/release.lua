@@ -3,6 +3,7 @@ local token, publish = ARGV[1], ARGV[2]
 -- Gives back what `token` holds and its queue place, if any, and tells waiters when that freed
 -- something. Returns 1 when `token` held permits, 0 when it held none.
 
+publish = publishCommand(publish)
 local _, now = serverTime()
 prune(holdersKey, weightsKey, queueKey, waitingKey, now)
 local released = redis.call('ZREM', holdersKey, token)

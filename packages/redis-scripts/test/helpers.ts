@@ -1,0 +1,104 @@
+import { randomUUID } from 'node:crypto';
+import type { AcquireRequest } from '@deadbolt/core';
+import type { Redis } from 'ioredis';
+import {
+  type OwnedSubscriber,
+  RedisScriptBackend,
+  type ReleaseSubscriber,
+  type ScriptTransport,
+} from '../src/index.js';
+
+/** A ScriptTransport over an ioredis client, as `@deadbolt/ioredis` builds it. */
+export function transportOf(redis: Redis): ScriptTransport {
+  return {
+    evalsha: (sha, keys, args) => redis.evalsha(sha, keys.length, ...keys, ...args),
+    eval: (source, keys, args) => redis.eval(source, keys.length, ...keys, ...args),
+  };
+}
+
+/** A transport that counts the calls it passes on to `inner`. */
+export function countingTransport(inner: ScriptTransport): ScriptTransport & {
+  calls: { evalsha: number; eval: number };
+} {
+  const calls = { evalsha: 0, eval: 0 };
+  return {
+    calls,
+    evalsha: (sha, keys, args) => {
+      calls.evalsha++;
+      return inner.evalsha(sha, keys, args);
+    },
+    eval: (source, keys, args) => {
+      calls.eval++;
+      return inner.eval(source, keys, args);
+    },
+  };
+}
+
+/**
+ * A subscriber on a duplicate of `redis`, as the adapters open it. It subscribes only once the
+ * connection is ready: ioredis 5.8.2+ may otherwise send its ready check (INFO) after a SUBSCRIBE
+ * and hang in subscriber mode (redis/ioredis#2037).
+ */
+export function subscriberOf(redis: Redis): OwnedSubscriber & ReleaseSubscriber {
+  const connection = redis.duplicate();
+  connection.on('error', () => undefined);
+  const ready = new Promise<void>((resolve) => connection.once('ready', () => resolve()));
+  const listeners = new Map<string, () => void>();
+  connection.on('message', (channel: string) => listeners.get(channel)?.());
+  return {
+    subscribe: async (channel, onMessage) => {
+      listeners.set(channel, onMessage);
+      await ready;
+      await connection.subscribe(channel);
+    },
+    unsubscribe: async (channel) => {
+      listeners.delete(channel);
+      await connection.unsubscribe(channel);
+    },
+    close: async () => {
+      connection.disconnect();
+    },
+  };
+}
+
+/** A backend over `redis` (scripts only; waiting opens a duplicate connection). */
+export function backendOf(
+  redis: Redis,
+  prefix = 'scripts',
+  transport: ScriptTransport = transportOf(redis),
+): RedisScriptBackend {
+  return new RedisScriptBackend(
+    { name: 'test', transport, openSubscriber: async () => subscriberOf(redis) },
+    { prefix },
+  );
+}
+
+/** A key no other test uses. */
+export const unique = (name: string) => `${name}:${randomUUID()}`;
+
+/** A mutex request. */
+export const mutex = (key: string, token: string, ttlMs = 10_000): AcquireRequest => ({
+  key,
+  token,
+  ttlMs,
+  limit: 1,
+  weight: 1,
+});
+
+export const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** Polls `check` until it holds, for state that settles asynchronously (pub/sub). */
+export async function eventually(what: string, check: () => Promise<boolean>): Promise<void> {
+  const deadline = Date.now() + 5_000;
+  while (Date.now() < deadline) {
+    if (await check()) return;
+    await sleep(10);
+  }
+  throw new Error(`timed out waiting until ${what}`);
+}
+
+/** The server's clock in milliseconds, read as the scripts read it. */
+export async function serverMs(redis: Redis): Promise<number> {
+  const [seconds, micros] = await redis.time();
+  return Number(seconds) * 1000 + Math.floor(Number(micros) / 1000);
+}

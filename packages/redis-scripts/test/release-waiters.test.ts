@@ -1,0 +1,245 @@
+import { BackendError } from '@deadbolt/core';
+import { type RedisServer, startRedis } from '@deadbolt/testing';
+import { Redis } from 'ioredis';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { RedisScriptBackend, type ReleaseSubscriber, ReleaseWaiters } from '../src/index.js';
+import { eventually, mutex, sleep, subscriberOf, transportOf, unique } from './helpers.js';
+
+let server: RedisServer;
+let client: Redis;
+const cleanups: (() => Promise<void>)[] = [];
+
+beforeAll(async () => {
+  server = await startRedis();
+  client = new Redis(server.url);
+  client.on('error', () => undefined);
+});
+
+afterEach(async () => {
+  for (const cleanup of cleanups.splice(0)) await cleanup();
+});
+
+afterAll(async () => {
+  client?.disconnect();
+  await server?.stop();
+});
+
+/** Subscribers of `channel` on the server. */
+const numsub = async (channel: string) => (await client.pubsub('NUMSUB', channel))[1];
+
+/** A real subscriber connection, closed after the test, that records the calls it gets. */
+function recordingSubscriber(
+  options: { delayMs?: number; unsubscribeDelayMs?: number; failFirst?: number } = {},
+) {
+  const inner = subscriberOf(client);
+  cleanups.push(() => inner.close());
+  const calls: string[] = [];
+  let failures = options.failFirst ?? 0;
+  const subscriber: ReleaseSubscriber = {
+    subscribe: async (channel, onMessage) => {
+      calls.push(`subscribe ${channel}`);
+      await sleep(options.delayMs ?? 0);
+      if (failures-- > 0) throw new Error('subscribe failed');
+      await inner.subscribe(channel, onMessage);
+    },
+    unsubscribe: async (channel) => {
+      calls.push(`unsubscribe ${channel}`);
+      await sleep(options.unsubscribeDelayMs ?? options.delayMs ?? 0);
+      await inner.unsubscribe(channel);
+    },
+  };
+  return { subscriber, calls };
+}
+
+const never = () => new AbortController().signal;
+
+describe('ReleaseWaiters', () => {
+  it('wakes a new waiter once the subscription is in place, for a release it may have missed', async () => {
+    const channel = unique('first');
+    const { subscriber, calls } = recordingSubscriber();
+    const waiters = new ReleaseWaiters(subscriber);
+    await waiters.wait(channel, never());
+    expect(calls).toEqual([`subscribe ${channel}`]);
+    expect(await numsub(channel)).toBe(1);
+  });
+
+  it('subscribes a channel once for all its waiters, lingers, then unsubscribes', async () => {
+    const channel = unique('rw');
+    const { subscriber, calls } = recordingSubscriber();
+    const waiters = new ReleaseWaiters(subscriber, { lingerMs: 200 });
+    await waiters.wait(channel, never());
+    // The channel lingers: these two wait for a message on the one subscription.
+    const aborting = new AbortController();
+    const first = waiters.wait(channel, never());
+    const second = waiters.wait(channel, aborting.signal);
+    await sleep(20);
+    expect(waiters.channelCount).toBe(1);
+    aborting.abort(new Error('gone'));
+    await expect(second).rejects.toThrow('gone');
+    expect(await numsub(channel)).toBe(1);
+    await client.publish(channel, 'released');
+    await first;
+    expect(waiters.channelCount).toBe(1);
+    await eventually('unsubscribed', async () => (await numsub(channel)) === 0);
+    expect(waiters.channelCount).toBe(0);
+    expect(calls).toEqual([`subscribe ${channel}`, `unsubscribe ${channel}`]);
+  });
+
+  it('unsubscribes as soon as the last waiter leaves with lingerMs 0', async () => {
+    const channel = unique('no-linger');
+    const { subscriber, calls } = recordingSubscriber();
+    const waiters = new ReleaseWaiters(subscriber, { lingerMs: 0 });
+    await waiters.wait(channel, never());
+    expect(waiters.channelCount).toBe(0);
+    await eventually('unsubscribed', async () => (await numsub(channel)) === 0);
+    expect(calls).toEqual([`subscribe ${channel}`, `unsubscribe ${channel}`]);
+  });
+
+  it('wakes every waiter of the released channel and no other', async () => {
+    const [released, other] = [unique('released'), unique('other')];
+    const waiters = new ReleaseWaiters(recordingSubscriber().subscriber);
+    await Promise.all([waiters.wait(released, never()), waiters.wait(other, never())]);
+    const woken: string[] = [];
+    const watch = (channel: string, name: string, signal: AbortSignal) =>
+      waiters.wait(channel, signal).then(
+        () => woken.push(name),
+        () => undefined,
+      );
+    const stop = new AbortController();
+    const all = [
+      watch(released, 'a', never()),
+      watch(released, 'b', never()),
+      watch(other, 'c', stop.signal),
+    ];
+    await client.publish(released, 'released');
+    await eventually('woken', async () => woken.length === 2);
+    await sleep(30);
+    expect(woken.sort()).toEqual(['a', 'b']);
+    stop.abort();
+    await Promise.all(all);
+  });
+
+  it('never lets a late unsubscribe undo the subscription of a waiter that just arrived', async () => {
+    const channel = unique('quick');
+    // Calls take a while, as on a slow network, so a new waiter can arrive while the unsubscribe
+    // of the channel's previous subscription is still on its way, and its subscribe is quicker.
+    const { subscriber, calls } = recordingSubscriber({ delayMs: 5, unsubscribeDelayMs: 60 });
+    const waiters = new ReleaseWaiters(subscriber, { lingerMs: 10 });
+    await waiters.wait(channel, never());
+    await eventually('unsubscribing', async () => calls.length === 2);
+    await waiters.wait(channel, never());
+    const waiting = waiters.wait(channel, never());
+    // Long enough for any unsubscribe still in flight to have landed.
+    await sleep(100);
+    expect(calls).toEqual([
+      `subscribe ${channel}`,
+      `unsubscribe ${channel}`,
+      `subscribe ${channel}`,
+    ]);
+    expect(await numsub(channel)).toBe(1);
+    await client.publish(channel, 'released');
+    await waiting;
+  });
+
+  it('rejects the waiters of a channel whose subscribe failed; a later waiter tries again', async () => {
+    const channel = unique('fails');
+    const { subscriber, calls } = recordingSubscriber({ failFirst: 1 });
+    const waiters = new ReleaseWaiters(subscriber);
+    const both = [waiters.wait(channel, never()), waiters.wait(channel, never())];
+    for (const waiter of both) await expect(waiter).rejects.toThrow('subscribe failed');
+    expect(waiters.channelCount).toBe(0);
+    await waiters.wait(channel, never());
+    expect(await numsub(channel)).toBe(1);
+    expect(calls).toEqual([`subscribe ${channel}`, `subscribe ${channel}`]);
+  });
+
+  it('settles an abort while subscribing, then unsubscribes', async () => {
+    const channel = unique('early-abort');
+    const { subscriber, calls } = recordingSubscriber({ delayMs: 50 });
+    const waiters = new ReleaseWaiters(subscriber, { lingerMs: 0 });
+    const controller = new AbortController();
+    const waiting = waiters.wait(channel, controller.signal);
+    controller.abort(new Error('changed my mind'));
+    await expect(waiting).rejects.toThrow('changed my mind');
+    await eventually('unsubscribed', async () => calls.length === 2);
+    await eventually('unsubscribed', async () => (await numsub(channel)) === 0);
+    expect(calls).toEqual([`subscribe ${channel}`, `unsubscribe ${channel}`]);
+    // An aborted signal never subscribes at all.
+    await expect(waiters.wait(channel, AbortSignal.abort(new Error('no')))).rejects.toThrow('no');
+    expect(calls).toHaveLength(2);
+  });
+
+  it('close rejects every waiter, now and later, without touching the subscriptions', async () => {
+    const { subscriber, calls } = recordingSubscriber();
+    const waiters = new ReleaseWaiters(subscriber);
+    const [a, b] = [unique('a'), unique('b')];
+    await Promise.all([waiters.wait(a, never()), waiters.wait(b, never())]);
+    const pending = [a, b, b].map((channel) => waiters.wait(channel, never()));
+    waiters.close(new Error('closed'));
+    for (const waiter of pending) await expect(waiter).rejects.toThrow('closed');
+    expect(waiters.channelCount).toBe(0);
+    await expect(waiters.wait(unique('c'), never())).rejects.toThrow('closed');
+    await sleep(30);
+    expect(calls.filter((call) => call.startsWith('unsubscribe'))).toEqual([]);
+  });
+});
+
+describe('RedisScriptBackend waiting', () => {
+  /** A backend that counts the subscriber connections it opens. */
+  function countingBackend() {
+    const opened = { count: 0 };
+    const backend = new RedisScriptBackend(
+      {
+        name: 'test',
+        transport: transportOf(client),
+        openSubscriber: async () => {
+          opened.count++;
+          const subscriber = subscriberOf(client);
+          cleanups.push(() => subscriber.close());
+          return subscriber;
+        },
+      },
+      { prefix: 'waiting' },
+    );
+    cleanups.push(() => backend.close());
+    return { backend, opened };
+  }
+
+  it('wakes a waiter when the holder releases, over one lazily opened connection', async () => {
+    const { backend, opened } = countingBackend();
+    const key = unique('wake');
+    await backend.acquire(mutex(key, 'holder'));
+    expect(opened.count).toBe(0);
+    // The first wait ends when the subscription is up; the channel then lingers for the next.
+    await backend.waitForRelease(key, never());
+    const waits = [backend.waitForRelease(key, never()), backend.waitForRelease(key, never())];
+    await backend.release({ key, token: 'holder' });
+    await Promise.all(waits);
+    expect(opened.count).toBe(1);
+  });
+
+  it('closing rejects waiters with BackendError and opens nothing new', async () => {
+    const { backend, opened } = countingBackend();
+    const key = unique('close');
+    const controller = new AbortController();
+    await backend.waitForRelease(key, never());
+    const waiting = backend.waitForRelease(key, never());
+    const aborted = backend.waitForRelease(unique('close'), controller.signal);
+    await backend.close();
+    await expect(waiting).rejects.toBeInstanceOf(BackendError);
+    await expect(aborted).rejects.toThrow(/closed/);
+    controller.abort();
+    await expect(backend.waitForRelease(key, never())).rejects.toThrow(/closed/);
+    await expect(backend.acquire(mutex(key, 't'))).rejects.toThrow(/closed/);
+    await sleep(50);
+    expect(opened.count).toBe(1);
+  });
+
+  it('hands the abort reason back unwrapped', async () => {
+    const { backend } = countingBackend();
+    const reason = new Error('stop waiting');
+    await expect(backend.waitForRelease(unique('k'), AbortSignal.abort(reason))).rejects.toBe(
+      reason,
+    );
+  });
+});
