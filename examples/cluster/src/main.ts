@@ -17,7 +17,7 @@ const cluster = new Cluster(nodes);
 const backend = new ClusterBackend(cluster, { prefix: 'example' });
 
 // Locks on many keys land on every shard; each lock's keys share one hash tag, so one slot.
-const workers = Array.from({ length: 4 }, (_, index) => new LockManager({ backend }));
+const workers = Array.from({ length: 4 }, () => new LockManager({ backend }));
 let lastFence = 0;
 let grants = 0;
 await Promise.all(

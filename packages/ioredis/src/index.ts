@@ -20,6 +20,8 @@ export interface IoredisSubscriberClient {
   unsubscribe(channel: string): Promise<unknown>;
   on(event: 'message', listener: (channel: string, message: string) => void): unknown;
   on(event: 'error', listener: (error: Error) => void): unknown;
+  once(event: 'ready', listener: () => void): unknown;
+  readonly status: string;
   quit(): Promise<unknown>;
   disconnect(): void;
 }
@@ -53,18 +55,22 @@ export class IoredisBackend extends RedisScriptBackend {
       {
         name: 'ioredis',
         transport: { evalsha: run('evalsha'), eval: run('eval') },
-        openSubscriber: async () => openSubscriber(client.duplicate()),
+        openSubscriber: () => openSubscriber(client.duplicate()),
       },
       resolveRedisBackendOptions(options),
     );
   }
 }
 
-function openSubscriber(connection: IoredisSubscriberClient): OwnedSubscriber {
+async function openSubscriber(connection: IoredisSubscriberClient): Promise<OwnedSubscriber> {
   const listeners = new Map<string, () => void>();
   connection.on('message', (channel) => listeners.get(channel)?.());
   // Without a listener ioredis would print connection errors; waiters see them as failed commands.
   connection.on('error', () => undefined);
+  // A SUBSCRIBE sent during the connection's startup check can leave it stuck (ioredis#2037).
+  if (connection.status !== 'ready') {
+    await new Promise<void>((resolve) => connection.once('ready', resolve));
+  }
   return {
     subscribe: async (channel, onMessage) => {
       listeners.set(channel, onMessage);
