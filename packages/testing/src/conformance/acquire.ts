@@ -1,59 +1,102 @@
 import { expect, it } from 'vitest';
-import { type ConformanceContext, OverlapDetector, sleep } from './context.js';
+import {
+  CONTENTION_TIMEOUT_MS,
+  type ConformanceContext,
+  expectGranted,
+  expectIncreasing,
+  OverlapDetector,
+  request,
+  sleep,
+} from './context.js';
 
 export function acquireTests(ctx: ConformanceContext): void {
-  const request = (key: string, token: string) => ({
-    key,
-    token,
-    ttlMs: 10_000,
-    limit: 1,
-    weight: 1,
-  });
-
-  it('grants a free key once and refuses a second token with a retry hint', async () => {
+  it('grants a free key, refuses a second token while held, and grants it after release', async () => {
     const key = ctx.key();
-    const first = await ctx.backend.acquire(request(key, 'token-a'));
-    expect(first).toMatchObject({ ok: true });
-    const second = await ctx.backend.acquire(request(key, 'token-b'));
+    const first = expectGranted(await ctx.backend.acquire(request(key, 'a', { ttlMs: 10_000 })));
+    // The lease granted may be shorter than asked, never longer.
+    expect(first.ttlMs).toBeGreaterThan(0);
+    expect(first.ttlMs).toBeLessThanOrEqual(10_000);
+    const second = await ctx.backend.acquire(request(key, 'b'));
     expect(second.ok).toBe(false);
     if (!second.ok && second.retryInMs !== undefined) {
+      // A hint beyond the holder's lease would make waiters sleep past the moment it frees up.
       expect(second.retryInMs).toBeGreaterThan(0);
       expect(second.retryInMs).toBeLessThanOrEqual(10_000);
     }
+    expect(await ctx.backend.release({ key, token: 'a' })).toBe(true);
+    expectGranted(await ctx.backend.acquire(request(key, 'b')));
   });
 
-  it('lets a token that already holds ask again (its reply was lost) without a second grant', async () => {
+  it('keeps keys independent: holding one key does not block another', async () => {
+    const [one, two] = [ctx.key(), ctx.key()];
+    expectGranted(await ctx.backend.acquire(request(one, 'a')));
+    expectGranted(await ctx.backend.acquire(request(two, 'b')));
+    expect((await ctx.backend.acquire(request(one, 'c'))).ok).toBe(false);
+  });
+
+  it('lets a token that holds ask again (its reply was lost): the new grant replaces its own', async () => {
     const key = ctx.key();
-    expect((await ctx.backend.acquire(request(key, 'token-a'))).ok).toBe(true);
-    expect((await ctx.backend.acquire(request(key, 'token-a'))).ok).toBe(true);
-    expect(await ctx.backend.release({ key, token: 'token-a' })).toBe(true);
+    expectGranted(await ctx.backend.acquire(request(key, 'a')));
+    expectGranted(await ctx.backend.acquire(request(key, 'a')));
+    expect(await ctx.backend.release({ key, token: 'a' })).toBe(true);
     // One release frees it: the second grant replaced the first instead of adding to it.
-    expect((await ctx.backend.acquire(request(key, 'token-b'))).ok).toBe(true);
+    expectGranted(await ctx.backend.acquire(request(key, 'b')));
   });
 
-  it('tryAcquire resolves null while the lock is held', async () => {
+  it('counts a re-asking token once on a semaphore, with the weight it asked last', async () => {
+    const key = ctx.key();
+    const permits = { limit: 3 };
+    expectGranted(await ctx.backend.acquire(request(key, 'a', { ...permits, weight: 1 })));
+    expectGranted(await ctx.backend.acquire(request(key, 'a', { ...permits, weight: 2 })));
+    // 'a' holds 2 of 3 now (not 1, not 3): one more fits, two do not.
+    expect((await ctx.backend.acquire(request(key, 'b', { ...permits, weight: 2 }))).ok).toBe(
+      false,
+    );
+    expectGranted(await ctx.backend.acquire(request(key, 'c', { ...permits, weight: 1 })));
+  });
+
+  it('tryAcquire resolves null while the lock is held and a lock once it is free', async () => {
     const key = ctx.key();
     const [holder, other] = ctx.managers(2);
     const lock = await holder!.acquire(key);
     expect(await other!.tryAcquire(key)).toBeNull();
-    await lock.release();
+    expect(await lock.release()).toBe(true);
     const next = await other!.tryAcquire(key);
-    expect(next).not.toBeNull();
+    expect(next?.held).toBe(true);
+    expect(next!.fence).toBeGreaterThan(lock.fence);
     await next?.release();
   });
 
-  it('keeps mutual exclusion among 50 concurrent contenders', async () => {
-    const key = ctx.key();
-    const detector = new OverlapDetector();
-    const rounds = 3;
-    await Promise.all(
-      ctx.managers(50).map(async (locks) => {
-        for (let round = 0; round < rounds; round++) {
-          await locks.withLock(key, () => detector.hold(1, () => sleep(1)), { wait: 60_000 });
-        }
-      }),
-    );
-    expect(detector.peak).toBe(1);
-    expect(detector.completed).toBe(50 * rounds);
-  });
+  it(
+    'keeps mutual exclusion among 50 concurrent contenders and serves every one',
+    async () => {
+      const key = ctx.key();
+      const detector = new OverlapDetector();
+      const rounds = 3;
+      const served = new Array<number>(50).fill(0);
+      // Entry order into an exclusive section is grant order, so these fences must increase.
+      const fences: number[] = [];
+      await Promise.all(
+        ctx.managers(50).map(async (locks, contender) => {
+          for (let round = 0; round < rounds; round++) {
+            const lock = await locks.acquire(key, { wait: CONTENTION_TIMEOUT_MS });
+            try {
+              await detector.hold(1, async () => {
+                fences.push(lock.fence);
+                await sleep(1);
+              });
+              served[contender]! += 1;
+            } finally {
+              await lock.release();
+            }
+          }
+        }),
+      );
+      expect(detector.peak).toBe(1);
+      expect(served).toEqual(new Array(50).fill(rounds));
+      expect(fences).toHaveLength(50 * rounds);
+      expectIncreasing(fences);
+    },
+    CONTENTION_TIMEOUT_MS,
+  );
 }
