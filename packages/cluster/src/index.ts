@@ -48,9 +48,15 @@ export interface NodeRedisClusterClient {
 /** The slice of a duplicated node-redis cluster used as the subscriber. */
 export interface NodeRedisClusterSubscriber {
   connect(): Promise<unknown>;
-  sSubscribe(channel: string, listener: () => void): Promise<unknown>;
+  sSubscribe(
+    channel: string,
+    listener: (message: string, channel: string) => void,
+  ): Promise<unknown>;
   sUnsubscribe(channel: string): Promise<unknown>;
-  subscribe(channel: string, listener: () => void): Promise<unknown>;
+  subscribe(
+    channel: string,
+    listener: (message: string, channel: string) => void,
+  ): Promise<unknown>;
   unsubscribe(channel: string): Promise<unknown>;
   on(event: 'error', listener: (error: Error) => void): unknown;
   destroy(): unknown;
@@ -59,9 +65,9 @@ export interface NodeRedisClusterSubscriber {
 /** Options of {@link ClusterBackend}. */
 export interface ClusterBackendOptions extends RedisBackendOptions {
   /**
-   * How releases reach waiters: `'sharded'` (`SPUBLISH`/`SSUBSCRIBE`, Redis 7+) wakes only the
-   * shard that owns the key; `'classic'` (`PUBLISH`/`SUBSCRIBE`) works on older servers but every
-   * release is broadcast to every node.
+   * How releases reach waiters: `'sharded'` uses `SPUBLISH`/`SSUBSCRIBE` (Redis 7+), which wakes
+   * only the shard that owns the key, and falls back to classic pub/sub by itself on servers
+   * without it; `'classic'` always uses `PUBLISH`/`SUBSCRIBE`, broadcast to every node.
    * @default 'sharded'
    */
   pubsub?: 'sharded' | 'classic';
@@ -118,17 +124,19 @@ function ioredisConnection(cluster: IoredisClusterClient, sharded: boolean) {
         await new Promise<void>((resolve) => subscriber.once('ready', resolve));
       }
       const listeners = new Map<string, () => void>();
-      subscriber.on(sharded ? 'smessage' : 'message', (channel) => listeners.get(channel)?.());
+      // Sharded messages, and classic ones after a fallback.
+      subscriber.on('smessage', (channel) => listeners.get(channel)?.());
+      subscriber.on('message', (channel) => listeners.get(channel)?.());
       subscriber.on('error', () => undefined);
       return {
-        subscribe: async (channel, onMessage) => {
-          listeners.set(channel, onMessage);
-          await (sharded ? subscriber.ssubscribe(channel) : subscriber.subscribe(channel));
-        },
-        unsubscribe: async (channel) => {
-          listeners.delete(channel);
-          await (sharded ? subscriber.sunsubscribe(channel) : subscriber.unsubscribe(channel));
-        },
+        ...withClassicFallback(sharded, {
+          sharded: (channel) => subscriber.ssubscribe(channel),
+          shardedOff: (channel) => subscriber.sunsubscribe(channel),
+          classic: (channel) => subscriber.subscribe(channel),
+          classicOff: (channel) => subscriber.unsubscribe(channel),
+          listen: (channel, onMessage) => listeners.set(channel, onMessage),
+          forget: (channel) => listeners.delete(channel),
+        }),
         close: async () => subscriber.disconnect(),
       };
     },
@@ -146,19 +154,61 @@ function nodeRedisConnection(cluster: NodeRedisClusterClient, sharded: boolean) 
       const subscriber = cluster.duplicate();
       subscriber.on('error', () => undefined);
       await subscriber.connect();
+      const listeners = new Map<string, () => void>();
+      const dispatch = (_message: string, channel: string) => listeners.get(channel)?.();
       return {
-        subscribe: async (channel, onMessage) => {
-          await (sharded
-            ? subscriber.sSubscribe(channel, onMessage)
-            : subscriber.subscribe(channel, onMessage));
-        },
-        unsubscribe: async (channel) => {
-          await (sharded ? subscriber.sUnsubscribe(channel) : subscriber.unsubscribe(channel));
-        },
+        ...withClassicFallback(sharded, {
+          sharded: (channel) => subscriber.sSubscribe(channel, dispatch),
+          shardedOff: (channel) => subscriber.sUnsubscribe(channel),
+          classic: (channel) => subscriber.subscribe(channel, dispatch),
+          classicOff: (channel) => subscriber.unsubscribe(channel),
+          listen: (channel, onMessage) => listeners.set(channel, onMessage),
+          forget: (channel) => listeners.delete(channel),
+        }),
         close: async () => {
           subscriber.destroy();
         },
       };
+    },
+  };
+}
+
+/** The four subscription commands of one client, and where its messages go. */
+interface SubscriptionCommands {
+  sharded(channel: string): Promise<unknown>;
+  shardedOff(channel: string): Promise<unknown>;
+  classic(channel: string): Promise<unknown>;
+  classicOff(channel: string): Promise<unknown>;
+  listen(channel: string, onMessage: () => void): void;
+  forget(channel: string): void;
+}
+
+/**
+ * Subscribes with sharded pub/sub and switches to classic pub/sub for good when the server does
+ * not know SSUBSCRIBE (before Redis 7); the scripts make the same switch from SPUBLISH to PUBLISH.
+ */
+function withClassicFallback(preferSharded: boolean, commands: SubscriptionCommands) {
+  let sharded = preferSharded;
+  const shardedChannels = new Set<string>();
+  return {
+    subscribe: async (channel: string, onMessage: () => void) => {
+      commands.listen(channel, onMessage);
+      if (sharded) {
+        try {
+          await commands.sharded(channel);
+          shardedChannels.add(channel);
+          return;
+        } catch (error) {
+          if (!(error instanceof Error && /unknown command/i.test(error.message))) throw error;
+          sharded = false;
+        }
+      }
+      await commands.classic(channel);
+    },
+    unsubscribe: async (channel: string) => {
+      commands.forget(channel);
+      if (shardedChannels.delete(channel)) await commands.shardedOff(channel);
+      else await commands.classicOff(channel);
     },
   };
 }

@@ -7,7 +7,6 @@ local token, ttlMs, limit, weight, queueTtlMs, publish = ARGV[1], tonumber(ARGV[
 -- Each request is judged by its own `limit`; nothing stores or compares the limits of holders, so
 -- callers must use one limit per key (LockManager does: a semaphore or read-write lock owns its key).
 
-publish = publishCommand(publish)
 local nowMicros, now = serverTime()
 prune(holdersKey, weightsKey, queueKey, waitingKey, now)
 
@@ -51,6 +50,6 @@ expireWithLeases(holdersKey, weightsKey, fenceKey, now)
 
 -- The next in line may fit in what is left: let it try now rather than at its next retry.
 if used + weight < limit and redis.call('ZCARD', queueKey) > 0 then
-  redis.call(publish, channel, 'queue')
+  notify(publish, channel, 'queue')
 end
 return { 1, fence, ttlMs }

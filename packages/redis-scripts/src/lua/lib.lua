@@ -2,13 +2,17 @@
 -- Time comes from the server only: client clocks never decide whether a lease has expired.
 -- Holders expire at the server millisecond their lease ends: a lease of score `t` is gone at `t`.
 
--- Only the two commands the adapters choose between may be called: PUBLISH, or SPUBLISH for
--- sharded pub/sub on a Redis 7 Cluster.
-local function publishCommand(name)
-  if name == 'SPUBLISH' then
-    return 'SPUBLISH'
+-- Tells the key's waiters. Only the two commands the adapters choose between are ever called:
+-- SPUBLISH (sharded pub/sub on a Redis 7 Cluster, which wakes only the owning shard) falls back to
+-- PUBLISH on servers without it; anything else means PUBLISH.
+local function notify(publish, channel, message)
+  if publish == 'SPUBLISH' then
+    local reply = redis.pcall('SPUBLISH', channel, message)
+    if type(reply) ~= 'table' or not reply.err then
+      return
+    end
   end
-  return 'PUBLISH'
+  redis.call('PUBLISH', channel, message)
 end
 
 -- Fences are written with %.0f: Lua 5.1 would print large numbers in exponent form and lose digits.

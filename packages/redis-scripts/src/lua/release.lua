@@ -3,7 +3,6 @@ local token, publish = ARGV[1], ARGV[2]
 -- Gives back what `token` holds and its queue place, if any, and tells waiters when that freed
 -- something. Returns 1 when `token` held permits, 0 when it held none.
 
-publish = publishCommand(publish)
 local _, now = serverTime()
 prune(holdersKey, weightsKey, queueKey, waitingKey, now)
 local released = redis.call('ZREM', holdersKey, token)
@@ -14,6 +13,6 @@ if released == 1 then
   expireWithLeases(holdersKey, weightsKey, fenceKey, now)
 end
 if released == 1 or leftQueue == 1 then
-  redis.call(publish, channel, 'released')
+  notify(publish, channel, 'released')
 end
 return released

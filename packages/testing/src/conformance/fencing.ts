@@ -57,7 +57,8 @@ export function fencingTests(ctx: ConformanceContext): void {
 
   it('counts past a fence written back with advanceFence', async ({ skip }) => {
     const backend = ctx.backend;
-    if (!backend.advanceFence) return skip('the backend has no advanceFence (it cannot join a quorum)');
+    if (!backend.advanceFence)
+      return skip('the backend has no advanceFence (it cannot join a quorum)');
     const key = ctx.key();
     const first = expectGranted(await backend.acquire(request(key, 'a')));
     const far = first.fence + 1_000_000;
