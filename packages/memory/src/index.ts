@@ -6,6 +6,7 @@ import {
   assertAcquireRequest,
   assertAdvanceFenceRequest,
   assertExtendRequest,
+  assertKey,
   assertReleaseRequest,
   BackendError,
   type ExtendRequest,
@@ -127,6 +128,7 @@ export class MemoryBackend implements LockBackend {
 
   waitForRelease(key: string, signal: AbortSignal): Promise<void> {
     return new Promise((resolve, reject) => {
+      assertKey(key);
       if (signal.aborted) return reject(signal.reason);
       if (this.#closed) return reject(closedError());
       let waiters = this.#waiters.get(key);
@@ -152,6 +154,7 @@ export class MemoryBackend implements LockBackend {
   }
 
   async inspect(key: string): Promise<LockInfo | null> {
+    assertKey(key);
     this.#assertOpen();
     const now = this.#clock();
     const state = this.#live(key, now);

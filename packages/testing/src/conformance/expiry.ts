@@ -1,39 +1,69 @@
+import { LockLostError } from '@deadbolt/core';
 import { expect, it } from 'vitest';
-import { type ConformanceContext, eventually, sleep } from './context.js';
+import { type ConformanceContext, eventually, expectGranted, request, sleep } from './context.js';
 
 export function expiryTests(ctx: ConformanceContext): void {
-  it('frees a lease when its TTL runs out', async () => {
+  it('holds a lease for its TTL, then lets another token take it', async () => {
     const key = ctx.key();
-    const request = { key, ttlMs: 100, limit: 1, weight: 1 };
-    expect((await ctx.backend.acquire({ ...request, token: 'old' })).ok).toBe(true);
+    // Long enough that the refusal right after the grant cannot race the expiry on a slow
+    // machine; a backend that reads milliseconds as microseconds still fails it.
+    expectGranted(await ctx.backend.acquire(request(key, 'old', { ttlMs: 300 })));
+    expect((await ctx.backend.acquire(request(key, 'new', { ttlMs: 300 }))).ok).toBe(false);
     await eventually(
       'the expired lease can be taken',
-      async () => (await ctx.backend.acquire({ ...request, token: 'new' })).ok,
+      async () => (await ctx.backend.acquire(request(key, 'new'))).ok,
     );
-    // The old holder no longer owns anything.
-    expect(await ctx.backend.extend({ key, token: 'old', ttlMs: 10_000 })).toBe(false);
+    // The old holder owns nothing any more.
+    expect(await ctx.backend.extend({ key, token: 'old', ttlMs: 30_000 })).toBe(false);
     expect(await ctx.backend.release({ key, token: 'old' })).toBe(false);
+  });
+
+  it('expires each permit of a semaphore on its own lease', async () => {
+    const key = ctx.key();
+    const permits = { limit: 2 };
+    expectGranted(await ctx.backend.acquire(request(key, 'short', { ...permits, ttlMs: 100 })));
+    expectGranted(await ctx.backend.acquire(request(key, 'long', { ...permits })));
+    await eventually(
+      'the short permit is free again',
+      async () => (await ctx.backend.acquire(request(key, 'next', permits))).ok,
+    );
+    // 'long' and 'next' hold both permits: the long lease did not expire with the short one.
+    expect((await ctx.backend.acquire(request(key, 'more', permits))).ok).toBe(false);
+    expect(await ctx.backend.release({ key, token: 'long' })).toBe(true);
   });
 
   it('extend keeps a lease alive past its first TTL', async () => {
     const key = ctx.key();
-    const request = { key, limit: 1, weight: 1 };
-    expect((await ctx.backend.acquire({ ...request, token: 'a', ttlMs: 1_000 })).ok).toBe(true);
+    expectGranted(await ctx.backend.acquire(request(key, 'a', { ttlMs: 1_000 })));
     await sleep(100);
-    expect(await ctx.backend.extend({ key, token: 'a', ttlMs: 5_000 })).toBe(true);
+    expect(await ctx.backend.extend({ key, token: 'a', ttlMs: 10_000 })).toBe(true);
+    // Well past the first TTL, well inside the extended one.
     await sleep(1_100);
-    expect((await ctx.backend.acquire({ ...request, token: 'b', ttlMs: 1_000 })).ok).toBe(false);
+    expect((await ctx.backend.acquire(request(key, 'b'))).ok).toBe(false);
     expect(await ctx.backend.release({ key, token: 'a' })).toBe(true);
   });
 
-  it('reports the lease as lost to its holder once it expired', async () => {
+  it('extend sets the lease from now rather than adding to it, so it can also shorten it', async () => {
+    const key = ctx.key();
+    expectGranted(await ctx.backend.acquire(request(key, 'a', { ttlMs: 60_000 })));
+    expect(await ctx.backend.extend({ key, token: 'a', ttlMs: 100 })).toBe(true);
+    await eventually(
+      'the shortened lease ran out',
+      async () => (await ctx.backend.acquire(request(key, 'b'))).ok,
+    );
+  });
+
+  it('tells a LockManager holder that its expired lease is lost', async () => {
     const key = ctx.key();
     const [holder, other] = ctx.managers(2);
     const lock = await holder!.acquire(key, { ttl: 100 });
-    await eventually('another process gets the lock', async () => {
-      const taken = await other!.tryAcquire(key, { ttl: 10_000 });
-      return taken !== null;
-    });
+    await eventually(
+      'another process gets the lock',
+      async () => (await other!.tryAcquire(key)) !== null,
+    );
+    expect(lock.signal.aborted).toBe(true);
+    expect(lock.signal.reason).toBeInstanceOf(LockLostError);
+    await expect(lock.extend()).rejects.toBeInstanceOf(LockLostError);
     expect(await lock.release()).toBe(false);
   });
 }

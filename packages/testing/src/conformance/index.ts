@@ -11,26 +11,73 @@ import { readWriteTests } from './read-write.js';
 import { semaphoreTests } from './semaphore.js';
 import { wakeTests } from './wake.js';
 
-/** Options of {@link runBackendConformance}. */
+/**
+ * Options of {@link runBackendConformance}: how to make (and tidy up after) the backend under
+ * test. Every test gets a backend of its own and keys no other test uses.
+ *
+ * @example
+ * ```ts
+ * // packages/ioredis/test/conformance.test.ts
+ * import { runBackendConformance } from '@deadbolt/testing';
+ * import { Redis } from 'ioredis';
+ * import { it } from 'vitest';
+ * import { IoredisBackend } from '../src/index.js';
+ *
+ * const clients = new Map<IoredisBackend, Redis>();
+ * runBackendConformance({
+ *   name: 'ioredis',
+ *   create: () => {
+ *     const client = new Redis(process.env.REDIS_URL!);
+ *     const backend = new IoredisBackend(client);
+ *     clients.set(backend, client);
+ *     return backend;
+ *   },
+ *   cleanup: (backend) => clients.get(backend)?.disconnect(),
+ *   extraTests: (ctx) => {
+ *     it('survives SCRIPT FLUSH', async () => {
+ *       // ctx.backend is this test's fresh backend, ctx.key() a key of its own
+ *     });
+ *   },
+ * });
+ * ```
+ */
 export interface BackendConformanceOptions<Backend extends LockBackend = LockBackend> {
-  /** Names the suite in the test report, for example `'ioredis'`. */
+  /** Names the suite in the test report, for example `'ioredis'` or `'postgres (pool of 4)'`. */
   name: string;
-  /** Makes a fresh backend for each test. */
+  /**
+   * Makes a fresh backend; called before each test (in `beforeEach`), so no lease, waiter or
+   * connection carries over from one test to the next.
+   */
   create: () => Backend | Promise<Backend>;
-  /** Runs after each test, after the backend's own `close()`: close clients you opened. */
+  /**
+   * Runs after each test, after the suite called the backend's own `close()`: close what
+   * `create` opened besides the backend (the client the backend was given, a pool, a server).
+   * @default nothing
+   */
   cleanup?: (backend: Backend) => void | Promise<void>;
-  /** Registers tests for this backend only; they get the same fresh backend per test. */
+  /**
+   * Registers tests that apply to this backend only, with `it`/`describe` from vitest. They run
+   * inside the suite, so they too get a fresh backend per test through `context.backend`.
+   * @default none
+   */
   extraTests?: (context: ConformanceContext) => void;
 }
 
 /**
- * The vitest suite every deadbolt backend passes: mutual exclusion, fences, expiry, ownership,
- * weighted permits, read-write locks, fair queues, wake-ups and the answers to bad requests.
- * Call it at the top level of a test file.
+ * Registers the vitest suite every deadbolt backend passes: mutual exclusion among 50 contenders,
+ * strictly increasing fences, TTL expiry, ownership checks on extend and release, weighted
+ * permits, read-write locks, fair queues, release wake-ups and the answers to bad requests.
+ * Call it at the top level of a test file; vitest must be installed (it is a peer dependency).
+ * Tests of optional methods (`advanceFence`, `inspect`) are reported as skipped when the backend
+ * has none; without `waitForRelease` the wake-up tests check the backoff fallback, then skip.
+ *
+ * @param options - how to make the backend under test; see {@link BackendConformanceOptions}
  *
  * @example
  * ```ts
+ * import { MemoryBackend } from '@deadbolt/memory';
  * import { runBackendConformance } from '@deadbolt/testing';
+ *
  * runBackendConformance({ name: 'memory', create: () => new MemoryBackend() });
  * ```
  */
@@ -42,7 +89,8 @@ export function runBackendConformance<Backend extends LockBackend>(
     if (backend === undefined) throw new Error('the backend is only available inside a test');
     return backend;
   });
-  describe(`${options.name}: backend conformance`, () => {
+  // A remote backend is slower than vitest's 5 s default allows for the longer tests.
+  describe(`${options.name}: backend conformance`, { timeout: 30_000 }, () => {
     beforeEach(async () => {
       backend = await options.create();
     });
@@ -50,8 +98,11 @@ export function runBackendConformance<Backend extends LockBackend>(
       const finished = backend;
       backend = undefined;
       if (finished === undefined) return;
-      await finished.close?.();
-      await options.cleanup?.(finished);
+      try {
+        await finished.close?.();
+      } finally {
+        await options.cleanup?.(finished);
+      }
     });
     describe('acquire', () => acquireTests(context));
     describe('fencing', () => fencingTests(context));
@@ -62,6 +113,9 @@ export function runBackendConformance<Backend extends LockBackend>(
     describe('fair', () => fairTests(context));
     describe('wake-up', () => wakeTests(context));
     describe('bad input', () => badInputTests(context));
-    if (options.extraTests) describe('backend-specific', () => options.extraTests?.(context));
+    if (options.extraTests) {
+      const extraTests = options.extraTests;
+      describe('backend-specific', () => extraTests(context));
+    }
   });
 }

@@ -1,50 +1,88 @@
+import { LockLostError } from '@deadbolt/core';
 import { expect, it } from 'vitest';
-import type { ConformanceContext } from './context.js';
+import { type ConformanceContext, eventually, expectGranted, request } from './context.js';
 
 export function ownershipTests(ctx: ConformanceContext): void {
-  it('extends and releases only for the owner: a stale token gets false', async () => {
+  it('extends and releases only for the owner: another token gets false and changes nothing', async () => {
     const key = ctx.key();
-    expect(
-      (await ctx.backend.acquire({ key, token: 'owner', ttlMs: 10_000, limit: 1, weight: 1 })).ok,
-    ).toBe(true);
-    expect(await ctx.backend.extend({ key, token: 'stranger', ttlMs: 10_000 })).toBe(false);
+    expectGranted(await ctx.backend.acquire(request(key, 'owner')));
+    expect(await ctx.backend.extend({ key, token: 'stranger', ttlMs: 30_000 })).toBe(false);
     expect(await ctx.backend.release({ key, token: 'stranger' })).toBe(false);
-    // The owner still holds it.
-    expect(
-      (await ctx.backend.acquire({ key, token: 'third', ttlMs: 10_000, limit: 1, weight: 1 })).ok,
-    ).toBe(false);
-    expect(await ctx.backend.extend({ key, token: 'owner', ttlMs: 10_000 })).toBe(true);
+    // The owner still holds it: a blind delete would have let this one in.
+    expect((await ctx.backend.acquire(request(key, 'third'))).ok).toBe(false);
+    expect(await ctx.backend.extend({ key, token: 'owner', ttlMs: 30_000 })).toBe(true);
     expect(await ctx.backend.release({ key, token: 'owner' })).toBe(true);
+    expectGranted(await ctx.backend.acquire(request(key, 'third')));
   });
 
-  it('releases once: the second release and a release of an unknown key get false', async () => {
+  it('releases once: a second release and a release on an unknown key get false', async () => {
     const key = ctx.key();
-    await ctx.backend.acquire({ key, token: 'owner', ttlMs: 10_000, limit: 1, weight: 1 });
+    expectGranted(await ctx.backend.acquire(request(key, 'owner')));
     expect(await ctx.backend.release({ key, token: 'owner' })).toBe(true);
     expect(await ctx.backend.release({ key, token: 'owner' })).toBe(false);
+    expect(await ctx.backend.extend({ key, token: 'owner', ttlMs: 30_000 })).toBe(false);
     expect(await ctx.backend.release({ key: ctx.key(), token: 'owner' })).toBe(false);
+    expect(await ctx.backend.extend({ key: ctx.key(), token: 'owner', ttlMs: 30_000 })).toBe(false);
   });
 
-  it('Lock.release() resolves false after a stale holder lost the lease', async () => {
+  it('gives a stale holder false after its lease expired and leaves the new holder alone', async () => {
+    const key = ctx.key();
+    expectGranted(await ctx.backend.acquire(request(key, 'stale', { ttlMs: 100 })));
+    await eventually(
+      'the expired lease can be taken',
+      async () => (await ctx.backend.acquire(request(key, 'fresh'))).ok,
+    );
+    expect(await ctx.backend.extend({ key, token: 'stale', ttlMs: 30_000 })).toBe(false);
+    expect(await ctx.backend.release({ key, token: 'stale' })).toBe(false);
+    expect((await ctx.backend.acquire(request(key, 'third'))).ok).toBe(false);
+    expect(await ctx.backend.release({ key, token: 'fresh' })).toBe(true);
+  });
+
+  it('gives back only what the releasing token holds on a semaphore', async () => {
+    const key = ctx.key();
+    const permits = { limit: 3 };
+    expectGranted(await ctx.backend.acquire(request(key, 'a', { ...permits, weight: 2 })));
+    expectGranted(await ctx.backend.acquire(request(key, 'b', { ...permits, weight: 1 })));
+    expect(await ctx.backend.release({ key, token: 'stranger' })).toBe(false);
+    expect((await ctx.backend.acquire(request(key, 'c', permits))).ok).toBe(false);
+    expect(await ctx.backend.release({ key, token: 'a' })).toBe(true);
+    // 'b' still holds its one permit: two are free, not three.
+    expectGranted(await ctx.backend.acquire(request(key, 'c', { ...permits, weight: 2 })));
+    expect((await ctx.backend.acquire(request(key, 'd', permits))).ok).toBe(false);
+  });
+
+  it('makes Lock.extend() throw LockLostError once another holder took the lock over', async () => {
     const key = ctx.key();
     const [first, second] = ctx.managers(2);
-    const lock = await first!.acquire(key);
-    expect(await lock.release()).toBe(true);
-    expect(await lock.release()).toBe(false);
-    const next = await second!.acquire(key);
+    const lock = await first!.acquire(key, { ttl: 30_000 });
+    // Freed behind the holder's back (as `deadbolt release --force` does): the holder's own
+    // timers still think it holds, so only the backend's answer can tell it otherwise.
+    expect(await ctx.backend.release({ key, token: lock.token })).toBe(true);
+    const next = await second!.acquire(key, { wait: 10_000 });
     expect(next.fence).toBeGreaterThan(lock.fence);
+    await expect(lock.extend()).rejects.toBeInstanceOf(LockLostError);
+    expect(lock.signal.reason).toBeInstanceOf(LockLostError);
+    expect(await lock.release()).toBe(false);
+    expect(next.held).toBe(true);
     expect(await next.release()).toBe(true);
   });
 
   it('shows current holders through inspect', async ({ skip }) => {
-    if (!ctx.backend.inspect) return skip('the backend has no inspect');
+    const backend = ctx.backend;
+    if (!backend.inspect) return skip('the backend has no inspect');
     const key = ctx.key();
-    expect(await ctx.backend.inspect(key)).toBeNull();
-    await ctx.backend.acquire({ key, token: 'owner', ttlMs: 10_000, limit: 3, weight: 2 });
-    const info = await ctx.backend.inspect(key);
+    expect(await backend.inspect(key)).toBeNull();
+    const grant = expectGranted(
+      await backend.acquire(request(key, 'owner', { limit: 3, weight: 2 })),
+    );
+    const info = await backend.inspect(key);
+    expect(info?.key).toBe(key);
     expect(info?.holders).toHaveLength(1);
     expect(info?.holders[0]).toMatchObject({ token: 'owner', weight: 2 });
     expect(info?.holders[0]?.ttlMs).toBeGreaterThan(5_000);
-    expect(info?.fence).toBeGreaterThan(0);
+    expect(info?.holders[0]?.ttlMs).toBeLessThanOrEqual(30_000);
+    expect(info?.fence).toBe(grant.fence);
+    await backend.release({ key, token: 'owner' });
+    expect(await backend.inspect(key)).toBeNull();
   });
 }

@@ -1,65 +1,171 @@
-import { expect, it } from 'vitest';
-import { type ConformanceContext, sleep } from './context.js';
+import type { LockBackend } from '@deadbolt/core';
+import { expect, it, type TestContext } from 'vitest';
+import { type ConformanceContext, expectGranted, request, sleep } from './context.js';
 
 /** Backoff so slow that only a wake-up from the backend can serve a waiter in time. */
 const NO_POLLING = { backoff: { initialMs: 600_000, maxMs: 600_000 } };
 
-export function wakeTests(ctx: ConformanceContext): void {
-  it('waitForRelease resolves when the holder releases', async ({ skip }) => {
-    const backend = ctx.backend;
-    if (!backend.waitForRelease) return skip('the backend has no waitForRelease');
-    const key = ctx.key();
-    await backend.acquire({ key, token: 'holder', ttlMs: 10_000, limit: 1, weight: 1 });
-    // A backend may wake a waiter once without a release (a Redis backend does when a new
-    // subscription comes up, for the release it might have missed meanwhile): absorb that first.
-    const priming = new AbortController();
-    await Promise.race([backend.waitForRelease(key, priming.signal), sleep(500)]);
-    priming.abort();
-    let woken = false;
-    const waiting = backend.waitForRelease(key, new AbortController().signal).then(() => {
-      woken = true;
-    });
-    await sleep(50);
-    expect(woken).toBe(false);
-    await backend.release({ key, token: 'holder' });
-    await waiting;
-    expect(woken).toBe(true);
-  });
+type WaitingBackend = LockBackend & Required<Pick<LockBackend, 'waitForRelease'>>;
 
-  it('waitForRelease rejects with the reason when aborted', async ({ skip }) => {
+/**
+ * Runs `body` on a backend with `waitForRelease`. Without one, waiting falls back to
+ * LockManager's backoff: the test then proves that fallback serves a waiter and is reported as
+ * skipped, so a backend never gets credit for wake-ups it does not have.
+ */
+function withWakeUps(
+  ctx: ConformanceContext,
+  body: (backend: WaitingBackend) => Promise<void>,
+): (context: TestContext) => Promise<void> {
+  return async ({ skip }) => {
     const backend = ctx.backend;
-    if (!backend.waitForRelease) return skip('the backend has no waitForRelease');
+    if (backend.waitForRelease === undefined) {
+      await backoffServesWaiter(ctx);
+      skip('the backend has no waitForRelease: checked that backoff serves a waiter instead');
+    }
+    await body(backend as WaitingBackend);
+  };
+}
+
+async function backoffServesWaiter(ctx: ConformanceContext): Promise<void> {
+  const key = ctx.key();
+  const [holder, waiter] = ctx.managers(2);
+  const lock = await holder!.acquire(key);
+  const waiting = waiter!.acquire(key, { wait: 30_000 });
+  await sleep(50);
+  expect(await lock.release()).toBe(true);
+  const next = await waiting;
+  expect(next.fence).toBeGreaterThan(lock.fence);
+  expect(await next.release()).toBe(true);
+}
+
+/**
+ * Lets a backend send the wake-up it may send when it starts listening on `key` (a Redis backend
+ * does, for a release it might have missed meanwhile), so the waiters after it see only releases.
+ */
+async function absorbFirstWakeUp(backend: WaitingBackend, key: string): Promise<void> {
+  const priming = new AbortController();
+  await Promise.race([
+    backend.waitForRelease(key, priming.signal).catch(() => undefined),
+    sleep(500),
+  ]);
+  priming.abort();
+}
+
+/** Tracks whether a waitForRelease promise settled, and how. */
+function watch(promise: Promise<void>): { state: () => 'pending' | 'resolved' | 'rejected' } {
+  let state: 'pending' | 'resolved' | 'rejected' = 'pending';
+  promise.then(
+    () => {
+      state = 'resolved';
+    },
+    () => {
+      state = 'rejected';
+    },
+  );
+  return { state: () => state };
+}
+
+export function wakeTests(ctx: ConformanceContext): void {
+  it(
+    'waitForRelease stays pending while the key is held and resolves when it is released',
+    withWakeUps(ctx, async (backend) => {
+      const key = ctx.key();
+      expectGranted(await backend.acquire(request(key, 'holder')));
+      await absorbFirstWakeUp(backend, key);
+      const waiting = backend.waitForRelease(key, new AbortController().signal);
+      const watched = watch(waiting);
+      await sleep(100);
+      expect(watched.state()).toBe('pending');
+      expect(await backend.release({ key, token: 'holder' })).toBe(true);
+      await waiting;
+      expect(watched.state()).toBe('resolved');
+    }),
+  );
+
+  it(
+    'waitForRelease rejects with the signal reason, whether aborted before or while waiting',
+    withWakeUps(ctx, async (backend) => {
+      const key = ctx.key();
+      const before = new AbortController();
+      before.abort(new Error('aborted before'));
+      await expect(backend.waitForRelease(key, before.signal)).rejects.toBe(before.signal.reason);
+      const during = new AbortController();
+      const waiting = backend.waitForRelease(key, during.signal);
+      await sleep(20);
+      const reason = new Error('gave up');
+      during.abort(reason);
+      await expect(waiting).rejects.toBe(reason);
+    }),
+  );
+
+  it(
+    'wakes every waiter of a key on one release, and an aborted one does not disturb the rest',
+    withWakeUps(ctx, async (backend) => {
+      const key = ctx.key();
+      expectGranted(await backend.acquire(request(key, 'holder')));
+      await absorbFirstWakeUp(backend, key);
+      const quitter = new AbortController();
+      const leaving = watch(backend.waitForRelease(key, quitter.signal));
+      const staying = [1, 2, 3].map(() =>
+        backend.waitForRelease(key, new AbortController().signal),
+      );
+      const watched = staying.map(watch);
+      await sleep(50);
+      quitter.abort(new Error('left early'));
+      await sleep(50);
+      expect(leaving.state()).toBe('rejected');
+      expect(watched.map((one) => one.state())).toEqual(['pending', 'pending', 'pending']);
+      expect(await backend.release({ key, token: 'holder' })).toBe(true);
+      await Promise.all(staying);
+    }),
+  );
+
+  it(
+    'wakes a waiting acquire on release, with polling effectively off',
+    withWakeUps(ctx, async () => {
+      const key = ctx.key();
+      const [holder, waiter] = ctx.managers(2, NO_POLLING);
+      const lock = await holder!.acquire(key);
+      const waiting = waiter!.acquire(key, { wait: 30_000 });
+      await sleep(50);
+      expect(await lock.release()).toBe(true);
+      const next = await waiting;
+      expect(next.fence).toBeGreaterThan(lock.fence);
+      expect(await next.release()).toBe(true);
+    }),
+  );
+
+  it(
+    'wakes a semaphore waiter when one permit comes back, with polling effectively off',
+    withWakeUps(ctx, async () => {
+      const key = ctx.key();
+      const [holder, waiter] = ctx.managers(2, NO_POLLING);
+      const permits = holder!.semaphore(key, { limit: 2 });
+      const held = [await permits.acquire(), await permits.acquire()];
+      const waiting = waiter!.semaphore(key, { limit: 2 }).acquire({ wait: 30_000 });
+      await sleep(50);
+      expect(await held[0]!.release()).toBe(true);
+      const next = await waiting;
+      expect(next.held).toBe(true);
+      await Promise.all([next.release(), held[1]!.release()]);
+    }),
+  );
+
+  it('rejects a waiting LockManager.acquire with the signal reason when aborted', async () => {
+    const key = ctx.key();
+    const [holder, waiter] = ctx.managers(2);
+    const lock = await holder!.acquire(key);
     const controller = new AbortController();
-    const waiting = backend.waitForRelease(ctx.key(), controller.signal);
-    const reason = new Error('gave up');
+    const waiting = waiter!.acquire(key, { wait: 30_000, signal: controller.signal });
+    await sleep(50);
+    const reason = new Error('shutting down');
     controller.abort(reason);
     await expect(waiting).rejects.toBe(reason);
-  });
-
-  it('wakes a waiting acquire on release, with polling effectively off', async ({ skip }) => {
-    if (!ctx.backend.waitForRelease) return skip('the backend has no waitForRelease');
-    const key = ctx.key();
-    const [holder, waiter] = ctx.managers(2, NO_POLLING);
-    const lock = await holder!.acquire(key);
-    const waiting = waiter!.acquire(key, { wait: 30_000 });
-    await sleep(50);
-    await lock.release();
-    const next = await waiting;
-    expect(next.fence).toBeGreaterThan(lock.fence);
-    await next.release();
-  });
-
-  it('wakes a semaphore waiter when one permit comes back', async ({ skip }) => {
-    if (!ctx.backend.waitForRelease) return skip('the backend has no waitForRelease');
-    const key = ctx.key();
-    const [holder, waiter] = ctx.managers(2, NO_POLLING);
-    const permits = holder!.semaphore(key, { limit: 2 });
-    const held = [await permits.acquire(), await permits.acquire()];
-    const waiting = waiter!.semaphore(key, { limit: 2 }).acquire({ wait: 30_000 });
-    await sleep(50);
-    await held[0]!.release();
-    const next = await waiting;
-    expect(next.held).toBe(true);
-    await Promise.all([next.release(), held[1]!.release()]);
+    // The aborted waiter took nothing: the holder still has it, and after it nobody does.
+    expect(await waiter!.tryAcquire(key)).toBeNull();
+    expect(await lock.release()).toBe(true);
+    const next = await waiter!.tryAcquire(key);
+    expect(next?.held).toBe(true);
+    await next?.release();
   });
 }
