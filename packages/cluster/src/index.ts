@@ -119,10 +119,12 @@ function ioredisConnection(cluster: IoredisClusterClient, sharded: boolean) {
     transport: { evalsha: run('evalsha'), eval: run('eval') },
     openSubscriber: async (): Promise<OwnedSubscriber> => {
       const subscriber = cluster.duplicate(undefined, { shardedSubscribers: sharded });
-      // Until the duplicate knows the slots, a sharded subscription can go to the wrong place.
-      if (subscriber.status !== 'ready') {
-        await new Promise<void>((resolve) => subscriber.once('ready', resolve));
-      }
+      // Until the duplicate knows the slots, a sharded subscription can go to the wrong place:
+      // commands wait for 'ready', close() does not (it must not hang on a cluster that is down).
+      const ready =
+        subscriber.status === 'ready'
+          ? Promise.resolve()
+          : new Promise<void>((resolve) => subscriber.once('ready', resolve));
       const listeners = new Map<string, () => void>();
       // Sharded messages, and classic ones after a fallback.
       subscriber.on('smessage', (channel) => listeners.get(channel)?.());
@@ -130,10 +132,10 @@ function ioredisConnection(cluster: IoredisClusterClient, sharded: boolean) {
       subscriber.on('error', () => undefined);
       return {
         ...withClassicFallback(sharded, {
-          sharded: (channel) => subscriber.ssubscribe(channel),
-          shardedOff: (channel) => subscriber.sunsubscribe(channel),
-          classic: (channel) => subscriber.subscribe(channel),
-          classicOff: (channel) => subscriber.unsubscribe(channel),
+          sharded: (channel) => ready.then(() => subscriber.ssubscribe(channel)),
+          shardedOff: (channel) => ready.then(() => subscriber.sunsubscribe(channel)),
+          classic: (channel) => ready.then(() => subscriber.subscribe(channel)),
+          classicOff: (channel) => ready.then(() => subscriber.unsubscribe(channel)),
           listen: (channel, onMessage) => listeners.set(channel, onMessage),
           forget: (channel) => listeners.delete(channel),
         }),
@@ -153,15 +155,17 @@ function nodeRedisConnection(cluster: NodeRedisClusterClient, sharded: boolean) 
     openSubscriber: async (): Promise<OwnedSubscriber> => {
       const subscriber = cluster.duplicate();
       subscriber.on('error', () => undefined);
-      await subscriber.connect();
+      // Commands wait for the connection; close() does not.
+      const connected = subscriber.connect();
+      connected.catch(() => undefined);
       const listeners = new Map<string, () => void>();
       const dispatch = (_message: string, channel: string) => listeners.get(channel)?.();
       return {
         ...withClassicFallback(sharded, {
-          sharded: (channel) => subscriber.sSubscribe(channel, dispatch),
-          shardedOff: (channel) => subscriber.sUnsubscribe(channel),
-          classic: (channel) => subscriber.subscribe(channel, dispatch),
-          classicOff: (channel) => subscriber.unsubscribe(channel),
+          sharded: (channel) => connected.then(() => subscriber.sSubscribe(channel, dispatch)),
+          shardedOff: (channel) => connected.then(() => subscriber.sUnsubscribe(channel)),
+          classic: (channel) => connected.then(() => subscriber.subscribe(channel, dispatch)),
+          classicOff: (channel) => connected.then(() => subscriber.unsubscribe(channel)),
           listen: (channel, onMessage) => listeners.set(channel, onMessage),
           forget: (channel) => listeners.delete(channel),
         }),

@@ -22,7 +22,6 @@ export interface IoredisSubscriberClient {
   on(event: 'error', listener: (error: Error) => void): unknown;
   once(event: 'ready', listener: () => void): unknown;
   readonly status: string;
-  quit(): Promise<unknown>;
   disconnect(): void;
 }
 
@@ -55,35 +54,41 @@ export class IoredisBackend extends RedisScriptBackend {
       {
         name: 'ioredis',
         transport: { evalsha: run('evalsha'), eval: run('eval') },
-        openSubscriber: () => openSubscriber(client.duplicate()),
+        openSubscriber: async () => openSubscriber(client.duplicate()),
       },
       resolveRedisBackendOptions(options),
     );
   }
 }
 
-async function openSubscriber(connection: IoredisSubscriberClient): Promise<OwnedSubscriber> {
+function openSubscriber(connection: IoredisSubscriberClient): OwnedSubscriber {
   const listeners = new Map<string, () => void>();
   connection.on('message', (channel) => listeners.get(channel)?.());
   // Without a listener ioredis would print connection errors; waiters see them as failed commands.
   connection.on('error', () => undefined);
-  // A SUBSCRIBE sent during the connection's startup check can leave it stuck (ioredis#2037).
-  if (connection.status !== 'ready') {
-    await new Promise<void>((resolve) => connection.once('ready', resolve));
-  }
+  // A SUBSCRIBE sent during the connection's startup check can leave it stuck (ioredis#2037), so
+  // commands wait for 'ready'; close() need not, so it never hangs on a server that is down.
+  const ready = whenReady(connection);
   return {
     subscribe: async (channel, onMessage) => {
       listeners.set(channel, onMessage);
+      await ready;
       await connection.subscribe(channel);
     },
     unsubscribe: async (channel) => {
       listeners.delete(channel);
+      await ready;
       await connection.unsubscribe(channel);
     },
     close: async () => {
-      await connection.quit().catch(() => connection.disconnect());
+      connection.disconnect();
     },
   };
+}
+
+function whenReady(connection: IoredisSubscriberClient): Promise<void> {
+  if (connection.status === 'ready') return Promise.resolve();
+  return new Promise((resolve) => connection.once('ready', resolve));
 }
 
 function assertIoredisClient(client: unknown): asserts client is IoredisClient {

@@ -63,23 +63,27 @@ export class NodeRedisBackend extends RedisScriptBackend {
       {
         name: 'node-redis',
         transport: { evalsha: run('evalSha'), eval: run('eval') },
-        openSubscriber: () => openSubscriber(client.duplicate()),
+        openSubscriber: async () => openSubscriber(client.duplicate()),
       },
       resolveRedisBackendOptions(options),
     );
   }
 }
 
-async function openSubscriber(connection: NodeRedisSubscriberClient): Promise<OwnedSubscriber> {
+function openSubscriber(connection: NodeRedisSubscriberClient): OwnedSubscriber {
   // Without a listener node-redis would crash the process on a connection error; waiters see
   // failures as failed commands and the manager's backoff keeps them going.
   connection.on('error', () => undefined);
-  await connection.connect();
+  // Commands wait for the connection; close() need not, so it never hangs on a server that is down.
+  const connected = connection.connect();
+  connected.catch(() => undefined);
   return {
     subscribe: async (channel, onMessage) => {
+      await connected;
       await connection.subscribe(channel, () => onMessage());
     },
     unsubscribe: async (channel) => {
+      await connected;
       await connection.unsubscribe(channel);
     },
     close: async () => {

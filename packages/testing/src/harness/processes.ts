@@ -182,6 +182,9 @@ export class RedisProcess {
     const child = this.#child;
     if (child === undefined || !this.running) return;
     const exited = new Promise((resolve) => child.once('exit', resolve));
+    // The child is unref'd so a forgotten server does not keep a test process alive; while we
+    // wait for it to die it must count, or the process could end before the 'exit' event.
+    child.ref();
     child.kill('SIGKILL');
     await exited;
   }
