@@ -101,8 +101,12 @@ export interface LockBackend {
   release(request: ReleaseRequest): Promise<boolean>;
   /** Optional: make every later fence of `key` exceed `fence`; `quorum()` needs it to keep fences increasing. */
   advanceFence?(request: AdvanceFenceRequest): Promise<void>;
-  /** Optional: resolve when `key` may have been released (pub/sub, events); reject on abort. */
-  waitForRelease?(key: string, signal: AbortSignal): Promise<void>;
+  /**
+   * Optional: resolve when `key` may have been released (pub/sub, events); reject on abort.
+   * `since` is when the caller's last attempt started (`Date.now()`): a release the backend saw
+   * after it, while the caller was busy attempting, should resolve the wait at once.
+   */
+  waitForRelease?(key: string, signal: AbortSignal, since?: number): Promise<void>;
   /** Optional: current holders, for inspection tools; null when nobody holds `key`. */
   inspect?(key: string): Promise<LockInfo | null>;
   /** Optional: free what the backend opened itself (never the user's client). */

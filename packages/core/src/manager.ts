@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import type { AcquireGranted, LockBackend } from './backend.js';
+import type { AcquireGranted, AcquireResult, LockBackend } from './backend.js';
 import { InvalidArgumentError, LockTimeoutError } from './errors.js';
 import { LocalQueue, type Ticket } from './local-queue.js';
 import { Lock, wrapBackendError } from './lock.js';
@@ -415,7 +415,7 @@ export class LockManager {
           // Attempts renew the queue place: attempt often enough that it never runs out.
           call.queued ? QUEUE_PLACE_TTL_MS / 4 : Number.POSITIVE_INFINITY,
         );
-        await this.#waitForWakeUp(key, ticket, Math.max(1, delay), signal);
+        await this.#waitForWakeUp(key, ticket, Math.max(1, delay), signal, requestedAt);
       }
     } finally {
       ticket.leave();
@@ -424,18 +424,37 @@ export class LockManager {
     }
   }
 
-  async #tryBackend(call: ResolvedCall, token: string) {
-    const { key, limit, weight, ttlMs } = call;
+  async #tryBackend(call: ResolvedCall, token: string): Promise<AcquireResult> {
+    const { key, limit, weight, ttlMs, signal } = call;
     const request = { key, token, ttlMs, limit, weight };
+    const attempt = (async () => {
+      try {
+        return await this.backend.acquire(
+          call.queued ? { ...request, queueTtlMs: QUEUE_PLACE_TTL_MS } : request,
+        );
+      } catch (error) {
+        // The request may have been applied before the reply was lost: give back whatever the
+        // token might hold so it does not block others until its TTL runs out.
+        this.backend.release({ key, token }).catch(() => undefined);
+        throw wrapBackendError(error, `acquire of "${key}" failed`);
+      }
+    })();
+    if (signal === undefined) return attempt;
+    // An abort must not wait for a request stuck on a slow connection.
+    const stop = new AbortController();
     try {
-      return await this.backend.acquire(
-        call.queued ? { ...request, queueTtlMs: QUEUE_PLACE_TTL_MS } : request,
-      );
+      return await Promise.race([attempt, rejectOnAbort(signal, stop.signal)]);
     } catch (error) {
-      // The request may have been applied before the reply was lost: give back whatever the
-      // token might hold so it does not block others until its TTL runs out.
-      this.backend.release({ key, token }).catch(() => undefined);
-      throw wrapBackendError(error, `acquire of "${key}" failed`);
+      if (signal.aborted) {
+        // The request may still be granted after the abort: give that grant back.
+        attempt.then(
+          (late) => late.ok && this.backend.release({ key, token }).catch(() => undefined),
+          () => undefined,
+        );
+      }
+      throw error;
+    } finally {
+      stop.abort();
     }
   }
 
@@ -485,12 +504,14 @@ export class LockManager {
     ticket: Ticket,
     delayMs: number,
     signal: AbortSignal | undefined,
+    lastAttemptAt: number,
   ): Promise<void> {
     const stop = new AbortController();
     const wakeUps: Promise<unknown>[] = [sleep(delayMs, stop.signal), ticket.nextLocalRelease()];
     if (this.backend.waitForRelease) {
       wakeUps.push(
-        this.backend.waitForRelease(key, stop.signal).catch((error: unknown) => {
+        // A release that came while the attempt was under way must still wake us.
+        this.backend.waitForRelease(key, stop.signal, lastAttemptAt).catch((error: unknown) => {
           // Our own abort (another wake-up won) is not a failure.
           if (stop.signal.aborted) return;
           throw wrapBackendError(error, `waiting for "${key}" failed`);

@@ -158,8 +158,8 @@ class QuorumBackend implements LockBackend {
     this.#throwIfMajorityUnreachable(answers, `advancing the fence of "${request.key}"`);
   }
 
-  /** Wakes on the first member that reports a release. */
-  waitForRelease(key: string, signal: AbortSignal): Promise<void> {
+  /** Wakes on the first member that reports a release (since `since`, if given). */
+  waitForRelease(key: string, signal: AbortSignal, since?: number): Promise<void> {
     assertKey(key);
     assertSignal(signal, 'signal');
     const watching = this.#members.filter((member) => member.waitForRelease);
@@ -175,7 +175,7 @@ class QuorumBackend implements LockBackend {
       signal.addEventListener('abort', onAbort, { once: true });
       let failures = 0;
       for (const member of watching) {
-        member.waitForRelease?.(key, stop.signal).then(
+        member.waitForRelease?.(key, stop.signal, since).then(
           () => finish(resolve),
           (error: unknown) => {
             // One member failing to watch is no reason to stop waiting on the others; the

@@ -139,14 +139,17 @@ export class RedisScriptBackend implements LockBackend {
     await this.#run(scripts.advanceFence, [holders, weights, fence], [String(request.fence)]);
   }
 
-  /** Resolves on the next release of `key` reported through pub/sub; rejects on abort or close. */
-  waitForRelease(key: string, signal: AbortSignal): Promise<void> {
+  /**
+   * Resolves on the next release of `key` reported through pub/sub, or at once if one came after
+   * `since` while the caller was not listening; rejects on abort or close.
+   */
+  waitForRelease(key: string, signal: AbortSignal, since?: number): Promise<void> {
     try {
       assertKey(key);
     } catch (error) {
       return Promise.reject(error);
     }
-    return this.#waiters.wait(this.keys(key).channel, signal).catch((error: unknown) => {
+    return this.#waiters.wait(this.keys(key).channel, signal, since).catch((error: unknown) => {
       throw error === signal.reason ? error : this.#wrap(error, `waiting for "${key}"`);
     });
   }

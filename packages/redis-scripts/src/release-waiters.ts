@@ -15,6 +15,8 @@ interface Channel {
   lingering: NodeJS.Timeout | undefined;
   /** The subscribe failed: the entry must go with its waiters, so the next waiter tries again. */
   failed: boolean;
+  /** When the last message came (`Date.now()`), for waiters who were busy attempting then. */
+  lastMessageAt: number;
 }
 
 /** Options of {@link ReleaseWaiters}. */
@@ -75,10 +77,16 @@ export class ReleaseWaiters {
    *
    * @param channel - the release channel of one key
    * @param signal - abort to stop waiting
+   * @param since - when the caller's last attempt started (`Date.now()`): a message that came
+   *   after it, while the caller was not listening, resolves the wait at once
    */
-  wait(channel: string, signal: AbortSignal): Promise<void> {
+  wait(channel: string, signal: AbortSignal, since?: number): Promise<void> {
     if (this.#closedWith) return Promise.reject(this.#closedWith);
     if (signal.aborted) return Promise.reject(signal.reason);
+    const known = this.#channels.get(channel);
+    if (since !== undefined && known !== undefined && known.lastMessageAt >= since) {
+      return Promise.resolve();
+    }
     return new Promise<void>((resolve, reject) => {
       const entry = this.#channels.get(channel) ?? this.#open(channel);
       clearTimeout(entry.lingering);
@@ -119,11 +127,18 @@ export class ReleaseWaiters {
       subscribed: Promise.resolve(),
       lingering: undefined,
       failed: false,
+      lastMessageAt: Number.NEGATIVE_INFINITY,
     };
     const wakeAll = () => {
       for (const wake of [...entry.waiters]) wake();
     };
-    entry.subscribed = this.#serially(channel, () => this.#subscriber.subscribe(channel, wakeAll));
+    const onMessage = () => {
+      entry.lastMessageAt = Date.now();
+      wakeAll();
+    };
+    entry.subscribed = this.#serially(channel, () =>
+      this.#subscriber.subscribe(channel, onMessage),
+    );
     // Runs before the waiters' own handlers, which were attached later.
     entry.subscribed.then(wakeAll, () => {
       entry.failed = true;
