@@ -1,7 +1,7 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { MemoryBackend } from '../../memory/src/index.js';
-import { BackendError, LockManager, LockTimeoutError } from '../src/index.js';
-import { RecordingBackend } from './helpers.js';
+import { Lock, LockManager, LockTimeoutError } from '../src/index.js';
+import { flush, RecordingBackend, watch } from './helpers.js';
 
 beforeEach(() => {
   vi.useFakeTimers();
@@ -11,51 +11,131 @@ afterEach(() => {
 });
 
 describe('acquire', () => {
-  it('waits up to `wait` ms, then throws LockTimeoutError with the key and the time waited', async () => {
+  it('grants a free lock at once with a fence, an expiry and a held signal', async () => {
     const backend = new MemoryBackend();
-    const holder = new LockManager({ backend });
-    const waiter = new LockManager({ backend });
-    await holder.acquire('busy');
-    const attempt = waiter.acquire('busy', { wait: 2_000 }).catch((error: unknown) => error);
-    await vi.advanceTimersByTimeAsync(1_999);
-    let settled = false;
-    void attempt.then(() => {
-      settled = true;
-    });
-    await Promise.resolve();
-    expect(settled).toBe(false);
-    await vi.advanceTimersByTimeAsync(1);
-    const error = await attempt;
-    expect(error).toBeInstanceOf(LockTimeoutError);
-    expect(error).toMatchObject({ code: 'LOCK_TIMEOUT', key: 'busy' });
-    expect((error as LockTimeoutError).waitedMs).toBeGreaterThanOrEqual(2_000);
+    const lock = await new LockManager({ backend }).acquire('free', { ttl: 5_000 });
+    expect(lock).toBeInstanceOf(Lock);
+    expect(lock.key).toBe('free');
+    expect(lock.held).toBe(true);
+    expect(lock.signal.aborted).toBe(false);
+    expect(lock.fence).toBeGreaterThan(0);
+    expect(lock.expiresAt).toBe(Date.now() + 5_000);
+    const info = await backend.inspect('free');
+    expect(info?.holders).toEqual([{ token: lock.token, weight: 1, ttlMs: 5_000 }]);
+    expect(info?.fence).toBe(lock.fence);
   });
 
-  it('waits 10 000 ms by default', async () => {
+  it('holds for 30 000 ms by default', async () => {
+    const backend = new MemoryBackend();
+    const lock = await new LockManager({ backend }).acquire('default-ttl');
+    expect(lock.expiresAt).toBe(Date.now() + 30_000);
+    expect((await backend.inspect('default-ttl'))?.holders[0]?.ttlMs).toBe(30_000);
+  });
+
+  it('gives each acquisition a larger fence than the one before', async () => {
+    const backend = new MemoryBackend();
+    const fences: number[] = [];
+    for (let round = 0; round < 5; round++) {
+      const locks = new LockManager({ backend });
+      const lock = await locks.acquire('fenced');
+      fences.push(lock.fence);
+      await lock.release();
+    }
+    expect([...fences].sort((a, b) => a - b)).toEqual(fences);
+    expect(new Set(fences).size).toBe(fences.length);
+  });
+
+  it.each([
+    ['the default 10 000 ms', undefined, 10_000],
+    ['`wait: 2000`', 2_000, 2_000],
+  ])(
+    'waits %s for a held lock, then throws LockTimeoutError with key and waitedMs',
+    async (_, wait, waitMs) => {
+      const backend = new MemoryBackend();
+      await new LockManager({ backend }).acquire('busy', { ttl: 60_000 });
+      const startedAt = Date.now();
+      const attempt = watch(
+        new LockManager({ backend }).acquire('busy', wait === undefined ? {} : { wait }),
+      );
+      await vi.advanceTimersByTimeAsync(waitMs - 1);
+      expect(attempt.settled).toBe(false);
+      await vi.advanceTimersByTimeAsync(1);
+      expect(attempt.settled).toBe(true);
+      const error = await attempt.result.catch((caught: unknown) => caught);
+      expect(error).toBeInstanceOf(LockTimeoutError);
+      expect(error).toMatchObject({ code: 'LOCK_TIMEOUT', key: 'busy', waitedMs: waitMs });
+      expect(attempt.at - startedAt).toBe(waitMs);
+      expect((error as Error).message).toContain('"busy"');
+    },
+  );
+
+  it('takes its default wait from the manager', async () => {
     const backend = new MemoryBackend();
     await new LockManager({ backend }).acquire('busy', { ttl: 60_000 });
-    const attempt = new LockManager({ backend }).acquire('busy').catch((error: unknown) => error);
-    await vi.advanceTimersByTimeAsync(9_990);
-    await vi.advanceTimersByTimeAsync(20);
-    const error = (await attempt) as LockTimeoutError;
-    expect(error).toBeInstanceOf(LockTimeoutError);
-    expect(error.waitedMs).toBeGreaterThanOrEqual(10_000);
-    expect(error.waitedMs).toBeLessThan(10_100);
+    const attempt = watch(
+      new LockManager({ backend, defaults: { wait: 300 } }).acquire('busy').catch((e) => e),
+    );
+    await vi.advanceTimersByTimeAsync(300);
+    expect(attempt.settled).toBe(true);
+    expect(await attempt.result).toMatchObject({ code: 'LOCK_TIMEOUT', waitedMs: 300 });
   });
 
-  it('rejects at once with the reason when the signal aborts, and leaves nothing behind', async () => {
+  it('with `wait: 0` makes one attempt and times out at once when held', async () => {
+    const backend = new RecordingBackend();
+    await new LockManager({ backend: backend.inner }).acquire('busy', { ttl: 60_000 });
+    const attempt = watch(new LockManager({ backend }).acquire('busy', { wait: 0 }));
+    await flush();
+    expect(attempt.settled).toBe(true);
+    await expect(attempt.result).rejects.toMatchObject({ code: 'LOCK_TIMEOUT', waitedMs: 0 });
+    expect(backend.count('acquire')).toBe(1);
+    expect(await new LockManager({ backend }).acquire('free', { wait: 0 })).toBeInstanceOf(Lock);
+  });
+
+  it('gets the lock when the holder releases before the wait runs out', async () => {
+    const backend = new MemoryBackend();
+    const holder = await new LockManager({ backend }).acquire('handover', { ttl: 60_000 });
+    const attempt = new LockManager({ backend }).acquire('handover', { wait: 5_000 });
+    await vi.advanceTimersByTimeAsync(4_000);
+    await holder.release();
+    await vi.advanceTimersByTimeAsync(10);
+    const lock = await attempt;
+    expect(lock.held).toBe(true);
+    expect(lock.fence).toBeGreaterThan(holder.fence);
+  });
+
+  it('rejects with the signal reason at once when the signal aborts, leaving nothing behind', async () => {
+    const backend = new MemoryBackend();
+    const holder = await new LockManager({ backend }).acquire('busy', { ttl: 60_000 });
+    const controller = new AbortController();
+    const attempt = watch(
+      new LockManager({ backend }).acquire('busy', { signal: controller.signal }),
+    );
+    await vi.advanceTimersByTimeAsync(1_234);
+    expect(attempt.settled).toBe(false);
+    const reason = new Error('user cancelled');
+    const abortedAt = Date.now();
+    controller.abort(reason);
+    await flush();
+    expect(attempt.settled).toBe(true);
+    expect(attempt.at).toBe(abortedAt);
+    await expect(attempt.result).rejects.toBe(reason);
+    expect((await backend.inspect('busy'))?.holders.map((h) => h.token)).toEqual([holder.token]);
+  });
+
+  it('rejects with the default AbortError when aborted without a reason', async () => {
     const backend = new MemoryBackend();
     await new LockManager({ backend }).acquire('busy', { ttl: 60_000 });
     const controller = new AbortController();
-    const attempt = new LockManager({ backend }).acquire('busy', { signal: controller.signal });
-    await vi.advanceTimersByTimeAsync(100);
-    const reason = new Error('user cancelled');
-    controller.abort(reason);
-    await expect(attempt).rejects.toBe(reason);
-    expect((await backend.inspect('busy'))?.holders).toHaveLength(1);
+    const attempt = new LockManager({ backend })
+      .acquire('busy', { signal: controller.signal })
+      .catch((error: unknown) => error);
+    await vi.advanceTimersByTimeAsync(10);
+    controller.abort();
+    expect(await attempt).toBe(controller.signal.reason);
+    expect(await attempt).toMatchObject({ name: 'AbortError' });
   });
 
-  it('rejects an already-aborted signal before asking the backend', async () => {
+  it('rejects an already-aborted signal before any backend call', async () => {
     const backend = new RecordingBackend();
     const reason = new Error('too late');
     await expect(
@@ -64,76 +144,89 @@ describe('acquire', () => {
     expect(backend.calls).toEqual([]);
   });
 
-  it('picks up a lease that expires soon after its expiry, not after the longest backoff', async () => {
-    const backend = new MemoryBackend();
-    await new LockManager({ backend }).acquire('expiring', { ttl: 300 });
-    const waiter = new LockManager({ backend, backoff: { initialMs: 5_000, maxMs: 5_000 } });
-    let acquiredAt = 0;
-    const attempt = waiter.acquire('expiring').then((lock) => {
-      acquiredAt = Date.now();
-      return lock;
+  it('rejects at once on abort even while a backend request hangs, and gives back a late grant', async () => {
+    const backend = new RecordingBackend();
+    let reconnect = () => {};
+    backend.acquireGate = new Promise((resolve) => {
+      reconnect = resolve;
     });
-    const startedAt = Date.now();
-    await vi.advanceTimersByTimeAsync(400);
-    await attempt;
-    expect(acquiredAt - startedAt).toBeLessThanOrEqual(310);
-  });
-
-  it('is woken by the backend on release even when polling is off', async () => {
-    const backend = new MemoryBackend();
-    const holder = await new LockManager({ backend }).acquire('wake');
-    const waiter = new LockManager({ backend, backoff: { initialMs: 60_000, maxMs: 60_000 } });
-    const attempt = waiter.acquire('wake', { wait: 120_000 });
-    await vi.advanceTimersByTimeAsync(1_000);
-    await holder.release();
-    await vi.advanceTimersByTimeAsync(1);
-    const lock = await attempt;
-    expect(lock.fence).toBeGreaterThan(holder.fence);
-  });
-
-  it('serves waiters of one manager in arrival order', async () => {
-    const locks = new LockManager({ backend: new MemoryBackend() });
-    const first = await locks.acquire('fifo');
-    const order: number[] = [];
-    const waiting = [0, 1, 2, 3, 4].map((index) =>
-      locks.acquire('fifo').then(async (lock) => {
-        order.push(index);
-        await lock.release();
-      }),
+    const controller = new AbortController();
+    const attempt = watch(
+      new LockManager({ backend }).acquire('stuck', { signal: controller.signal }),
     );
-    await first.release();
-    await vi.advanceTimersByTimeAsync(10);
-    await Promise.all(waiting);
-    expect(order).toEqual([0, 1, 2, 3, 4]);
-  });
-
-  it('surfaces a failing waitForRelease as BackendError', async () => {
-    const broken = new RecordingBackend();
-    await new LockManager({ backend: broken }).acquire('k', { ttl: 60_000 });
-    broken.waitFault = true;
-    const attempt = new LockManager({ backend: broken }).acquire('k').catch((e: unknown) => e);
-    await vi.advanceTimersByTimeAsync(10);
-    const error = await attempt;
-    expect(error).toBeInstanceOf(BackendError);
-    expect((error as BackendError).cause).toMatchObject({ message: 'subscriber lost' });
+    await vi.advanceTimersByTimeAsync(100);
+    expect(backend.calls).toEqual(['acquire']);
+    const reason = new Error('shutting down');
+    controller.abort(reason);
+    await flush();
+    expect(attempt.settled).toBe(true);
+    await expect(attempt.result).rejects.toBe(reason);
+    // The request still reaches the server later and is granted there: it must be given back.
+    reconnect();
+    await flush();
+    expect(backend.calls).toEqual(['acquire', 'release']);
+    expect(await backend.inspect('stuck')).toBeNull();
   });
 });
 
 describe('tryAcquire', () => {
-  it('makes exactly one attempt and resolves null when the lock is held', async () => {
+  it('makes exactly one backend call and resolves null when the lock is held', async () => {
     const backend = new RecordingBackend();
-    await new LockManager({ backend: backend.inner }).acquire('held');
-    const result = await new LockManager({ backend }).tryAcquire('held');
-    expect(result).toBeNull();
+    const holder = await new LockManager({ backend: backend.inner }).acquire('held');
+    const attempt = watch(new LockManager({ backend }).tryAcquire('held'));
+    await flush();
+    expect(attempt.settled).toBe(true);
+    expect(await attempt.result).toBeNull();
+    expect(backend.calls).toEqual(['acquire']);
+    // The holder was not disturbed.
+    expect((await backend.inspect('held'))?.holders.map((h) => h.token)).toEqual([holder.token]);
+  });
+
+  it('makes exactly one backend call and resolves a Lock when the lock is free', async () => {
+    const backend = new RecordingBackend();
+    const lock = await new LockManager({ backend }).tryAcquire('free', { ttl: 2_000 });
+    expect(lock).toBeInstanceOf(Lock);
+    expect(lock?.expiresAt).toBe(Date.now() + 2_000);
+    expect(backend.calls).toEqual(['acquire']);
+    expect((await backend.inspect('free'))?.holders[0]?.token).toBe(lock?.token);
+  });
+
+  it('does not wait for a lease about to expire', async () => {
+    const backend = new RecordingBackend();
+    await new LockManager({ backend: backend.inner }).acquire('expiring', { ttl: 5 });
+    expect(await new LockManager({ backend }).tryAcquire('expiring')).toBeNull();
+    await vi.advanceTimersByTimeAsync(100);
     expect(backend.calls).toEqual(['acquire']);
   });
 
-  it('resolves a Lock with a 128-bit random token when free', async () => {
-    const locks = new LockManager({ backend: new MemoryBackend() });
-    const first = await locks.tryAcquire('free');
-    const second = await locks.tryAcquire('other');
-    expect(first?.token).toMatch(/^[0-9a-f]{32}$/);
-    expect(second?.token).toMatch(/^[0-9a-f]{32}$/);
-    expect(first?.token).not.toBe(second?.token);
+  it('rejects an already-aborted signal before any backend call', async () => {
+    const backend = new RecordingBackend();
+    const reason = new Error('too late');
+    await expect(
+      new LockManager({ backend }).tryAcquire('k', { signal: AbortSignal.abort(reason) }),
+    ).rejects.toBe(reason);
+    expect(backend.calls).toEqual([]);
+  });
+});
+
+describe('tokens', () => {
+  it('are 128-bit random hex, distinct per acquisition, and what the backend stores', async () => {
+    const backend = new MemoryBackend();
+    const locks = new LockManager({ backend });
+    const tokens = new Set<string>();
+    for (let round = 0; round < 50; round++) {
+      const lock = await locks.acquire('tokens');
+      expect(lock.token).toMatch(/^[0-9a-f]{32}$/);
+      expect((await backend.inspect('tokens'))?.holders[0]?.token).toBe(lock.token);
+      tokens.add(lock.token);
+      await lock.release();
+    }
+    expect(tokens.size).toBe(50);
+  });
+
+  it('differ between concurrent holders of one semaphore', async () => {
+    const pool = new LockManager({ backend: new MemoryBackend() }).semaphore('pool', { limit: 8 });
+    const grants = await Promise.all(Array.from({ length: 8 }, () => pool.acquire()));
+    expect(new Set(grants.map((lock) => lock.token)).size).toBe(8);
   });
 });

@@ -1,3 +1,4 @@
+import { vi } from 'vitest';
 import { MemoryBackend } from '../../memory/src/index.js';
 import type {
   AcquireRequest,
@@ -7,15 +8,34 @@ import type {
   ReleaseRequest,
 } from '../src/index.js';
 
+/** One backend call as a {@link RecordingBackend} saw it: the operation and the fake time. */
+export interface RecordedCall {
+  op: 'acquire' | 'extend' | 'release' | 'waitForRelease';
+  at: number;
+}
+
 /**
- * A real MemoryBackend that records every call and lets a test make one operation fail or hang,
- * as a backend does when its server is unreachable. It never invents answers.
+ * A real MemoryBackend behind a thin wrapper that records every call and lets a test make one
+ * operation fail the way a backend fails when its server is unreachable or loses data. Every
+ * answer it returns comes from the MemoryBackend; it never invents one.
  */
 export class RecordingBackend implements LockBackend {
   readonly inner: MemoryBackend;
-  readonly calls: string[] = [];
-  /** When set, `extend` behaves like this instead of asking the inner backend. */
-  extendFault: 'reject' | 'hang' | undefined;
+  readonly log: RecordedCall[] = [];
+  /**
+   * How `extend` misbehaves, when set:
+   * - `reject`: fails like a refused connection;
+   * - `hang`: never answers, like a request stuck on a dead connection;
+   * - `lost`: the server forgot the lease first (a failover to a replica that never saw it), so
+   *   the MemoryBackend itself answers false.
+   */
+  extendFault: 'reject' | 'hang' | 'lost' | undefined;
+  /**
+   * When set, `acquire` requests wait for this promise before reaching the MemoryBackend, like
+   * requests stuck on a slow connection; they are applied once it resolves, and fail with its
+   * error if it rejects.
+   */
+  acquireGate: Promise<void> | undefined;
   /** When set, `release` rejects like an unreachable server. */
   releaseFault = false;
   /** When set, `waitForRelease` rejects like a lost subscriber connection. */
@@ -25,20 +45,34 @@ export class RecordingBackend implements LockBackend {
     this.inner = inner;
   }
 
-  acquire(request: AcquireRequest) {
-    this.calls.push('acquire');
+  /** The operations called so far, in order. */
+  get calls(): string[] {
+    return this.log.map((call) => call.op);
+  }
+
+  /** How many times `op` was called. */
+  count(op: RecordedCall['op']): number {
+    return this.log.filter((call) => call.op === op).length;
+  }
+
+  async acquire(request: AcquireRequest) {
+    this.#record('acquire');
+    if (this.acquireGate) await this.acquireGate;
     return this.inner.acquire(request);
   }
 
-  extend(request: ExtendRequest) {
-    this.calls.push('extend');
-    if (this.extendFault === 'reject') return Promise.reject(new Error('connect ECONNREFUSED'));
+  async extend(request: ExtendRequest) {
+    this.#record('extend');
+    if (this.extendFault === 'reject') throw new Error('connect ECONNREFUSED');
     if (this.extendFault === 'hang') return new Promise<boolean>(() => undefined);
+    if (this.extendFault === 'lost') {
+      await this.inner.release({ key: request.key, token: request.token });
+    }
     return this.inner.extend(request);
   }
 
   release(request: ReleaseRequest) {
-    this.calls.push('release');
+    this.#record('release');
     if (this.releaseFault) return Promise.reject(new Error('connect ECONNREFUSED'));
     return this.inner.release(request);
   }
@@ -47,13 +81,71 @@ export class RecordingBackend implements LockBackend {
     return this.inner.advanceFence(request);
   }
 
-  waitForRelease(key: string, signal: AbortSignal) {
-    this.calls.push('waitForRelease');
+  waitForRelease(key: string, signal: AbortSignal, since?: number) {
+    this.#record('waitForRelease');
     if (this.waitFault) return Promise.reject(new Error('subscriber lost'));
-    return this.inner.waitForRelease(key, signal);
+    const inner: LockBackend = this.inner;
+    return inner.waitForRelease!(key, signal, since);
   }
 
   inspect(key: string) {
     return this.inner.inspect(key);
   }
+
+  #record(op: RecordedCall['op']): void {
+    this.log.push({ op, at: Date.now() });
+  }
+}
+
+/**
+ * A backend with only the three required methods (no `waitForRelease`), like a store without
+ * pub/sub: waiters can only poll. It delegates to a real MemoryBackend.
+ */
+export function pollingOnly(inner: MemoryBackend): LockBackend {
+  return {
+    acquire: (request) => inner.acquire(request),
+    extend: (request) => inner.extend(request),
+    release: (request) => inner.release(request),
+  };
+}
+
+/** Settles a promise's callbacks without moving fake time. */
+export async function flush(): Promise<void> {
+  await vi.advanceTimersByTimeAsync(0);
+}
+
+/**
+ * Watches a promise without handling its outcome for the test: `settled` turns true once it
+ * resolves or rejects, and `at` is the fake time it did.
+ */
+export function watch<T>(promise: Promise<T>): {
+  readonly settled: boolean;
+  readonly at: number;
+  readonly result: Promise<T>;
+} {
+  const state = { settled: false, at: Number.NaN };
+  const done = () => {
+    state.settled = true;
+    state.at = Date.now();
+  };
+  promise.then(done, done);
+  return {
+    get settled() {
+      return state.settled;
+    },
+    get at() {
+      return state.at;
+    },
+    result: promise,
+  };
+}
+
+/** Runs `run` and returns what it threw, synchronously or by rejecting; undefined if it did not. */
+export async function failureOf(run: () => unknown): Promise<unknown> {
+  try {
+    await run();
+  } catch (error) {
+    return error;
+  }
+  return undefined;
 }

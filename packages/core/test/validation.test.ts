@@ -1,143 +1,306 @@
-import { describe, expect, it } from 'vitest';
+import { beforeEach, describe, expect, it, vi } from 'vitest';
 import {
-  BackendError,
-  DeadboltError,
   InvalidArgumentError,
-  LockLostError,
+  type LockBackend,
   LockManager,
-  LockNotHeldError,
-  LockTimeoutError,
-  QuorumError,
+  MAX_KEY_BYTES,
 } from '../src/index.js';
-import { RecordingBackend } from './helpers.js';
+import { failureOf, RecordingBackend } from './helpers.js';
 
-const backend = new RecordingBackend();
-const locks = new LockManager({ backend });
-const call = (run: (locks: LockManager) => unknown) => () => run(locks);
+let backend: RecordingBackend;
+let locks: LockManager;
+beforeEach(() => {
+  backend = new RecordingBackend();
+  locks = new LockManager({ backend });
+});
 
-/** Every call is rejected synchronously, before any I/O, with the argument named. */
-const badCalls: [string, () => unknown, string][] = [
-  ['an empty key', call((l) => l.acquire('')), 'key'],
-  ['a non-string key', call((l) => l.acquire(42 as never)), 'key'],
-  ['a key over 512 bytes', call((l) => l.acquire('ü'.repeat(257))), 'key'],
-  ['ttl 0', call((l) => l.acquire('k', { ttl: 0 })), 'options.ttl'],
-  ['a negative ttl', call((l) => l.acquire('k', { ttl: -5 })), 'options.ttl'],
-  ['a NaN ttl', call((l) => l.acquire('k', { ttl: Number.NaN })), 'options.ttl'],
+/** Each row: what is wrong, the call that gets it, and the argument the error must name. */
+type BadCall = [problem: string, run: (locks: LockManager) => unknown, argument: string];
+
+/** Rejected with InvalidArgumentError, naming the argument, before any backend call. */
+async function expectRejectedBeforeIo(run: () => unknown, argument: string): Promise<void> {
+  const error = await failureOf(run);
+  expect(error).toBeInstanceOf(InvalidArgumentError);
+  expect((error as InvalidArgumentError).code).toBe('INVALID_ARGUMENT');
+  expect((error as InvalidArgumentError).argument).toBe(argument);
+  expect((error as Error).message).toMatch(/^\[deadbolt\] invalid /);
+  expect((error as Error).message).toContain(argument);
+  expect(backend.calls).toEqual([]);
+}
+
+const badKeys: [string, unknown][] = [
+  ['an empty key', ''],
+  ['a number as key', 42],
+  ['an undefined key', undefined],
+  ['a null key', null],
+  ['an object as key', { id: 1 }],
+  [`a key of ${MAX_KEY_BYTES + 1} ASCII bytes`, 'a'.repeat(MAX_KEY_BYTES + 1)],
+  // 257 characters, but 514 bytes in UTF-8: the limit counts bytes.
+  ['a key of 257 two-byte characters', 'ü'.repeat(257)],
+  // 258 UTF-16 code units, 516 bytes.
+  ['a key of 129 emoji', '😀'.repeat(129)],
+];
+
+describe('keys', () => {
+  it.each(badKeys)('acquire rejects %s', async (_, key) => {
+    await expectRejectedBeforeIo(() => locks.acquire(key as string), 'key');
+  });
+
+  it.each(badKeys)('tryAcquire rejects %s', async (_, key) => {
+    await expectRejectedBeforeIo(() => locks.tryAcquire(key as string), 'key');
+  });
+
+  it.each(badKeys)('withLock rejects %s without running fn', async (_, key) => {
+    const fn = vi.fn();
+    await expectRejectedBeforeIo(() => locks.withLock(key as string, fn), 'key');
+    expect(fn).not.toHaveBeenCalled();
+  });
+
+  it.each(badKeys)('semaphore rejects %s', async (_, key) => {
+    await expectRejectedBeforeIo(() => locks.semaphore(key as string, { limit: 2 }), 'key');
+  });
+
+  it.each([
+    ['one character', 'k'],
+    [`${MAX_KEY_BYTES} ASCII bytes`, 'a'.repeat(MAX_KEY_BYTES)],
+    [`${MAX_KEY_BYTES} bytes of two-byte characters`, 'ü'.repeat(MAX_KEY_BYTES / 2)],
+    [`${MAX_KEY_BYTES} bytes of emoji`, '😀'.repeat(MAX_KEY_BYTES / 4)],
+  ])('accepts a key of %s', async (_, key) => {
+    const lock = await locks.tryAcquire(key);
+    expect(lock?.key).toBe(key);
+    await lock?.release();
+  });
+});
+
+const badOptions: BadCall[] = [
+  ['ttl 0', (l) => l.acquire('k', { ttl: 0 }), 'options.ttl'],
+  ['a negative ttl', (l) => l.acquire('k', { ttl: -5 }), 'options.ttl'],
+  ['a NaN ttl', (l) => l.acquire('k', { ttl: Number.NaN }), 'options.ttl'],
+  ['an infinite ttl', (l) => l.acquire('k', { ttl: Number.POSITIVE_INFINITY }), 'options.ttl'],
+  ['a string ttl', (l) => l.acquire('k', { ttl: '100' as never }), 'options.ttl'],
+  ['a null ttl', (l) => l.acquire('k', { ttl: null as never }), 'options.ttl'],
+  ['ttl 0 to tryAcquire', (l) => l.tryAcquire('k', { ttl: 0 }), 'options.ttl'],
+  ['a NaN ttl to withLock', (l) => l.withLock('k', vi.fn(), { ttl: Number.NaN }), 'options.ttl'],
+  ['a negative wait', (l) => l.acquire('k', { wait: -1 }), 'options.wait'],
+  ['a NaN wait', (l) => l.acquire('k', { wait: Number.NaN }), 'options.wait'],
+  ['an infinite wait', (l) => l.acquire('k', { wait: Number.POSITIVE_INFINITY }), 'options.wait'],
+  ['a string wait', (l) => l.acquire('k', { wait: '5' as never }), 'options.wait'],
+  ['a negative wait to withLock', (l) => l.withLock('k', vi.fn(), { wait: -1 }), 'options.wait'],
   [
-    'an infinite ttl',
-    call((l) => l.acquire('k', { ttl: Number.POSITIVE_INFINITY })),
-    'options.ttl',
-  ],
-  ['a string ttl', call((l) => l.acquire('k', { ttl: '100' as never })), 'options.ttl'],
-  ['a negative wait', call((l) => l.acquire('k', { wait: -1 })), 'options.wait'],
-  [
-    'an infinite wait',
-    call((l) => l.acquire('k', { wait: Number.POSITIVE_INFINITY })),
-    'options.wait',
-  ],
-  [
-    'a non-boolean autoExtend',
-    call((l) => l.acquire('k', { autoExtend: 1 as never })),
+    'a number as autoExtend',
+    (l) => l.acquire('k', { autoExtend: 1 as never }),
     'options.autoExtend',
   ],
   [
-    'a signal that is not an AbortSignal',
-    call((l) => l.acquire('k', { signal: {} as never })),
+    'a string as autoExtend',
+    (l) => l.tryAcquire('k', { autoExtend: 'true' as never }),
+    'options.autoExtend',
+  ],
+  [
+    'null as autoExtend to withLock',
+    (l) => l.withLock('k', vi.fn(), { autoExtend: null as never }),
+    'options.autoExtend',
+  ],
+  ['a plain object as signal', (l) => l.acquire('k', { signal: {} as never }), 'options.signal'],
+  [
+    'a look-alike of an AbortSignal',
+    (l) =>
+      l.acquire('k', {
+        signal: { aborted: false, addEventListener() {}, removeEventListener() {} } as never,
+      }),
     'options.signal',
   ],
-  ['a typo in an option name', call((l) => l.acquire('k', { ttL: 5 } as never)), 'options.ttL'],
-  ['options that are not an object', call((l) => l.acquire('k', 5 as never)), 'options'],
   [
-    'wait passed to tryAcquire',
-    call((l) => l.tryAcquire('k', { wait: 5 } as never)),
-    'options.wait',
+    'an AbortController instead of its signal',
+    (l) => l.tryAcquire('k', { signal: new AbortController() as never }),
+    'options.signal',
   ],
-  ['a non-function fn', call((l) => l.withLock('k', 'fn' as never)), 'fn'],
-  ['a limit of 0', call((l) => l.semaphore('k', { limit: 0 })), 'options.limit'],
-  ['a fractional limit', call((l) => l.semaphore('k', { limit: 2.5 })), 'options.limit'],
-  ['a missing limit', call((l) => l.semaphore('k', {} as never)), 'options.limit'],
+  ['a typo in an option name (ttL)', (l) => l.acquire('k', { ttL: 5 } as never), 'options.ttL'],
   [
-    'a weight of 0',
-    call((l) => l.semaphore('k', { limit: 3 }).acquire({ weight: 0 })),
-    'options.weight',
+    'an unknown option (timeout)',
+    (l) => l.acquire('k', { timeout: 5 } as never),
+    'options.timeout',
   ],
+  ['a typo to tryAcquire', (l) => l.tryAcquire('k', { tll: 5 } as never), 'options.tll'],
+  ['a typo to withLock', (l) => l.withLock('k', vi.fn(), { wiat: 5 } as never), 'options.wiat'],
+  ['`wait` passed to tryAcquire', (l) => l.tryAcquire('k', { wait: 5 } as never), 'options.wait'],
   [
-    'a weight over the limit',
-    call((l) => l.semaphore('k', { limit: 3 }).acquire({ weight: 4 })),
-    'options.weight',
+    '`fair` passed to tryAcquire',
+    (l) => l.tryAcquire('k', { fair: true } as never),
+    'options.fair',
   ],
-  [
-    'a fractional weight',
-    call((l) => l.semaphore('k', { limit: 3 }).tryAcquire({ weight: 1.5 })),
-    'options.weight',
-  ],
-  ['no options at all', () => new LockManager(undefined as never), 'options'],
-  [
-    'a backend missing release',
-    () => new LockManager({ backend: { acquire() {}, extend() {} } as never }),
-    'options.backend',
-  ],
-  [
-    'a backend that is not an object',
-    () => new LockManager({ backend: 'redis' as never }),
-    'options.backend',
-  ],
-  [
-    'an unknown manager option',
-    () => new LockManager({ backend, prefix: 'x' } as never),
-    'options.prefix',
-  ],
-  [
-    'a bad default ttl',
-    () => new LockManager({ backend, defaults: { ttl: 0 } }),
-    'options.defaults.ttl',
-  ],
-  [
-    'a backoff max below its initial',
-    () => new LockManager({ backend, backoff: { initialMs: 100, maxMs: 10 } }),
-    'options.backoff.maxMs',
-  ],
+  ['options that are a number', (l) => l.acquire('k', 5 as never), 'options'],
+  ['options that are null', (l) => l.acquire('k', null as never), 'options'],
+  ['options that are an array', (l) => l.tryAcquire('k', [] as never), 'options'],
+  ['a fn that is not a function', (l) => l.withLock('k', 'fn' as never), 'fn'],
+  ['a missing fn', (l) => l.withLock('k', undefined as never), 'fn'],
 ];
 
-describe('bad input', () => {
-  it.each(badCalls)('rejects %s with InvalidArgumentError before any I/O', (_, run, argument) => {
-    const callsBefore = backend.calls.length;
-    let error: unknown;
-    try {
-      run();
-    } catch (caught) {
-      error = caught;
-    }
-    expect(error).toBeInstanceOf(InvalidArgumentError);
-    expect((error as InvalidArgumentError).argument).toBe(argument);
-    expect((error as Error).message).toContain(argument);
-    expect(backend.calls.length).toBe(callsBefore);
+describe('call options', () => {
+  it.each(badOptions)('rejects %s', async (_, run, argument) => {
+    await expectRejectedBeforeIo(() => run(locks), argument);
   });
 
-  it('rejects a bad ttl given to extend()', async () => {
-    const lock = await locks.acquire('extend-bad-ttl');
-    await expect(lock.extend(0)).rejects.toBeInstanceOf(InvalidArgumentError);
+  it.each([
+    ['ttl 0', 0],
+    ['a negative ttl', -1],
+    ['a NaN ttl', Number.NaN],
+    ['an infinite ttl', Number.POSITIVE_INFINITY],
+    ['a string ttl', '5' as never],
+  ])('lock.extend rejects %s', async (_, ttl) => {
+    const lock = await locks.acquire('k');
+    backend.log.length = 0;
+    await expectRejectedBeforeIo(() => lock.extend(ttl), 'ttl');
+    expect(lock.held).toBe(true);
+    await lock.release();
+  });
+
+  it('accepts the smallest valid values', async () => {
+    const lock = await locks.acquire('k', { ttl: 1, wait: 0, autoExtend: false });
+    expect(lock.held).toBe(true);
     await lock.release();
   });
 });
 
-describe('errors', () => {
-  it.each([
-    [new LockTimeoutError('k', 5), 'LOCK_TIMEOUT', 'LockTimeoutError'],
-    [new LockLostError('k', 'expired'), 'LOCK_LOST', 'LockLostError'],
-    [new LockNotHeldError('k', 'released'), 'LOCK_NOT_HELD', 'LockNotHeldError'],
-    [new QuorumError('no majority', [new Error('down'), null]), 'QUORUM', 'QuorumError'],
-    [new BackendError('failed', new Error('ECONNRESET')), 'BACKEND', 'BackendError'],
-    [new InvalidArgumentError('ttl', 'bad'), 'INVALID_ARGUMENT', 'InvalidArgumentError'],
-  ] as const)('%s has its code, name and the [deadbolt] prefix', (error, code, name) => {
-    expect(error).toBeInstanceOf(DeadboltError);
-    expect(error.code).toBe(code);
-    expect(error.name).toBe(name);
-    expect(error.message.startsWith('[deadbolt] ')).toBe(true);
+const badSemaphores: BadCall[] = [
+  ['limit 0', (l) => l.semaphore('k', { limit: 0 }), 'options.limit'],
+  ['a negative limit', (l) => l.semaphore('k', { limit: -2 }), 'options.limit'],
+  ['a fractional limit', (l) => l.semaphore('k', { limit: 2.5 }), 'options.limit'],
+  ['a NaN limit', (l) => l.semaphore('k', { limit: Number.NaN }), 'options.limit'],
+  [
+    'an infinite limit',
+    (l) => l.semaphore('k', { limit: Number.POSITIVE_INFINITY }),
+    'options.limit',
+  ],
+  ['a string limit', (l) => l.semaphore('k', { limit: '2' as never }), 'options.limit'],
+  ['a missing limit', (l) => l.semaphore('k', {} as never), 'options.limit'],
+  ['no options', (l) => l.semaphore('k', undefined as never), 'options.limit'],
+  ['a typo in its options', (l) => l.semaphore('k', { limt: 2 } as never), 'options.limt'],
+  ['weight 0', (l) => l.semaphore('k', { limit: 3 }).acquire({ weight: 0 }), 'options.weight'],
+  [
+    'a negative weight',
+    (l) => l.semaphore('k', { limit: 3 }).acquire({ weight: -1 }),
+    'options.weight',
+  ],
+  [
+    'a fractional weight',
+    (l) => l.semaphore('k', { limit: 3 }).tryAcquire({ weight: 1.5 }),
+    'options.weight',
+  ],
+  [
+    'a NaN weight',
+    (l) => l.semaphore('k', { limit: 3 }).acquire({ weight: Number.NaN }),
+    'options.weight',
+  ],
+  [
+    'a weight over the limit',
+    (l) => l.semaphore('k', { limit: 3 }).acquire({ weight: 4 }),
+    'options.weight',
+  ],
+  [
+    'a weight over the limit to tryAcquire',
+    (l) => l.semaphore('k', { limit: 3 }).tryAcquire({ weight: 4 }),
+    'options.weight',
+  ],
+  [
+    'a weight over the limit to withPermit',
+    (l) => l.semaphore('k', { limit: 1 }).withPermit(vi.fn(), { weight: 2 }),
+    'options.weight',
+  ],
+  [
+    'a typo in permit options',
+    (l) => l.semaphore('k', { limit: 3 }).acquire({ weigth: 2 } as never),
+    'options.weigth',
+  ],
+  [
+    '`wait` passed to a semaphore tryAcquire',
+    (l) => l.semaphore('k', { limit: 3 }).tryAcquire({ wait: 5 } as never),
+    'options.wait',
+  ],
+  [
+    'ttl 0 to a semaphore acquire',
+    (l) => l.semaphore('k', { limit: 3 }).acquire({ ttl: 0 }),
+    'options.ttl',
+  ],
+  [
+    'a fn that is not a function to withPermit',
+    (l) => l.semaphore('k', { limit: 3 }).withPermit(5 as never),
+    'fn',
+  ],
+];
+
+describe('semaphore arguments', () => {
+  it.each(badSemaphores)('rejects %s', async (_, run, argument) => {
+    await expectRejectedBeforeIo(() => run(locks), argument);
+  });
+});
+
+/** The methods of a real (recording) backend, with some left out. */
+function backendWithout(...missing: string[]): LockBackend {
+  const full: Record<string, unknown> = {
+    acquire: backend.acquire.bind(backend),
+    extend: backend.extend.bind(backend),
+    release: backend.release.bind(backend),
+    waitForRelease: backend.waitForRelease.bind(backend),
+  };
+  for (const name of missing) delete full[name];
+  return full as unknown as LockBackend;
+}
+
+const badManagers: [problem: string, options: () => unknown, argument: string][] = [
+  ['no options at all', () => undefined, 'options'],
+  ['null options', () => null, 'options'],
+  ['a backend passed instead of options', () => backendWithout(), 'options.acquire'],
+  ['no backend', () => ({}), 'options.backend'],
+  ['a backend that is a string', () => ({ backend: 'redis://localhost' }), 'options.backend'],
+  ['a backend that is null', () => ({ backend: null }), 'options.backend'],
+  ['a backend missing acquire', () => ({ backend: backendWithout('acquire') }), 'options.backend'],
+  ['a backend missing extend', () => ({ backend: backendWithout('extend') }), 'options.backend'],
+  ['a backend missing release', () => ({ backend: backendWithout('release') }), 'options.backend'],
+  ['an unknown option', () => ({ backend, prefix: 'app:' }), 'options.prefix'],
+  ['a typo in defaults', () => ({ backend, defaults: { tll: 5 } }), 'options.defaults.tll'],
+  ['defaults that are not an object', () => ({ backend, defaults: 5 }), 'options.defaults'],
+  ['a default ttl of 0', () => ({ backend, defaults: { ttl: 0 } }), 'options.defaults.ttl'],
+  ['a NaN default ttl', () => ({ backend, defaults: { ttl: Number.NaN } }), 'options.defaults.ttl'],
+  ['a negative default wait', () => ({ backend, defaults: { wait: -1 } }), 'options.defaults.wait'],
+  [
+    'an infinite default wait',
+    () => ({ backend, defaults: { wait: Number.POSITIVE_INFINITY } }),
+    'options.defaults.wait',
+  ],
+  [
+    'a non-boolean default autoExtend',
+    () => ({ backend, defaults: { autoExtend: 'yes' } }),
+    'options.defaults.autoExtend',
+  ],
+  ['a typo in backoff', () => ({ backend, backoff: { max: 5 } }), 'options.backoff.max'],
+  [
+    'a backoff initialMs of 0',
+    () => ({ backend, backoff: { initialMs: 0 } }),
+    'options.backoff.initialMs',
+  ],
+  [
+    'an infinite backoff maxMs',
+    () => ({ backend, backoff: { maxMs: Number.POSITIVE_INFINITY } }),
+    'options.backoff.maxMs',
+  ],
+  [
+    'a backoff maxMs below its initialMs',
+    () => ({ backend, backoff: { initialMs: 100, maxMs: 10 } }),
+    'options.backoff.maxMs',
+  ],
+];
+
+describe('LockManager constructor', () => {
+  it.each(badManagers)('rejects %s', async (_, options, argument) => {
+    await expectRejectedBeforeIo(
+      () => new LockManager(options() as ConstructorParameters<typeof LockManager>[0]),
+      argument,
+    );
   });
 
-  it('keeps the original error as the cause of a BackendError', () => {
-    const original = new Error('ECONNRESET');
-    expect(new BackendError('acquire failed', original).cause).toBe(original);
+  it('accepts a backend without the optional methods', () => {
+    const minimal = backendWithout('waitForRelease');
+    expect(new LockManager({ backend: minimal }).backend).toBe(minimal);
   });
 });

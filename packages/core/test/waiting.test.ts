@@ -1,0 +1,195 @@
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { MemoryBackend } from '../../memory/src/index.js';
+import { BackendError, type Lock, LockManager, LockTimeoutError } from '../src/index.js';
+import { flush, pollingOnly, RecordingBackend, watch } from './helpers.js';
+
+beforeEach(() => {
+  vi.useFakeTimers();
+});
+afterEach(() => {
+  vi.useRealTimers();
+});
+
+/** Retry delays so long that a waiter only moves when something wakes it. */
+const NO_POLLING = { initialMs: 60_000, maxMs: 60_000 };
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+describe('wake-ups', () => {
+  it("a waiter is woken by the backend's waitForRelease when another process releases", async () => {
+    const backend = new RecordingBackend();
+    const holder = await new LockManager({ backend: backend.inner }).acquire('wake', {
+      ttl: 600_000,
+    });
+    const attempt = watch(
+      new LockManager({ backend, backoff: NO_POLLING }).acquire('wake', { wait: 120_000 }),
+    );
+    await vi.advanceTimersByTimeAsync(5_000);
+    expect(attempt.settled).toBe(false);
+    expect(backend.count('acquire')).toBe(1);
+    expect(backend.count('waitForRelease')).toBe(1);
+    const releasedAt = Date.now();
+    await holder.release();
+    await flush();
+    expect(attempt.settled).toBe(true);
+    expect(attempt.at).toBe(releasedAt);
+    const lock = await attempt.result;
+    expect(lock.fence).toBeGreaterThan(holder.fence);
+    expect(backend.count('acquire')).toBe(2);
+  });
+
+  it("picks up a lease that expires soon after its expiry (retryInMs), not after the backoff's maxMs", async () => {
+    const backend = new RecordingBackend();
+    const holder = await new LockManager({ backend: backend.inner }).acquire('expiring', {
+      ttl: 300,
+    });
+    const startedAt = Date.now();
+    const attempt = watch(
+      new LockManager({ backend, backoff: NO_POLLING }).acquire('expiring', { wait: 120_000 }),
+    );
+    await vi.advanceTimersByTimeAsync(299);
+    // Never before the holder's lease ended.
+    expect(attempt.settled).toBe(false);
+    await vi.advanceTimersByTimeAsync(1);
+    expect(attempt.settled).toBe(true);
+    expect(attempt.at - startedAt).toBe(300);
+    const lock = await attempt.result;
+    expect(lock.fence).toBeGreaterThan(holder.fence);
+    // One refused attempt, one retry at the hinted time: no spinning.
+    expect(backend.count('acquire')).toBe(2);
+  });
+
+  it('polls with capped backoff when the backend cannot report releases', async () => {
+    const inner = new MemoryBackend();
+    const holder = await new LockManager({ backend: inner }).acquire('polled', { ttl: 600_000 });
+    const attempt = watch(
+      new LockManager({
+        backend: pollingOnly(inner),
+        backoff: { initialMs: 25, maxMs: 1_000 },
+      }).acquire('polled', { wait: 60_000 }),
+    );
+    await vi.advanceTimersByTimeAsync(20_000);
+    expect(attempt.settled).toBe(false);
+    const releasedAt = Date.now();
+    await holder.release();
+    await vi.advanceTimersByTimeAsync(1_000);
+    expect(attempt.settled).toBe(true);
+    expect(attempt.at - releasedAt).toBeLessThanOrEqual(1_000);
+    expect((await attempt.result).held).toBe(true);
+  });
+
+  it('wakes a local waiter on a release in the same manager, without polling', async () => {
+    const backend = pollingOnly(new MemoryBackend());
+    const locks = new LockManager({ backend, backoff: NO_POLLING });
+    const holder = await locks.acquire('local', { ttl: 600_000 });
+    const attempt = watch(locks.acquire('local', { wait: 120_000 }));
+    await vi.advanceTimersByTimeAsync(5_000);
+    const releasedAt = Date.now();
+    await holder.release();
+    await flush();
+    expect(attempt.settled).toBe(true);
+    expect(attempt.at).toBe(releasedAt);
+  });
+
+  it('surfaces a failing waitForRelease as BackendError with the cause', async () => {
+    const backend = new RecordingBackend();
+    await new LockManager({ backend: backend.inner }).acquire('k', { ttl: 60_000 });
+    backend.waitFault = true;
+    const attempt = watch(new LockManager({ backend }).acquire('k'));
+    await flush();
+    expect(attempt.settled).toBe(true);
+    const error = await attempt.result.catch((caught: unknown) => caught);
+    expect(error).toBeInstanceOf(BackendError);
+    expect(error).toMatchObject({ code: 'BACKEND' });
+    expect((error as BackendError).cause).toMatchObject({ message: 'subscriber lost' });
+    expect((error as Error).message).toContain('subscriber lost');
+  });
+});
+
+describe('in-process queue', () => {
+  it('serves the waiters of one manager in arrival order', async () => {
+    const locks = new LockManager({ backend: new MemoryBackend() });
+    const first = await locks.acquire('fifo');
+    const order: number[] = [];
+    const waiting = [0, 1, 2, 3, 4, 5, 6, 7].map((index) =>
+      locks.acquire('fifo').then(async (lock) => {
+        order.push(index);
+        await sleep(5);
+        await lock.release();
+      }),
+    );
+    await vi.advanceTimersByTimeAsync(100);
+    expect(order).toEqual([]);
+    await first.release();
+    await vi.advanceTimersByTimeAsync(1_000);
+    await Promise.all(waiting);
+    expect(order).toEqual([0, 1, 2, 3, 4, 5, 6, 7]);
+  });
+
+  it('a worker that releases and asks again goes behind those already waiting', async () => {
+    const locks = new LockManager({ backend: new MemoryBackend() });
+    const order: number[] = [];
+    const workers = [0, 1, 2].map(async (worker) => {
+      for (let round = 0; round < 3; round++) {
+        const lock = await locks.acquire('turns');
+        order.push(worker);
+        await sleep(10);
+        await lock.release();
+      }
+    });
+    await vi.advanceTimersByTimeAsync(1_000);
+    await Promise.all(workers);
+    expect(order).toEqual([0, 1, 2, 0, 1, 2, 0, 1, 2]);
+  });
+
+  it('counts the time spent behind local waiters against `wait`', async () => {
+    const backend = new MemoryBackend();
+    await new LockManager({ backend }).acquire('queue', { ttl: 600_000 });
+    const locks = new LockManager({ backend });
+    const patient = watch(locks.acquire('queue', { wait: 60_000 }));
+    const hurried = watch(locks.acquire('queue', { wait: 500 }));
+    await vi.advanceTimersByTimeAsync(500);
+    expect(hurried.settled).toBe(true);
+    await expect(hurried.result).rejects.toMatchObject({ code: 'LOCK_TIMEOUT', waitedMs: 500 });
+    expect(await hurried.result.catch((e: unknown) => e)).toBeInstanceOf(LockTimeoutError);
+    expect(patient.settled).toBe(false);
+    patient.result.catch(() => undefined);
+  });
+
+  it('a waiter that aborts leaves its place, and the one behind it is served on the next release', async () => {
+    const locks = new LockManager({ backend: new MemoryBackend(), backoff: NO_POLLING });
+    const holder = await locks.acquire('abort-queue', { ttl: 600_000 });
+    const controller = new AbortController();
+    const quitter = watch(locks.acquire('abort-queue', { signal: controller.signal }));
+    const next = watch(locks.acquire('abort-queue', { wait: 120_000 }));
+    await vi.advanceTimersByTimeAsync(1_000);
+    controller.abort(new Error('gave up'));
+    await flush();
+    expect(quitter.settled).toBe(true);
+    await expect(quitter.result).rejects.toThrow('gave up');
+    expect(next.settled).toBe(false);
+    const releasedAt = Date.now();
+    await holder.release();
+    await flush();
+    expect(next.settled).toBe(true);
+    expect(next.at).toBe(releasedAt);
+    expect((await next.result).held).toBe(true);
+  });
+
+  it('a waiter that times out leaves its place for the next one', async () => {
+    const backend = new MemoryBackend();
+    const other = await new LockManager({ backend }).acquire('timeout-queue', { ttl: 600_000 });
+    const locks = new LockManager({ backend });
+    const first = watch(locks.acquire('timeout-queue', { wait: 100 }));
+    const second = watch(locks.acquire('timeout-queue', { wait: 60_000 }));
+    await vi.advanceTimersByTimeAsync(200);
+    await expect(first.result).rejects.toBeInstanceOf(LockTimeoutError);
+    await other.release();
+    await vi.advanceTimersByTimeAsync(1);
+    expect(second.settled).toBe(true);
+    const lock: Lock = await second.result;
+    expect(lock.held).toBe(true);
+  });
+});
