@@ -22,6 +22,8 @@ export interface IoredisSubscriberClient {
   on(event: 'error', listener: (error: Error) => void): unknown;
   once(event: 'ready', listener: () => void): unknown;
   readonly status: string;
+  readonly options: { readonly keyPrefix?: string | undefined };
+  connect(): Promise<unknown>;
   disconnect(): void;
 }
 
@@ -62,6 +64,9 @@ export class IoredisBackend extends RedisScriptBackend {
 }
 
 function openSubscriber(connection: IoredisSubscriberClient): OwnedSubscriber {
+  // ioredis adds `keyPrefix` to the KEYS of EVALSHA, the release channel among them, but not to
+  // the channel of SUBSCRIBE: without it here, releases would publish where nobody listens.
+  const keyPrefix = connection.options.keyPrefix ?? '';
   const listeners = new Map<string, () => void>();
   connection.on('message', (channel) => listeners.get(channel)?.());
   // Without a listener ioredis would print connection errors; waiters see them as failed commands.
@@ -69,16 +74,18 @@ function openSubscriber(connection: IoredisSubscriberClient): OwnedSubscriber {
   // A SUBSCRIBE sent during the connection's startup check can leave it stuck (ioredis#2037), so
   // commands wait for 'ready'; close() need not, so it never hangs on a server that is down.
   const ready = whenReady(connection);
+  // The duplicate of a `lazyConnect` client connects on its first command, which waits for 'ready'.
+  if (connection.status === 'wait') connection.connect().catch(() => undefined);
   return {
     subscribe: async (channel, onMessage) => {
-      listeners.set(channel, onMessage);
+      listeners.set(keyPrefix + channel, onMessage);
       await ready;
-      await connection.subscribe(channel);
+      await connection.subscribe(keyPrefix + channel);
     },
     unsubscribe: async (channel) => {
-      listeners.delete(channel);
+      listeners.delete(keyPrefix + channel);
       await ready;
-      await connection.unsubscribe(channel);
+      await connection.unsubscribe(keyPrefix + channel);
     },
     close: async () => {
       connection.disconnect();
