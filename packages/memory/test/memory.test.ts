@@ -6,17 +6,68 @@ afterEach(() => {
   vi.useRealTimers();
 });
 
-describe('MemoryBackend', () => {
-  it('expires leases by an injected clock', async () => {
-    let now = 1_000_000;
-    const backend = new MemoryBackend({ clock: () => now });
-    const request = { key: 'k', ttlMs: 500, limit: 1, weight: 1 };
-    expect((await backend.acquire({ ...request, token: 'a' })).ok).toBe(true);
-    now += 499;
-    expect(await backend.acquire({ ...request, token: 'b' })).toEqual({ ok: false, retryInMs: 1 });
-    now += 1;
-    expect((await backend.acquire({ ...request, token: 'b' })).ok).toBe(true);
+/** A backend on a clock the test moves by hand. */
+function manualClock(start = 1_000_000) {
+  const clock = { now: start };
+  return { clock, backend: new MemoryBackend({ clock: () => clock.now }) };
+}
+
+const mutex = { limit: 1, weight: 1 };
+
+describe('MemoryBackend with an injected clock', () => {
+  it('expires a lease exactly at its TTL and hints the time left to waiters', async () => {
+    const { clock, backend } = manualClock();
+    expect((await backend.acquire({ key: 'k', token: 'a', ttlMs: 500, ...mutex })).ok).toBe(true);
+    clock.now += 499;
+    expect(await backend.acquire({ key: 'k', token: 'b', ttlMs: 500, ...mutex })).toEqual({
+      ok: false,
+      retryInMs: 1,
+    });
+    clock.now += 1;
+    expect((await backend.acquire({ key: 'k', token: 'b', ttlMs: 500, ...mutex })).ok).toBe(true);
     expect(await backend.release({ key: 'k', token: 'a' })).toBe(false);
+    expect(await backend.extend({ key: 'k', token: 'a', ttlMs: 500 })).toBe(false);
+  });
+
+  it('extends from the clock of the extend call, and inspect counts down by it', async () => {
+    const { clock, backend } = manualClock();
+    await backend.acquire({ key: 'k', token: 'a', ttlMs: 100, ...mutex });
+    clock.now += 90;
+    expect(await backend.extend({ key: 'k', token: 'a', ttlMs: 100 })).toBe(true);
+    clock.now += 60;
+    // 150 ms after the grant, yet held: the lease now ends at 90 + 100.
+    expect((await backend.inspect('k'))?.holders).toEqual([{ token: 'a', weight: 1, ttlMs: 40 }]);
+    clock.now += 40;
+    expect(await backend.inspect('k')).toBeNull();
+  });
+
+  it('takes fences from the clock in microseconds, and never lets them go back with it', async () => {
+    const { clock, backend } = manualClock();
+    const grant = async (token: string) => {
+      const reply = await backend.acquire({ key: 'k', token, ttlMs: 10, ...mutex });
+      if (!reply.ok) throw new Error('expected a grant');
+      await backend.release({ key: 'k', token });
+      return reply.fence;
+    };
+    const first = await grant('a');
+    expect(first).toBe(1_000_000 * 1000);
+    // Same millisecond: one more, not the same.
+    expect(await grant('b')).toBe(first + 1);
+    clock.now -= 60_000;
+    expect(await grant('c')).toBe(first + 2);
+  });
+
+  it('drops a queue place whose holder stopped renewing it, when its time runs out', async () => {
+    const { clock, backend } = manualClock();
+    const request = { key: 'k', ttlMs: 10_000, ...mutex };
+    await backend.acquire({ ...request, token: 'holder' });
+    await backend.acquire({ ...request, token: 'queued', queueTtlMs: 200 });
+    await backend.release({ key: 'k', token: 'holder' });
+    // 'queued' is first in line: an unqueued request must wait behind it.
+    expect((await backend.acquire({ ...request, token: 'late' })).ok).toBe(false);
+    clock.now += 200;
+    expect((await backend.acquire({ ...request, token: 'late' })).ok).toBe(true);
+    expect((await backend.inspect('k'))?.queued).toBe(0);
   });
 
   it('follows vitest fake timers by default', async () => {
@@ -27,24 +78,74 @@ describe('MemoryBackend', () => {
     expect(await lock.release()).toBe(false);
     expect(await locks.tryAcquire('k')).not.toBeNull();
   });
+});
 
-  it('close() rejects waiters and every later call with BackendError', async () => {
+describe('MemoryBackend.close()', () => {
+  it('rejects current waiters with BackendError', async () => {
     const backend = new MemoryBackend();
-    const waiting = backend.waitForRelease('k', new AbortController().signal);
+    await backend.acquire({ key: 'k', token: 'a', ttlMs: 10_000, ...mutex });
+    const waiting = [
+      backend.waitForRelease('k', new AbortController().signal),
+      backend.waitForRelease('other', new AbortController().signal),
+    ];
+    await backend.close();
+    for (const waiter of waiting) await expect(waiter).rejects.toBeInstanceOf(BackendError);
+  });
+
+  it('rejects a waiting LockManager.acquire with BackendError instead of letting it time out', async () => {
+    const backend = new MemoryBackend();
+    const [holder, waiter] = [new LockManager({ backend }), new LockManager({ backend })];
+    await holder.acquire('k');
+    const waiting = waiter.acquire('k', { wait: 60_000 });
+    await new Promise((resolve) => setTimeout(resolve, 20));
     await backend.close();
     await expect(waiting).rejects.toBeInstanceOf(BackendError);
-    await expect(
-      backend.acquire({ key: 'k', token: 't', ttlMs: 1, limit: 1, weight: 1 }),
-    ).rejects.toBeInstanceOf(BackendError);
-    await expect(backend.inspect('k')).rejects.toBeInstanceOf(BackendError);
   });
 
   it.each([
+    ['acquire', (b: MemoryBackend) => b.acquire({ key: 'k', token: 't', ttlMs: 1, ...mutex })],
+    ['extend', (b: MemoryBackend) => b.extend({ key: 'k', token: 't', ttlMs: 1 })],
+    ['release', (b: MemoryBackend) => b.release({ key: 'k', token: 't' })],
+    ['advanceFence', (b: MemoryBackend) => b.advanceFence({ key: 'k', fence: 1 })],
+    ['waitForRelease', (b: MemoryBackend) => b.waitForRelease('k', new AbortController().signal)],
+    ['inspect', (b: MemoryBackend) => b.inspect('k')],
+  ])('makes a later %s reject with BackendError', async (_, call) => {
+    const backend = new MemoryBackend();
+    await backend.close();
+    const error = await call(backend).catch((caught: unknown) => caught);
+    expect(error).toBeInstanceOf(BackendError);
+    expect((error as BackendError).message).toMatch(
+      /^\[deadbolt\] \[memory\] the backend is closed/,
+    );
+  });
+
+  it('can be called twice', async () => {
+    const backend = new MemoryBackend();
+    await backend.close();
+    await expect(backend.close()).resolves.toBeUndefined();
+  });
+});
+
+describe('MemoryBackend options', () => {
+  it.each([
+    ['null', null, 'options'],
     ['a non-object', 'fast', 'options'],
     ['an unknown option', { clok: () => 0 }, 'options.clok'],
     ['a clock that is not a function', { clock: 5 }, 'options.clock'],
-  ])('rejects %s', (_, options, argument) => {
-    expect(() => new MemoryBackend(options as never)).toThrow(InvalidArgumentError);
-    expect(() => new MemoryBackend(options as never)).toThrow(argument);
+  ])('rejects %s with InvalidArgumentError naming it', (_, options, argument) => {
+    let caught: unknown;
+    try {
+      new MemoryBackend(options as never);
+    } catch (error) {
+      caught = error;
+    }
+    expect(caught).toBeInstanceOf(InvalidArgumentError);
+    expect(caught).toMatchObject({ argument });
+  });
+
+  it('accepts no options, an empty object and a clock', () => {
+    expect(new MemoryBackend()).toBeInstanceOf(MemoryBackend);
+    expect(new MemoryBackend({})).toBeInstanceOf(MemoryBackend);
+    expect(new MemoryBackend({ clock: () => 0 })).toBeInstanceOf(MemoryBackend);
   });
 });
