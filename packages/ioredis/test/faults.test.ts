@@ -1,0 +1,115 @@
+import { randomUUID } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { type Lock, LockLostError, LockManager } from '@deadbolt/core';
+import { scripts } from '@deadbolt/redis-scripts';
+import { type RedisServer, startRedis } from '@deadbolt/testing';
+import { Redis, type RedisOptions } from 'ioredis';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { IoredisBackend } from '../src/index.js';
+
+// The server is killed, paused and restarted here, so these tests have it to themselves.
+let server: RedisServer;
+const clients: Redis[] = [];
+
+beforeAll(async () => {
+  server = await startRedis();
+});
+afterAll(async () => {
+  await server?.stop();
+});
+afterEach(async () => {
+  for (const client of clients.splice(0)) client.disconnect();
+  await server.resume().catch(() => undefined);
+});
+
+function connect(options: RedisOptions = {}): Redis {
+  const client = new Redis(server.url, options);
+  // Connection errors are the point of these tests.
+  client.on('error', () => undefined);
+  clients.push(client);
+  return client;
+}
+
+async function eventually(what: string, check: () => Promise<boolean>): Promise<void> {
+  const deadline = Date.now() + 20_000;
+  while (!(await check().catch(() => false))) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting until ${what}`);
+    await sleep(50);
+  }
+}
+
+/** When `lock.signal` aborts. */
+function lostAt(lock: Lock): Promise<number> {
+  return new Promise((resolve) => {
+    lock.signal.addEventListener('abort', () => resolve(Date.now()), { once: true });
+  });
+}
+
+async function scriptLoaded(): Promise<boolean> {
+  return ((await server.call('SCRIPT', 'EXISTS', scripts.acquire.sha)) as number[])[0] === 1;
+}
+
+describe('IoredisBackend when the server fails', () => {
+  it('with commands failing fast, aborts lock.signal before expiry on a crash, then reloads the scripts after a restart', async () => {
+    const client = connect({ enableOfflineQueue: false, maxRetriesPerRequest: 1 });
+    await eventually('the client is connected', async () => (await client.ping()) === 'PONG');
+    const locks = new LockManager({ backend: new IoredisBackend(client) });
+    const lock = await locks.acquire('crash', { ttl: 1_000, autoExtend: true });
+    const lost = lostAt(lock);
+    await server.kill();
+    expect(await lost).toBeLessThan(lock.expiresAt);
+    expect(lock.signal.reason).toBeInstanceOf(LockLostError);
+
+    await server.restart();
+    expect(await scriptLoaded()).toBe(false);
+    await eventually('the client reconnected', async () => (await client.ping()) === 'PONG');
+    const again = await locks.acquire('crash');
+    expect(await scriptLoaded()).toBe(true);
+    expect(await again.release()).toBe(true);
+  });
+
+  it('with default client settings, aborts lock.signal before expiry while the server is paused, and carries on after', async () => {
+    const locks = new LockManager({ backend: new IoredisBackend(connect()) });
+    const lock = await locks.acquire('pause', { ttl: 1_000, autoExtend: true });
+    const lost = lostAt(lock);
+    await server.pause();
+    expect(await lost).toBeLessThan(lock.expiresAt);
+    expect(lock.signal.reason).toBeInstanceOf(LockLostError);
+    await server.resume();
+    // The renewal sent during the pause may still be applied: the next holder waits it out.
+    const next = await locks.acquire('pause', { wait: 10_000 });
+    expect(next.fence).toBeGreaterThan(lock.fence);
+    expect(await next.release()).toBe(true);
+  });
+
+  it('keeps waking a waiter through pub/sub after the server restarts under it', async () => {
+    const prefix = `t${randomUUID().slice(0, 8)}`;
+    const holderClient = connect();
+    const holders = new LockManager({ backend: new IoredisBackend(holderClient, { prefix }) });
+    const waiterBackend = new IoredisBackend(connect(), { prefix });
+    // Backoff so slow that only a wake-up can serve the waiter within the test.
+    const waiters = new LockManager({
+      backend: waiterBackend,
+      backoff: { initialMs: 60_000, maxMs: 60_000 },
+    });
+    const channel = `${prefix}:{k}:released`;
+    const subscribed = async () =>
+      ((await server.call('PUBSUB', 'NUMSUB', channel)) as [string, number])[1] === 1;
+
+    await holders.acquire('k', { ttl: 60_000 });
+    const waiting = waiters.acquire('k', { wait: 60_000 });
+    await eventually('the waiter is subscribed', subscribed);
+    await server.restart();
+    await eventually('the subscriber subscribed again', subscribed);
+    // The restart emptied the server: a new holder takes the key, and its release must reach
+    // the waiter over the re-established subscription.
+    await eventually('the holder reconnected', async () => (await holderClient.ping()) === 'PONG');
+    const held = await holders.acquire('k', { ttl: 60_000 });
+    await sleep(100);
+    await held.release();
+    const next = await Promise.race([waiting, sleep(15_000).then(() => 'no wake-up')]);
+    expect(next).not.toBe('no wake-up');
+    if (typeof next !== 'string') await next.release();
+    await waiterBackend.close();
+  });
+});
