@@ -71,31 +71,41 @@ function openSubscriber(connection: IoredisSubscriberClient): OwnedSubscriber {
   connection.on('message', (channel) => listeners.get(channel)?.());
   // Without a listener ioredis would print connection errors; waiters see them as failed commands.
   connection.on('error', () => undefined);
-  // A SUBSCRIBE sent during the connection's startup check can leave it stuck (ioredis#2037), so
-  // commands wait for 'ready'; close() need not, so it never hangs on a server that is down.
-  const ready = whenReady(connection);
-  // The duplicate of a `lazyConnect` client connects on its first command, which waits for 'ready'.
-  if (connection.status === 'wait') connection.connect().catch(() => undefined);
+  let ready: Promise<void> | undefined;
+  // SUBSCRIBE waits for 'ready': one sent during the startup check can leave the connection stuck
+  // (ioredis#2037). An idle connection (the duplicate of a `lazyConnect` client) or one whose
+  // `retryStrategy` gave up is connected first; ioredis then restores its subscriptions itself.
+  // close() waits for none of this, so it never hangs on a server that is down.
+  const whenReady = (): Promise<void> => {
+    if (connection.status === 'ready') return Promise.resolve();
+    if (connection.status === 'wait' || connection.status === 'end') {
+      connection.connect().catch(() => undefined);
+    }
+    ready ??= new Promise((resolve) => {
+      connection.once('ready', () => {
+        ready = undefined;
+        resolve();
+      });
+    });
+    return ready;
+  };
   return {
     subscribe: async (channel, onMessage) => {
       listeners.set(keyPrefix + channel, onMessage);
-      await ready;
+      await whenReady();
       await connection.subscribe(keyPrefix + channel);
     },
     unsubscribe: async (channel) => {
       listeners.delete(keyPrefix + channel);
-      await ready;
+      // A connection that is not open has nothing to undo.
+      if (connection.status === 'wait' || connection.status === 'end') return;
+      await whenReady();
       await connection.unsubscribe(keyPrefix + channel);
     },
     close: async () => {
       connection.disconnect();
     },
   };
-}
-
-function whenReady(connection: IoredisSubscriberClient): Promise<void> {
-  if (connection.status === 'ready') return Promise.resolve();
-  return new Promise((resolve) => connection.once('ready', resolve));
 }
 
 function assertIoredisClient(client: unknown): asserts client is IoredisClient {

@@ -112,4 +112,33 @@ describe('IoredisBackend when the server fails', () => {
     if (typeof next !== 'string') await next.release();
     await waiterBackend.close();
   });
+  it('reconnects a subscriber whose retryStrategy gave up when a waiter needs it', async () => {
+    const prefix = `t${randomUUID().slice(0, 8)}`;
+    const holderClient = connect();
+    const waiterClient = connect({ retryStrategy: () => null });
+    const holders = new LockManager({ backend: new IoredisBackend(holderClient, { prefix }) });
+    const waiterBackend = new IoredisBackend(waiterClient, { prefix });
+    const waiters = new LockManager({
+      backend: waiterBackend,
+      backoff: { initialMs: 60_000, maxMs: 60_000 },
+    });
+    // Open the subscriber (a first wait resolves once subscribed), then lose it for good.
+    await waiterBackend.waitForRelease('before', new AbortController().signal);
+    await server.restart();
+    await eventually('the waiter client gave up', async () => waiterClient.status === 'end');
+    await waiterClient.connect();
+    await eventually('the holder reconnected', async () => (await holderClient.ping()) === 'PONG');
+
+    const held = await holders.acquire('after', { ttl: 60_000 });
+    const waiting = waiters.acquire('after', { wait: 60_000 });
+    await eventually('the waiter is subscribed', async () => {
+      const reply = await server.call('PUBSUB', 'NUMSUB', `${prefix}:{after}:released`);
+      return (reply as [string, number])[1] === 1;
+    });
+    await held.release();
+    const next = await Promise.race([waiting, sleep(15_000).then(() => 'no wake-up')]);
+    expect(next).not.toBe('no wake-up');
+    if (typeof next !== 'string') await next.release();
+    await waiterBackend.close();
+  });
 });

@@ -23,12 +23,15 @@ runRedisAdapterSuite({
 
 describe('IoredisBackend', () => {
   it.each([
-    ['null', null],
-    ['a plain object', {}],
-    ['a node-redis client', createClient()],
-    ['an ioredis Cluster', new Cluster([], { lazyConnect: true })],
-  ])('rejects %s as the client', (_, client) => {
-    expect(() => new IoredisBackend(client as never)).toThrow(InvalidArgumentError);
+    ['null', null, /expected an ioredis client/],
+    ['a plain object', {}, /expected an ioredis client/],
+    ['a node-redis client', createClient(), /looks like node-redis: use NodeRedisBackend/],
+    ['an ioredis Cluster', new Cluster([], { lazyConnect: true }), /use ClusterBackend/],
+  ])('rejects %s as the client', (_, client, message) => {
+    const error = catchError(() => new IoredisBackend(client as never));
+    expect(error).toBeInstanceOf(InvalidArgumentError);
+    expect((error as InvalidArgumentError).argument).toBe('client');
+    expect((error as InvalidArgumentError).message).toMatch(message);
   });
 
   it('rejects a prefix with braces and unknown options', () => {
@@ -38,3 +41,12 @@ describe('IoredisBackend', () => {
     client.disconnect();
   });
 });
+
+function catchError(fn: () => unknown): unknown {
+  try {
+    fn();
+  } catch (error) {
+    return error;
+  }
+  throw new Error('expected an error');
+}

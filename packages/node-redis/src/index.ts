@@ -29,6 +29,7 @@ export interface NodeRedisSubscriberClient {
   ): Promise<unknown>;
   unsubscribe(channel: string): Promise<unknown>;
   on(event: 'error', listener: (error: Error) => void): unknown;
+  readonly isOpen: boolean;
   destroy(): unknown;
 }
 
@@ -74,20 +75,31 @@ function openSubscriber(connection: NodeRedisSubscriberClient): OwnedSubscriber 
   // Without a listener node-redis would crash the process on a connection error; waiters see
   // failures as failed commands and the manager's backoff keeps them going.
   connection.on('error', () => undefined);
-  // Commands wait for the connection; close() need not, so it never hangs on a server that is down.
-  const connected = connection.connect();
-  connected.catch(() => undefined);
+  let connecting: Promise<unknown> | undefined;
+  // Commands wait for the connection. One that closed for good (its `reconnectStrategy` gave up)
+  // is connected again when a waiter needs it; node-redis then restores its subscriptions itself.
+  // close() waits for none of this, so it never hangs on a server that is down.
+  const connected = (): Promise<unknown> => {
+    if (connecting === undefined || !connection.isOpen) {
+      connecting = connection.connect();
+      connecting.catch(() => undefined);
+    }
+    return connecting;
+  };
+  connected();
   return {
     subscribe: async (channel, onMessage) => {
-      await connected;
+      await connected();
       await connection.subscribe(channel, () => onMessage());
     },
     unsubscribe: async (channel) => {
-      await connected;
+      // A connection that is not open has nothing to undo.
+      if (!connection.isOpen) return;
+      await connecting;
       await connection.unsubscribe(channel);
     },
     close: async () => {
-      connection.destroy();
+      if (connection.isOpen) connection.destroy();
     },
   };
 }
@@ -108,10 +120,13 @@ function assertNodeRedisClient(client: unknown): asserts client is NodeRedisClie
       (method) => typeof candidate[method] === 'function',
     ) && typeof candidate.defineCommand !== 'function';
   if (!isNodeRedis) {
-    const hint =
-      typeof candidate.defineCommand === 'function'
-        ? ' (this looks like ioredis: use IoredisBackend from @deadbolt/ioredis)'
-        : '';
+    let hint = '';
+    if (typeof candidate.defineCommand === 'function') {
+      hint = ' (this looks like ioredis: use IoredisBackend from @deadbolt/ioredis)';
+    } else if (typeof candidate.evalSha === 'function') {
+      // A client pool (createClientPool()) has the commands but no duplicate() for a subscriber.
+      hint = ' (a client pool cannot open a subscriber: pass a client from createClient())';
+    }
     throw new InvalidArgumentError(
       'client',
       `expected a node-redis client (createClient())${hint}`,

@@ -51,17 +51,25 @@ async function scriptLoaded(): Promise<boolean> {
 describe.each([
   {
     major: 6,
-    create: (disableOfflineQueue: boolean) =>
-      createClient({ url: server.url, disableOfflineQueue }),
+    create: (disableOfflineQueue: boolean, reconnect: boolean) =>
+      createClient({
+        url: server.url,
+        disableOfflineQueue,
+        ...(reconnect ? {} : { socket: { reconnectStrategy: false as const } }),
+      }),
   },
   {
     major: 5,
-    create: (disableOfflineQueue: boolean) =>
-      createClientV5({ url: server.url, disableOfflineQueue }),
+    create: (disableOfflineQueue: boolean, reconnect: boolean) =>
+      createClientV5({
+        url: server.url,
+        disableOfflineQueue,
+        ...(reconnect ? {} : { socket: { reconnectStrategy: false as const } }),
+      }),
   },
 ])('NodeRedisBackend on node-redis $major when the server fails', ({ create }) => {
-  async function connect({ failFast = false } = {}) {
-    const client = create(failFast);
+  async function connect({ failFast = false, reconnect = true } = {}) {
+    const client = create(failFast, reconnect);
     // Connection errors are the point of these tests.
     client.on('error', () => undefined);
     clients.push(client);
@@ -124,6 +132,35 @@ describe.each([
     await eventually('the holder reconnected', async () => (await holderClient.ping()) === 'PONG');
     const held = await holders.acquire('k', { ttl: 60_000 });
     await sleep(100);
+    await held.release();
+    const next = await Promise.race([waiting, sleep(15_000).then(() => 'no wake-up')]);
+    expect(next).not.toBe('no wake-up');
+    if (typeof next !== 'string') await next.release();
+    await waiterBackend.close();
+  });
+  it('reconnects a subscriber whose reconnectStrategy gave up when a waiter needs it', async () => {
+    const prefix = `t${randomUUID().slice(0, 8)}`;
+    const holderClient = await connect();
+    const waiterClient = await connect({ reconnect: false });
+    const holders = new LockManager({ backend: new NodeRedisBackend(holderClient, { prefix }) });
+    const waiterBackend = new NodeRedisBackend(waiterClient, { prefix });
+    const waiters = new LockManager({
+      backend: waiterBackend,
+      backoff: { initialMs: 60_000, maxMs: 60_000 },
+    });
+    // Open the subscriber (a first wait resolves once subscribed), then lose it for good.
+    await waiterBackend.waitForRelease('before', new AbortController().signal);
+    await server.restart();
+    await eventually('the waiter client gave up', async () => !waiterClient.isOpen);
+    await waiterClient.connect();
+    await eventually('the holder reconnected', async () => (await holderClient.ping()) === 'PONG');
+
+    const held = await holders.acquire('after', { ttl: 60_000 });
+    const waiting = waiters.acquire('after', { wait: 60_000 });
+    await eventually('the waiter is subscribed', async () => {
+      const reply = await server.call('PUBSUB', 'NUMSUB', `${prefix}:{after}:released`);
+      return (reply as [string, number])[1] === 1;
+    });
     await held.release();
     const next = await Promise.race([waiting, sleep(15_000).then(() => 'no wake-up')]);
     expect(next).not.toBe('no wake-up');

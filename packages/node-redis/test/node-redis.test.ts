@@ -1,7 +1,7 @@
 import { InvalidArgumentError } from '@deadbolt/core';
 import { runRedisAdapterSuite } from '@deadbolt/testing';
 import { Redis } from 'ioredis';
-import { createClient, createCluster } from 'redis';
+import { createClient, createClientPool, createCluster } from 'redis';
 import { createClient as createClientV5 } from 'redis5';
 import { describe, expect, it } from 'vitest';
 import { NodeRedisBackend } from '../src/index.js';
@@ -34,12 +34,20 @@ runRedisAdapterSuite({
 
 describe('NodeRedisBackend', () => {
   it.each([
-    ['null', null],
-    ['a plain object', {}],
-    ['an ioredis client', new Redis({ lazyConnect: true })],
-    ['a node-redis cluster', createCluster({ rootNodes: [] })],
-  ])('rejects %s as the client', (_, client) => {
-    expect(() => new NodeRedisBackend(client as never)).toThrow(InvalidArgumentError);
+    ['null', null, /expected a node-redis client/],
+    ['a plain object', {}, /expected a node-redis client/],
+    [
+      'an ioredis client',
+      new Redis({ lazyConnect: true }),
+      /looks like ioredis: use IoredisBackend/,
+    ],
+    ['a node-redis cluster', createCluster({ rootNodes: [] }), /use ClusterBackend/],
+    ['a node-redis client pool', createClientPool(), /client pool cannot open a subscriber/],
+  ])('rejects %s as the client', (_, client, message) => {
+    const error = catchError(() => new NodeRedisBackend(client as never));
+    expect(error).toBeInstanceOf(InvalidArgumentError);
+    expect((error as InvalidArgumentError).argument).toBe('client');
+    expect((error as InvalidArgumentError).message).toMatch(message);
   });
 
   it('rejects a prefix with braces and unknown options', () => {
@@ -48,3 +56,12 @@ describe('NodeRedisBackend', () => {
     expect(() => new NodeRedisBackend(client, { prefx: 'a' } as never)).toThrow('options.prefx');
   });
 });
+
+function catchError(fn: () => unknown): unknown {
+  try {
+    fn();
+  } catch (error) {
+    return error;
+  }
+  throw new Error('expected an error');
+}
