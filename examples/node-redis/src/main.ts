@@ -52,4 +52,4 @@ await fresh.release();
 console.log(`stale release() resolves ${await stale.release()} (it no longer held the lock)`);
 
 await backend.close();
-redis.destroy();
+await redis.close();
