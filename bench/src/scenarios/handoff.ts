@@ -5,18 +5,33 @@ import type { Release } from '../contenders/index.js';
 import { percentile } from '../stats.js';
 import type { Outcome, Scenario } from './types.js';
 
-/** PING round trip, p50 over `count` sequential pings on a fresh ioredis connection. */
-async function pingRttMs(redisUrl: string, count: number): Promise<number> {
+/**
+ * PING round trip on a fresh ioredis connection, p50: back to back (`count` pings), and after a
+ * pause like the holder's (`paused` pings), when both processes have gone idle and must wake up,
+ * as they must for a handoff.
+ */
+async function pingRttMs(
+  redisUrl: string,
+  count: number,
+  paused: number,
+  pause: () => number,
+): Promise<{ hot: number; idle: number }> {
   const redis = new Redis(redisUrl);
+  const time = async () => {
+    const started = nowMs();
+    await redis.ping();
+    return nowMs() - started;
+  };
   try {
     for (let i = 0; i < 20; i++) await redis.ping();
-    const samples: number[] = [];
-    for (let i = 0; i < count; i++) {
-      const started = nowMs();
-      await redis.ping();
-      samples.push(nowMs() - started);
+    const hot: number[] = [];
+    for (let i = 0; i < count; i++) hot.push(await time());
+    const idle: number[] = [];
+    for (let i = 0; i < paused; i++) {
+      await sleep(pause());
+      idle.push(await time());
     }
-    return percentile(samples, 50);
+    return { hot: percentile(hot, 50), idle: percentile(idle, 50) };
   } finally {
     await redis.quit();
   }
@@ -35,18 +50,22 @@ export const handoff: Scenario = {
   description:
     "Holder and waiter are separate clients (separate connections). Handoff = from the holder's release() " +
     "resolving to the waiter's acquire() resolving; the holder releases after a random pause so pollers are " +
-    'caught at any phase. RTT = p50 of PING on ioredis in the same repetition; handoff/RTT is p50 (p99) over it.',
+    'caught at any phase. RTT = p50 of back-to-back PINGs on ioredis in the same repetition; handoff in RTTs ' +
+    'is p50 (p99) over it. PING after pause: p50 of PINGs sent after the same random pause, when client and ' +
+    'server must first wake up, as in a handoff.',
   columns: [
     { metric: 'handoffP50Ms', header: 'handoff p50 ms', digits: 2 },
     { metric: 'handoffP99Ms', header: 'handoff p99 ms', digits: 2 },
     { metric: 'handoffP50Rtts', header: 'p50 in RTTs', digits: 1 },
     { metric: 'handoffP99Rtts', header: 'p99 in RTTs', digits: 1 },
     { metric: 'pingRttMs', header: 'PING RTT ms', digits: 3 },
+    { metric: 'idlePingRttMs', header: 'PING after pause ms', digits: 3 },
     { metric: 'failures', header: 'failures', digits: 0 },
   ],
   async repetition(contenders, context, repetition) {
     const { samples, holdMinMs, holdMaxMs, pings } = context.config.handoff;
-    const rtt = await pingRttMs(context.redis.url, pings);
+    const pause = () => holdMinMs + Math.random() * (holdMaxMs - holdMinMs);
+    const { hot: rtt, idle: idleRtt } = await pingRttMs(context.redis.url, pings, samples, pause);
     const outcomes = new Map<string, Outcome>();
     for (const contender of contenders) {
       const holder = await contender.open(context.redis.url);
@@ -68,7 +87,7 @@ export const handoff: Scenario = {
             },
             () => undefined,
           );
-          await sleep(holdMinMs + Math.random() * (holdMaxMs - holdMinMs));
+          await sleep(pause());
           await releaseHolder();
           const releasedAt = nowMs();
           const releaseWaiter = await waiting;
@@ -93,6 +112,7 @@ export const handoff: Scenario = {
           handoffP50Rtts: inRtts ? p50 / rtt : Number.NaN,
           handoffP99Rtts: inRtts ? p99 / rtt : Number.NaN,
           pingRttMs: rtt,
+          idlePingRttMs: idleRtt,
           failures,
         },
       });

@@ -12,28 +12,35 @@ import type { Outcome, RunContext, Scenario } from './types.js';
 
 const CHILD = new URL('../child.js', import.meta.url);
 
-/** A child process and the replies it has not been asked for yet. */
+/** A child process; it answers requests one at a time, in order. */
 class Child {
   readonly #process: ChildProcess;
-  readonly #pending: ((reply: ChildReply) => void)[] = [];
+  readonly #pending: { resolve: (reply: ChildReply) => void; reject: (error: Error) => void }[] =
+    [];
 
   constructor() {
     this.#process = fork(CHILD, { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
-    this.#process.on('message', (reply: ChildReply) => this.#pending.shift()?.(reply));
+    this.#process.on('message', (reply: ChildReply) => {
+      const waiter = this.#pending.shift();
+      if (reply.type === 'error') waiter?.reject(new Error(`[bench] child: ${reply.message}`));
+      else waiter?.resolve(reply);
+    });
+    // A child that dies must fail the run, not hang it.
+    this.#process.on('exit', (code, signal) => {
+      const error = new Error(`[bench] child exited (${signal ?? code})`);
+      for (const waiter of this.#pending.splice(0)) waiter.reject(error);
+    });
   }
 
   request(message: ChildRequest): Promise<ChildReply> {
     return new Promise((resolve, reject) => {
-      this.#pending.push((reply) =>
-        reply.type === 'error'
-          ? reject(new Error(`[bench] child: ${reply.message}`))
-          : resolve(reply),
-      );
+      this.#pending.push({ resolve, reject });
       this.#process.send(message);
     });
   }
 
   async exit(): Promise<void> {
+    if (this.#process.exitCode !== null || this.#process.signalCode !== null) return;
     const exited = new Promise((resolve) => this.#process.once('exit', resolve));
     this.#process.send({ type: 'exit' } satisfies ChildRequest);
     await Promise.race([exited, new Promise((resolve) => setTimeout(resolve, 6_000))]);
