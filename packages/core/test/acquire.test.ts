@@ -25,6 +25,21 @@ describe('acquire', () => {
     expect(info?.fence).toBe(lock.fence);
   });
 
+  it.each(['acquire', 'tryAcquire'] as const)(
+    "%s counts the lease from before the request was sent, never later than the backend's",
+    async (method) => {
+      const backend = new RecordingBackend();
+      backend.acquireGate = new Promise((resolve) => setTimeout(resolve, 200));
+      const sentAt = Date.now();
+      const acquiring = new LockManager({ backend })[method]('slow', { ttl: 5_000 });
+      await vi.advanceTimersByTimeAsync(200);
+      const lock = (await acquiring)!;
+      expect(lock.expiresAt).toBe(sentAt + 5_000);
+      const backendExpiresAt = Date.now() + (await backend.inspect('slow'))!.holders[0]!.ttlMs;
+      expect(lock.expiresAt).toBeLessThan(backendExpiresAt);
+    },
+  );
+
   it('holds for 30 000 ms by default', async () => {
     const backend = new MemoryBackend();
     const lock = await new LockManager({ backend }).acquire('default-ttl');

@@ -112,13 +112,16 @@ describe('auto-extension', () => {
     },
   );
 
-  it('stops renewing once the lease is lost', async () => {
+  it.each([
+    ['renewals kept failing', 'reject'],
+    ['a renewal found it gone', 'lost'],
+  ] as const)('stops renewing once the lease is lost (%s)', async (_, fault) => {
     const backend = new RecordingBackend();
     const lock = await new LockManager({ backend }).acquire('k', {
       ttl: 1_000,
       autoExtend: true,
     });
-    backend.extendFault = 'reject';
+    backend.extendFault = fault;
     await vi.advanceTimersByTimeAsync(1_000);
     expect(lock.signal.aborted).toBe(true);
     const renewals = backend.count('extend');

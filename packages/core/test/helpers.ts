@@ -36,6 +36,8 @@ export class RecordingBackend implements LockBackend {
    * error if it rejects.
    */
   acquireGate: Promise<void> | undefined;
+  /** Milliseconds each `extend` request takes to reach the MemoryBackend, like a slow link. */
+  extendDelayMs = 0;
   /** When set, `release` rejects like an unreachable server. */
   releaseFault = false;
   /** When set, `waitForRelease` rejects like a lost subscriber connection. */
@@ -65,6 +67,9 @@ export class RecordingBackend implements LockBackend {
     this.#record('extend');
     if (this.extendFault === 'reject') throw new Error('connect ECONNREFUSED');
     if (this.extendFault === 'hang') return new Promise<boolean>(() => undefined);
+    if (this.extendDelayMs > 0) {
+      await new Promise((resolve) => setTimeout(resolve, this.extendDelayMs));
+    }
     if (this.extendFault === 'lost') {
       await this.inner.release({ key: request.key, token: request.token });
     }

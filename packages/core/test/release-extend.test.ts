@@ -102,6 +102,19 @@ describe('extend', () => {
     expect((await backend.inspect('k'))?.holders[0]?.ttlMs).toBe(4_000);
   });
 
+  it("counts the new lease from before the request was sent, never later than the backend's", async () => {
+    const backend = new RecordingBackend();
+    const lock = await new LockManager({ backend }).acquire('k', { ttl: 1_000 });
+    backend.extendDelayMs = 200;
+    const sentAt = Date.now();
+    const extending = lock.extend(5_000);
+    await vi.advanceTimersByTimeAsync(200);
+    await extending;
+    expect(lock.expiresAt).toBe(sentAt + 5_000);
+    const backendExpiresAt = Date.now() + (await backend.inspect('k'))!.holders[0]!.ttlMs;
+    expect(lock.expiresAt).toBeLessThan(backendExpiresAt);
+  });
+
   it('keeps the fence', async () => {
     const lock = await new LockManager({ backend: new MemoryBackend() }).acquire('k');
     const fence = lock.fence;

@@ -158,24 +158,31 @@ describe('in-process queue', () => {
     patient.result.catch(() => undefined);
   });
 
-  it('a waiter that aborts leaves its place, and the one behind it is served on the next release', async () => {
+  it('a waiter queued behind another rejects at once on abort, and leaves its place', async () => {
     const locks = new LockManager({ backend: new MemoryBackend(), backoff: NO_POLLING });
     const holder = await locks.acquire('abort-queue', { ttl: 600_000 });
+    const first = watch(locks.acquire('abort-queue', { wait: 120_000 }));
     const controller = new AbortController();
     const quitter = watch(locks.acquire('abort-queue', { signal: controller.signal }));
-    const next = watch(locks.acquire('abort-queue', { wait: 120_000 }));
+    const last = watch(locks.acquire('abort-queue', { wait: 120_000 }));
     await vi.advanceTimersByTimeAsync(1_000);
+    const abortedAt = Date.now();
     controller.abort(new Error('gave up'));
     await flush();
     expect(quitter.settled).toBe(true);
+    expect(quitter.at).toBe(abortedAt);
     await expect(quitter.result).rejects.toThrow('gave up');
-    expect(next.settled).toBe(false);
-    const releasedAt = Date.now();
+    expect(first.settled).toBe(false);
     await holder.release();
     await flush();
-    expect(next.settled).toBe(true);
-    expect(next.at).toBe(releasedAt);
-    expect((await next.result).held).toBe(true);
+    expect(first.settled).toBe(true);
+    expect(last.settled).toBe(false);
+    const releasedAt = Date.now();
+    await (await first.result).release();
+    await flush();
+    expect(last.settled).toBe(true);
+    expect(last.at).toBe(releasedAt);
+    expect((await last.result).held).toBe(true);
   });
 
   it('a waiter that times out leaves its place for the next one', async () => {
