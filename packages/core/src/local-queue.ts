@@ -45,6 +45,7 @@ export class Ticket {
   readonly turn: Promise<void>;
   readonly leave: () => void;
   #promote!: () => void;
+  #atHead = false;
   #wakeListener: (() => void) | undefined;
   #pendingWake = false;
 
@@ -55,7 +56,13 @@ export class Ticket {
     });
   }
 
+  /** True once this ticket is at the head of its key's queue (it may be from the start). */
+  get atHead(): boolean {
+    return this.#atHead;
+  }
+
   promote(): void {
+    this.#atHead = true;
     this.#promote();
   }
 

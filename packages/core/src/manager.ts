@@ -1,4 +1,4 @@
-import { randomBytes } from 'node:crypto';
+import { randomFillSync } from 'node:crypto';
 import type { AcquireGranted, AcquireResult, LockBackend } from './backend.js';
 import { InvalidArgumentError, LockTimeoutError } from './errors.js';
 import { LocalQueue, type Ticket } from './local-queue.js';
@@ -395,7 +395,8 @@ export class LockManager {
     const ticket = this.#queue.enter(key);
     let granted = false;
     try {
-      if (!(await this.#waitUntil(ticket.turn, deadline, signal))) {
+      // First in line (the usual case) needs no timer, race or controller to wait for its turn.
+      if (!ticket.atHead && !(await this.#waitUntil(ticket.turn, deadline, signal))) {
         throw new LockTimeoutError(key, Date.now() - startedAt);
       }
       for (let attempt = 0; ; attempt++) {
@@ -454,7 +455,7 @@ export class LockManager {
       }
       throw error;
     } finally {
-      stop.abort();
+      stop.abort(STOPPED);
     }
   }
 
@@ -494,7 +495,7 @@ export class LockManager {
         ...(signal ? [rejectOnAbort(signal, stop.signal)] : []),
       ]);
     } finally {
-      stop.abort();
+      stop.abort(STOPPED);
     }
   }
 
@@ -522,14 +523,34 @@ export class LockManager {
     try {
       await Promise.race(wakeUps);
     } finally {
-      stop.abort();
+      stop.abort(STOPPED);
     }
   }
 }
 
+/**
+ * The reason of the manager's own internal aborts (a race was won, a wait is over). Allocated once:
+ * `abort()` without a reason builds a DOMException, stack trace included, on every call.
+ */
+const STOPPED = new Error('stopped');
+
+const TOKEN_BYTES = 16;
+/**
+ * Random bytes for tokens, drawn from node:crypto's CSPRNG in bulk: one `randomFillSync` per 256
+ * tokens instead of a system call per acquisition. Every byte is used for one token only.
+ */
+const tokenPool = Buffer.allocUnsafeSlow(TOKEN_BYTES * 256);
+let tokenPoolOffset = tokenPool.length;
+
 /** A fresh 128-bit random token. */
 export function newToken(): string {
-  return randomBytes(16).toString('hex');
+  if (tokenPoolOffset === tokenPool.length) {
+    randomFillSync(tokenPool);
+    tokenPoolOffset = 0;
+  }
+  const token = tokenPool.toString('hex', tokenPoolOffset, tokenPoolOffset + TOKEN_BYTES);
+  tokenPoolOffset += TOKEN_BYTES;
+  return token;
 }
 
 function sleep(ms: number, stop: AbortSignal): Promise<void> {

@@ -142,6 +142,46 @@ describe('expiry', () => {
   });
 });
 
+describe('the fast path of a free key', () => {
+  it('sets the same expiries as a grant next to other holders', async () => {
+    const key = unique('fast');
+    const keys = lockKeys('scripts', key);
+    const granted = await backend.acquire(mutex(key, 'a', 5_000));
+    if (!granted.ok) throw new Error('expected a grant');
+    const expiresAt = async (name: string) => Number(await client.call('PEXPIRETIME', name));
+    const lease = Number(await client.zscore(keys.holders, 'a'));
+    expect(await client.hget(keys.weights, 'a')).toBe('1');
+    expect(await expiresAt(keys.holders)).toBe(lease);
+    expect(await expiresAt(keys.weights)).toBe(lease);
+    expect(await expiresAt(keys.fence)).toBe(lease + 3_600_000);
+  });
+
+  it('is not taken while anyone queues: an unqueued request waits behind the queue', async () => {
+    const key = unique('fast-queue');
+    expect((await backend.acquire(mutex(key, 'holder'))).ok).toBe(true);
+    // A queued waiter refused behind the holder keeps its place after the holder leaves.
+    expect((await backend.acquire({ ...mutex(key, 'queued'), queueTtlMs: 10_000 })).ok).toBe(false);
+    expect(await backend.release({ key, token: 'holder' })).toBe(true);
+    expect(await client.exists(lockKeys('scripts', key).holders)).toBe(0);
+    expect((await backend.acquire(mutex(key, 'barging'))).ok).toBe(false);
+    expect((await backend.acquire({ ...mutex(key, 'queued'), queueTtlMs: 10_000 })).ok).toBe(true);
+  });
+
+  it('is not taken while an expired holder is still stored: release reports it as not held', async () => {
+    const key = unique('fast-expired');
+    await backend.acquire({ key, token: 'expired', ttlMs: 20, limit: 2, weight: 1 });
+    await backend.acquire({ key, token: 'running', ttlMs: 10_000, limit: 2, weight: 1 });
+    await sleep(40);
+    expect(await backend.release({ key, token: 'expired' })).toBe(false);
+    expect(
+      (await backend.acquire({ key, token: 'new', ttlMs: 10_000, limit: 2, weight: 1 })).ok,
+    ).toBe(true);
+    expect(
+      (await backend.acquire({ key, token: 'full', ttlMs: 10_000, limit: 2, weight: 1 })).ok,
+    ).toBe(false);
+  });
+});
+
 describe('fences', () => {
   it('strictly increase over every grant, from the server clock in µs', async () => {
     const key = unique('fences');

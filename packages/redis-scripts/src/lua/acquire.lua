@@ -8,6 +8,20 @@ local token, ttlMs, limit, weight, queueTtlMs, publish = ARGV[1], tonumber(ARGV[
 -- callers must use one limit per key (LockManager does: a semaphore or read-write lock owns its key).
 
 local nowMicros, now = serverTime()
+
+-- Fast path: nobody holds (the holders key goes with its last lease) and nobody queues, so the
+-- request fits whatever its weight: grant without pruning, reading weights or queueing.
+if redis.call('EXISTS', holdersKey, queueKey) == 0 then
+  local expiresAt = formatInteger(now + ttlMs)
+  redis.call('ZADD', holdersKey, expiresAt, token)
+  redis.call('HSET', weightsKey, token, weight)
+  redis.call('PEXPIREAT', holdersKey, expiresAt)
+  redis.call('PEXPIREAT', weightsKey, expiresAt)
+  local fence = nextFence(fenceKey, nowMicros)
+  redis.call('PEXPIREAT', fenceKey, formatInteger(now + ttlMs + FENCE_GRACE_MS))
+  return { 1, fence, ttlMs }
+end
+
 prune(holdersKey, weightsKey, queueKey, waitingKey, now)
 
 if queueTtlMs > 0 then
