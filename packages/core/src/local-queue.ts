@@ -77,6 +77,11 @@ export class Ticket {
     });
   }
 
+  /** Stops the listener of the last {@link nextLocalRelease}: later wake-ups are kept instead. */
+  stopListening(): void {
+    this.#wakeListener = undefined;
+  }
+
   /** Forgets wake-ups from before an attempt: the attempt itself sees the state they announced. */
   forgetWakeups(): void {
     this.#pendingWake = false;

@@ -394,6 +394,7 @@ export class LockManager {
     const token = newToken();
     const ticket = this.#queue.enter(key);
     let granted = false;
+    let stopWaiting: (() => void) | undefined;
     try {
       // First in line (the usual case) needs no timer, race or controller to wait for its turn.
       if (!ticket.atHead && !(await this.#waitUntil(ticket.turn, deadline, signal))) {
@@ -402,7 +403,12 @@ export class LockManager {
       for (let attempt = 0; ; attempt++) {
         ticket.forgetWakeups();
         const requestedAt = Date.now();
-        const result = await this.#tryBackend(call, token);
+        const pending = this.#tryBackend(call, token);
+        // The last wait's timers and listeners go only once this attempt is on its way: after a
+        // wake-up, the request leaves first. From here on, a local release is kept for the next wait.
+        stopWaiting?.();
+        stopWaiting = undefined;
+        const result = await pending;
         if (result.ok) {
           granted = true;
           return this.#grant(call, token, result, requestedAt);
@@ -416,9 +422,12 @@ export class LockManager {
           // Attempts renew the queue place: attempt often enough that it never runs out.
           call.queued ? QUEUE_PLACE_TTL_MS / 4 : Number.POSITIVE_INFINITY,
         );
-        await this.#waitForWakeUp(key, ticket, Math.max(1, delay), signal, requestedAt);
+        const wait = this.#armWakeUps(key, ticket, Math.max(1, delay), signal, requestedAt);
+        stopWaiting = wait.stop;
+        await wait.woken;
       }
     } finally {
+      stopWaiting?.();
       ticket.leave();
       // Give up the queue place at once so those behind need not wait for it to run out.
       if (call.queued && !granted) this.backend.release({ key, token }).catch(() => undefined);
@@ -499,14 +508,17 @@ export class LockManager {
     }
   }
 
-  /** Waits for whichever comes first: a release the backend reports, a local release, the backoff delay. */
-  async #waitForWakeUp(
+  /**
+   * Arms every wake-up: `woken` settles on whichever comes first of a release the backend
+   * reports, a local release and the backoff delay (or rejects on abort); `stop` disarms them all.
+   */
+  #armWakeUps(
     key: string,
     ticket: Ticket,
     delayMs: number,
     signal: AbortSignal | undefined,
     lastAttemptAt: number,
-  ): Promise<void> {
+  ): { woken: Promise<unknown>; stop: () => void } {
     const stop = new AbortController();
     const wakeUps: Promise<unknown>[] = [sleep(delayMs, stop.signal), ticket.nextLocalRelease()];
     if (this.backend.waitForRelease) {
@@ -520,11 +532,14 @@ export class LockManager {
       );
     }
     if (signal) wakeUps.push(rejectOnAbort(signal, stop.signal));
-    try {
-      await Promise.race(wakeUps);
-    } finally {
-      stop.abort(STOPPED);
-    }
+    return {
+      woken: Promise.race(wakeUps),
+      stop: () => {
+        // A local release that comes after this must wake the next wait, not this finished one.
+        ticket.stopListening();
+        stop.abort(STOPPED);
+      },
+    };
   }
 }
 

@@ -93,6 +93,41 @@ describe('wake-ups', () => {
     expect(attempt.at).toBe(releasedAt);
   });
 
+  it('keeps a local release that lands while a retry is in flight, after a wait the timer ended', async () => {
+    const inner = new MemoryBackend();
+    let replyGate: Promise<void> | undefined;
+    // Polling only, and the acquire reply held back after the request was applied, like a reply
+    // still on the wire: the release below lands between the refusal and the waiter hearing it.
+    const backend = {
+      ...pollingOnly(inner),
+      acquire: async (request: Parameters<MemoryBackend['acquire']>[0]) => {
+        const result = await inner.acquire(request);
+        if (replyGate) await replyGate;
+        return result;
+      },
+    };
+    const locks = new LockManager({ backend, backoff: NO_POLLING });
+    const holder = await locks.acquire('in-flight', { ttl: 600_000 });
+    const attempt = watch(locks.acquire('in-flight', { wait: 300_000 }));
+    await flush();
+    let openGate!: () => void;
+    replyGate = new Promise((resolve) => {
+      openGate = resolve;
+    });
+    // The first wait ends by its timer (nothing released), so the waiter retries; the retry is
+    // refused by the server while the holder still holds, and its reply is held back.
+    await vi.advanceTimersByTimeAsync(60_000);
+    expect(attempt.settled).toBe(false);
+    const releasedAt = Date.now();
+    await holder.release();
+    openGate();
+    await flush();
+    // Woken by the release it was told of during the retry, not by the next 60 s timer.
+    expect(attempt.settled).toBe(true);
+    expect(attempt.at).toBe(releasedAt);
+    expect((await attempt.result).held).toBe(true);
+  });
+
   it('surfaces a failing waitForRelease as BackendError with the cause', async () => {
     const backend = new RecordingBackend();
     await new LockManager({ backend: backend.inner }).acquire('k', { ttl: 60_000 });
