@@ -39,11 +39,14 @@ export type {
 export { LockManager, QUEUE_PLACE_TTL_MS } from './manager.js';
 export type { QuorumOptions } from './quorum.js';
 export { quorum } from './quorum.js';
+export { hideTokens } from './redact.js';
 export {
   assertAcquireRequest,
   assertAdvanceFenceRequest,
   assertExtendRequest,
   assertKey,
   assertReleaseRequest,
+  assertWaitForRelease,
+  MAX_DURATION_MS,
   MAX_KEY_BYTES,
 } from './validation.js';

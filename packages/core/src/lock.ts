@@ -1,5 +1,6 @@
 import type { LockBackend } from './backend.js';
 import { BackendError, DeadboltError, LockLostError, LockNotHeldError } from './errors.js';
+import { inspectSymbol, REDACTED } from './redact.js';
 import { assertPositiveDuration } from './validation.js';
 
 /**
@@ -29,6 +30,10 @@ type LockState = 'held' | 'released' | 'lost';
 /**
  * A held lease on a key: a mutex, a semaphore permit or a read/write grant.
  *
+ * Its token is a secret of this holder (whoever has it can release or extend the lease), so the
+ * printed forms leave it out: `util.inspect`/`console.log` show `token: '[redacted]'` and
+ * `JSON.stringify` gives `{ key, fence, expiresAt, held }`. Read `lock.token` to get it.
+ *
  * @example
  * ```ts
  * await using lock = await locks.acquire('invoice:42', { ttl: 10_000 });
@@ -38,8 +43,6 @@ type LockState = 'held' | 'released' | 'lost';
 export class Lock implements AsyncDisposable {
   /** The key this lock holds. */
   readonly key: string;
-  /** This acquisition's random 128-bit token. */
-  readonly token: string;
   /**
    * Fencing token: strictly greater than that of every earlier acquisition of this key.
    * Pass it to the protected resource so it can refuse writes from a stale holder.
@@ -49,6 +52,7 @@ export class Lock implements AsyncDisposable {
   readonly signal: AbortSignal;
 
   readonly #backend: LockBackend;
+  readonly #token: string;
   readonly #abortController = new AbortController();
   readonly #autoExtend: boolean;
   readonly #onSettled: () => void;
@@ -62,7 +66,7 @@ export class Lock implements AsyncDisposable {
   constructor(grant: LockGrant) {
     this.#backend = grant.backend;
     this.key = grant.key;
-    this.token = grant.token;
+    this.#token = grant.token;
     this.fence = grant.fence;
     this.signal = this.#abortController.signal;
     this.#autoExtend = grant.autoExtend;
@@ -80,9 +84,33 @@ export class Lock implements AsyncDisposable {
     return this.#expiresAt;
   }
 
+  /**
+   * This acquisition's random 128-bit token (32 hex characters). Printed forms of the lock
+   * redact it; reading this property is the one way to get it.
+   */
+  get token(): string {
+    return this.#token;
+  }
+
   /** True until the lock is released or lost. */
   get held(): boolean {
     return this.#state === 'held';
+  }
+
+  /** What `JSON.stringify(lock)` gives: everything worth logging, without the token. */
+  toJSON(): { key: string; fence: number; expiresAt: number; held: boolean } {
+    return { key: this.key, fence: this.fence, expiresAt: this.expiresAt, held: this.held };
+  }
+
+  /** What `util.inspect(lock)` and `console.log(lock)` print: the token is redacted. */
+  [inspectSymbol](
+    _depth: number,
+    options: object,
+    inspect?: (value: unknown, options: object) => string,
+  ): string {
+    const shown = { ...this.toJSON(), token: REDACTED };
+    // Node passes its `inspect`; other printers that honour the symbol may not.
+    return `Lock ${inspect ? inspect(shown, options) : JSON.stringify(shown)}`;
   }
 
   /**
@@ -112,7 +140,7 @@ export class Lock implements AsyncDisposable {
     this.#state = 'released';
     this.#clearTimers();
     try {
-      const released = await this.#backend.release({ key: this.key, token: this.token });
+      const released = await this.#backend.release({ key: this.key, token: this.#token });
       return wasHeld && released;
     } catch (error) {
       throw wrapBackendError(error, `release of "${this.key}" failed`);
@@ -130,7 +158,7 @@ export class Lock implements AsyncDisposable {
     const requestedAt = Date.now();
     let extended: boolean;
     try {
-      extended = await this.#backend.extend({ key: this.key, token: this.token, ttlMs });
+      extended = await this.#backend.extend({ key: this.key, token: this.#token, ttlMs });
     } catch (error) {
       throw wrapBackendError(error, `extend of "${this.key}" failed`);
     }

@@ -10,6 +10,7 @@ import type {
   ReleaseRequest,
 } from './backend.js';
 import { InvalidArgumentError, QuorumError } from './errors.js';
+import { hideTokens } from './redact.js';
 import {
   assertAcquireRequest,
   assertAdvanceFenceRequest,
@@ -19,7 +20,8 @@ import {
   assertOptions,
   assertPositiveDuration,
   assertReleaseRequest,
-  assertSignal,
+  assertWaitForRelease,
+  show,
 } from './validation.js';
 
 /** Options of {@link quorum}. */
@@ -79,7 +81,9 @@ class QuorumBackend implements LockBackend {
     if (!Array.isArray(backends) || backends.length === 0) {
       throw new InvalidArgumentError('backends', 'expected a non-empty array of backends');
     }
-    backends.forEach((backend, index) => {
+    // A plain loop, not forEach: forEach skips the holes of a sparse array such as [a, , b].
+    for (let index = 0; index < backends.length; index++) {
+      const backend = backends[index];
       assertBackend(backend, `backends[${index}]`);
       if (typeof backend.advanceFence !== 'function') {
         throw new InvalidArgumentError(
@@ -93,14 +97,14 @@ class QuorumBackend implements LockBackend {
           `is the same backend as backends[${backends.indexOf(backend)}]; a quorum needs independent members`,
         );
       }
-    });
+    }
     assertOptions(options, 'options', ['driftFactor', 'retryInMs']);
     const driftFactor = options?.driftFactor ?? DEFAULT_DRIFT_FACTOR;
     const retryInMs = options?.retryInMs;
     if (typeof driftFactor !== 'number' || !(driftFactor >= 0 && driftFactor < 0.5)) {
       throw new InvalidArgumentError(
         'options.driftFactor',
-        'expected a number from 0 to below 0.5',
+        `expected a number from 0 to below 0.5, got ${show(driftFactor)}`,
       );
     }
     if (retryInMs !== undefined) assertPositiveDuration(retryInMs, 'options.retryInMs');
@@ -160,8 +164,11 @@ class QuorumBackend implements LockBackend {
 
   /** Wakes on the first member that reports a release (since `since`, if given). */
   waitForRelease(key: string, signal: AbortSignal, since?: number): Promise<void> {
-    assertKey(key);
-    assertSignal(signal, 'signal');
+    try {
+      assertWaitForRelease(key, signal, since);
+    } catch (error) {
+      return Promise.reject(error);
+    }
     const watching = this.#members.filter((member) => member.waitForRelease);
     return new Promise<void>((resolve, reject) => {
       if (signal.aborted) return reject(signal.reason);
@@ -206,7 +213,7 @@ class QuorumBackend implements LockBackend {
         ttlMs: Math.min(...copies.map((copy) => copy.ttlMs)),
       }));
     if (holders.length === 0) return null;
-    return { key, holders, fence: Math.max(0, ...infos.map((info) => info.fence)) };
+    return hideTokens({ key, holders, fence: Math.max(0, ...infos.map((info) => info.fence)) });
   }
 
   /** Makes a majority know `fence`, counting members that granted exactly it. */

@@ -10,37 +10,61 @@ import { InvalidArgumentError } from './errors.js';
 /** Longest key accepted, in UTF-8 bytes: keeps keys printable in tools and cheap to store. */
 export const MAX_KEY_BYTES = 512;
 
-/** Checks a lock key: a non-empty string of at most {@link MAX_KEY_BYTES} UTF-8 bytes. */
+/**
+ * Longest duration accepted, in milliseconds: 2^31 - 1 (about 24.8 days), the longest delay a
+ * Node.js timer keeps. A longer one fires after 1 ms, which would end a lease or a wait at once.
+ */
+export const MAX_DURATION_MS = 2_147_483_647;
+
+/**
+ * A UTF-16 surrogate that is not half of a pair. Such a string has no UTF-8 form: Redis would
+ * store U+FFFD in its place, so two different keys would name one lock there but two in memory.
+ */
+const LONE_SURROGATE = /\p{Surrogate}/u;
+
+/**
+ * Checks a lock key: a non-empty, well-formed string (no lone surrogate) of at most
+ * {@link MAX_KEY_BYTES} UTF-8 bytes.
+ */
 export function assertKey(key: unknown, argument = 'key'): asserts key is string {
   if (typeof key !== 'string') {
     throw new InvalidArgumentError(argument, `expected a string, got ${typeName(key)}`);
   }
   if (key.length === 0) throw new InvalidArgumentError(argument, 'must not be empty');
+  if (LONE_SURROGATE.test(key)) {
+    throw new InvalidArgumentError(
+      argument,
+      'contains a lone UTF-16 surrogate, which has no UTF-8 form; pass well-formed text',
+    );
+  }
   const bytes = Buffer.byteLength(key, 'utf8');
   if (bytes > MAX_KEY_BYTES) {
     throw new InvalidArgumentError(argument, `is ${bytes} bytes; at most ${MAX_KEY_BYTES} allowed`);
   }
 }
 
-/** A duration that must be a positive, finite number of milliseconds. */
+/**
+ * A duration that must be a number of milliseconds above 0 and at most {@link MAX_DURATION_MS}.
+ * Fractions are allowed (backends round a lease up to the next whole millisecond).
+ */
 export function assertPositiveDuration(value: unknown, argument: string): asserts value is number {
-  if (typeof value !== 'number' || !Number.isFinite(value) || value <= 0) {
+  if (typeof value !== 'number' || !(value > 0 && value <= MAX_DURATION_MS)) {
     throw new InvalidArgumentError(
       argument,
-      `expected a finite number of milliseconds > 0, got ${show(value)}`,
+      `expected a number of milliseconds > 0 and <= ${MAX_DURATION_MS}, got ${show(value)}`,
     );
   }
 }
 
-/** A duration that may be zero (for example `wait: 0`). */
+/** A duration that may be zero (for example `wait: 0`), at most {@link MAX_DURATION_MS}. */
 export function assertNonNegativeDuration(
   value: unknown,
   argument: string,
 ): asserts value is number {
-  if (typeof value !== 'number' || !Number.isFinite(value) || value < 0) {
+  if (typeof value !== 'number' || !(value >= 0 && value <= MAX_DURATION_MS)) {
     throw new InvalidArgumentError(
       argument,
-      `expected a finite number of milliseconds >= 0, got ${show(value)}`,
+      `expected a number of milliseconds >= 0 and <= ${MAX_DURATION_MS}, got ${show(value)}`,
     );
   }
 }
@@ -119,9 +143,12 @@ export function typeName(value: unknown): string {
   return typeof value;
 }
 
-function show(value: unknown): string {
+/** A bad value as an error message shows it: numbers as they are, strings quoted and cut short. */
+export function show(value: unknown): string {
   if (typeof value === 'number') return String(value);
-  if (typeof value === 'string') return JSON.stringify(value);
+  if (typeof value === 'string') {
+    return JSON.stringify(value.length > 40 ? `${value.slice(0, 40)}…` : value);
+  }
   return typeName(value);
 }
 
@@ -154,6 +181,18 @@ export function assertExtendRequest(request: ExtendRequest): void {
 /** Checks a {@link ReleaseRequest} (see {@link assertAcquireRequest}). */
 export function assertReleaseRequest(request: ReleaseRequest): void {
   assertRequestBase(request, 'request');
+}
+
+/**
+ * Checks the arguments of `waitForRelease` before any I/O (see {@link assertAcquireRequest}): a
+ * valid key, an `AbortSignal`, and `since`, when given, a finite number of epoch milliseconds.
+ */
+export function assertWaitForRelease(key: unknown, signal: unknown, since?: unknown): void {
+  assertKey(key);
+  assertSignal(signal, 'signal');
+  if (since !== undefined && (typeof since !== 'number' || !Number.isFinite(since))) {
+    throw new InvalidArgumentError('since', `expected epoch milliseconds, got ${show(since)}`);
+  }
 }
 
 /** Checks an {@link AdvanceFenceRequest} (see {@link assertAcquireRequest}). */

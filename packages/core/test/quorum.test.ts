@@ -1,3 +1,4 @@
+import { inspect } from 'node:util';
 import { describe, expect, it } from 'vitest';
 import { MemoryBackend } from '../../memory/src/index.js';
 import {
@@ -183,10 +184,36 @@ describe('quorum()', () => {
       'backends[0]',
     ],
     [
+      'a sparse array (a hole is no backend)',
+      () => {
+        const sparse = [new MemoryBackend()];
+        sparse[2] = new MemoryBackend();
+        return quorum(sparse);
+      },
+      'backends[1]',
+    ],
+    ['null among the backends', () => quorum([new MemoryBackend(), null as never]), 'backends[1]'],
+    [
       'a bad driftFactor',
       () => quorum([new MemoryBackend()], { driftFactor: 0.7 }),
       'options.driftFactor',
     ],
+    ...[Number.NaN, Number.POSITIVE_INFINITY, -0.1, 0.5, '0.1'].map(
+      (driftFactor) =>
+        [
+          `a driftFactor of ${String(driftFactor)}`,
+          () => quorum([new MemoryBackend()], { driftFactor: driftFactor as number }),
+          'options.driftFactor',
+        ] as const,
+    ),
+    ...[0, -1, Number.NaN, Number.POSITIVE_INFINITY, 2 ** 31].map(
+      (retryInMs) =>
+        [
+          `a retryInMs of ${retryInMs}`,
+          () => quorum([new MemoryBackend()], { retryInMs }),
+          'options.retryInMs',
+        ] as const,
+    ),
     [
       'an unknown option',
       () => quorum([new MemoryBackend()], { drift: 1 } as never),
@@ -194,6 +221,28 @@ describe('quorum()', () => {
     ],
   ])('rejects %s with InvalidArgumentError', (_, build, argument) => {
     expect(build).toThrow(InvalidArgumentError);
-    expect(build).toThrow(argument);
+    expect(build).toThrow(`invalid ${argument}:`);
+  });
+
+  it('refuses a bad waitForRelease call with a rejected promise, before watching any member', async () => {
+    const backend = quorum(members(3));
+    const signal = new AbortController().signal;
+    for (const [call, argument] of [
+      [() => backend.waitForRelease!('', signal), 'key'],
+      [() => backend.waitForRelease!('k', {} as never), 'signal'],
+      [() => backend.waitForRelease!('k', signal, Number.NaN), 'since'],
+    ] as const) {
+      await expect(call()).rejects.toMatchObject({ code: 'INVALID_ARGUMENT', argument });
+    }
+  });
+
+  it('prints what inspect returns with the tokens redacted', async () => {
+    const backend = quorum(members(3));
+    await backend.acquire({ key: 'k', token: 'secret-token', ttlMs: 10_000, limit: 1, weight: 1 });
+    const info = await backend.inspect!('k');
+    expect(info?.holders[0]?.token).toBe('secret-token');
+    expect(JSON.stringify(info)).not.toContain('secret-token');
+    expect(inspect(info, { depth: 5 })).not.toContain('secret-token');
+    expect(inspect(info, { depth: 5 })).toContain("token: '[redacted]'");
   });
 });

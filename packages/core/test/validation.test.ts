@@ -3,6 +3,7 @@ import {
   InvalidArgumentError,
   type LockBackend,
   LockManager,
+  MAX_DURATION_MS,
   MAX_KEY_BYTES,
 } from '../src/index.js';
 import { failureOf, RecordingBackend } from './helpers.js';
@@ -39,6 +40,10 @@ const badKeys: [string, unknown][] = [
   ['a key of 257 two-byte characters', 'ü'.repeat(257)],
   // 258 UTF-16 code units, 516 bytes.
   ['a key of 129 emoji', '😀'.repeat(129)],
+  // Lone surrogates have no UTF-8 form: Redis would store both of these as U+FFFD, one lock.
+  ['a key with a lone high surrogate', 'job:\uD800'],
+  ['a key with a lone low surrogate', '\uDC00:job'],
+  ['a key with surrogates in the wrong order', '\uDE00\uD83D'],
 ];
 
 describe('keys', () => {
@@ -65,6 +70,7 @@ describe('keys', () => {
     [`${MAX_KEY_BYTES} ASCII bytes`, 'a'.repeat(MAX_KEY_BYTES)],
     [`${MAX_KEY_BYTES} bytes of two-byte characters`, 'ü'.repeat(MAX_KEY_BYTES / 2)],
     [`${MAX_KEY_BYTES} bytes of emoji`, '😀'.repeat(MAX_KEY_BYTES / 4)],
+    ['a surrogate pair', 'lock:\uD83D\uDD12'],
   ])('accepts a key of %s', async (_, key) => {
     const lock = await locks.tryAcquire(key);
     expect(lock?.key).toBe(key);
@@ -78,6 +84,10 @@ const badOptions: BadCall[] = [
   ['a NaN ttl', (l) => l.acquire('k', { ttl: Number.NaN }), 'options.ttl'],
   ['an infinite ttl', (l) => l.acquire('k', { ttl: Number.POSITIVE_INFINITY }), 'options.ttl'],
   ['a string ttl', (l) => l.acquire('k', { ttl: '100' as never }), 'options.ttl'],
+  // A longer timer fires after 1 ms in Node.js: the lease would be reported lost at once.
+  ['a ttl over 2^31 - 1 ms', (l) => l.acquire('k', { ttl: MAX_DURATION_MS + 1 }), 'options.ttl'],
+  ['a ttl of 1e20 ms', (l) => l.tryAcquire('k', { ttl: 1e20 }), 'options.ttl'],
+  ['a wait over 2^31 - 1 ms', (l) => l.acquire('k', { wait: 2 ** 31 }), 'options.wait'],
   ['a null ttl', (l) => l.acquire('k', { ttl: null as never }), 'options.ttl'],
   ['ttl 0 to tryAcquire', (l) => l.tryAcquire('k', { ttl: 0 }), 'options.ttl'],
   ['a NaN ttl to withLock', (l) => l.withLock('k', vi.fn(), { ttl: Number.NaN }), 'options.ttl'],
@@ -147,12 +157,24 @@ describe('call options', () => {
     ['a NaN ttl', Number.NaN],
     ['an infinite ttl', Number.POSITIVE_INFINITY],
     ['a string ttl', '5' as never],
+    ['a ttl over 2^31 - 1 ms', MAX_DURATION_MS + 1],
   ])('lock.extend rejects %s', async (_, ttl) => {
     const lock = await locks.acquire('k');
     backend.log.length = 0;
     await expectRejectedBeforeIo(() => lock.extend(ttl), 'ttl');
     expect(lock.held).toBe(true);
     await lock.release();
+  });
+
+  it('accepts the largest ttl and wait, and fractions of a millisecond', async () => {
+    const lock = await locks.acquire('k', { ttl: MAX_DURATION_MS, wait: MAX_DURATION_MS });
+    expect(lock.held).toBe(true);
+    await lock.extend(1_000.5);
+    expect(lock.held).toBe(true);
+    await lock.release();
+    const fractional = await locks.tryAcquire('k', { ttl: 1_000.5 });
+    expect(fractional?.held).toBe(true);
+    await fractional?.release();
   });
 
   it('accepts the smallest valid values', async () => {
@@ -282,6 +304,16 @@ const badManagers: [problem: string, options: () => unknown, argument: string][]
   [
     'an infinite backoff maxMs',
     () => ({ backend, backoff: { maxMs: Number.POSITIVE_INFINITY } }),
+    'options.backoff.maxMs',
+  ],
+  [
+    'a default ttl over 2^31 - 1 ms',
+    () => ({ backend, defaults: { ttl: 2 ** 31 } }),
+    'options.defaults.ttl',
+  ],
+  [
+    'a backoff maxMs over 2^31 - 1 ms',
+    () => ({ backend, backoff: { maxMs: 2 ** 31 } }),
     'options.backoff.maxMs',
   ],
   [

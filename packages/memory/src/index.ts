@@ -8,8 +8,10 @@ import {
   assertExtendRequest,
   assertKey,
   assertReleaseRequest,
+  assertWaitForRelease,
   BackendError,
   type ExtendRequest,
+  hideTokens,
   InvalidArgumentError,
   type LockBackend,
   type LockInfo,
@@ -70,7 +72,10 @@ export class MemoryBackend implements LockBackend {
   async acquire(request: AcquireRequest): Promise<AcquireResult> {
     assertAcquireRequest(request);
     this.#assertOpen();
-    const { key, token, ttlMs, limit, weight, queueTtlMs } = request;
+    const { key, token, limit, weight } = request;
+    // Whole milliseconds, rounded up, as the Redis backends store them.
+    const ttlMs = Math.ceil(request.ttlMs);
+    const queueTtlMs = request.queueTtlMs === undefined ? undefined : Math.ceil(request.queueTtlMs);
     const now = this.#clock();
     const state = this.#live(key, now);
     // Setting an existing place renews it without moving it.
@@ -104,7 +109,7 @@ export class MemoryBackend implements LockBackend {
     const now = this.#clock();
     const holder = this.#live(request.key, now).holders.get(request.token);
     if (holder === undefined) return false;
-    holder.expiresAt = now + request.ttlMs;
+    holder.expiresAt = now + Math.ceil(request.ttlMs);
     return true;
   }
 
@@ -126,9 +131,9 @@ export class MemoryBackend implements LockBackend {
     state.fence = Math.max(state.fence, request.fence);
   }
 
-  waitForRelease(key: string, signal: AbortSignal): Promise<void> {
+  waitForRelease(key: string, signal: AbortSignal, since?: number): Promise<void> {
     return new Promise((resolve, reject) => {
-      assertKey(key);
+      assertWaitForRelease(key, signal, since);
       if (signal.aborted) return reject(signal.reason);
       if (this.#closed) return reject(closedError());
       let waiters = this.#waiters.get(key);
@@ -164,7 +169,7 @@ export class MemoryBackend implements LockBackend {
       weight: holder.weight,
       ttlMs: holder.expiresAt - now,
     }));
-    return { key, holders, fence: state.fence, queued: state.queue.size };
+    return hideTokens({ key, holders, fence: state.fence, queued: state.queue.size });
   }
 
   /** Rejects every waiter and refuses further calls; leases are dropped with the process. */
