@@ -19,6 +19,12 @@ export type {
 } from './harness/cluster.js';
 export { startRedisCluster } from './harness/cluster.js';
 export type {
+  FaultProxy,
+  FaultProxyTarget,
+  StartFaultProxyOptions,
+} from './harness/fault-proxy.js';
+export { startFaultProxy } from './harness/fault-proxy.js';
+export type {
   RedisProvider,
   RedisProviderFacts,
   RedisServer,
