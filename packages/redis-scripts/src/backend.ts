@@ -7,9 +7,11 @@ import {
   assertExtendRequest,
   assertKey,
   assertReleaseRequest,
+  assertWaitForRelease,
   BackendError,
   DeadboltError,
   type ExtendRequest,
+  hideTokens,
   type LockBackend,
   type LockInfo,
   type ReleaseRequest,
@@ -145,7 +147,8 @@ export class RedisScriptBackend implements LockBackend {
    */
   waitForRelease(key: string, signal: AbortSignal, since?: number): Promise<void> {
     try {
-      assertKey(key);
+      // Before any subscription: a bad signal must not leave a channel subscribed.
+      assertWaitForRelease(key, signal, since);
     } catch (error) {
       return Promise.reject(error);
     }
@@ -180,7 +183,7 @@ export class RedisScriptBackend implements LockBackend {
       });
     }
     if (info.holders.length === 0) return null;
-    return { ...info, queued: toInteger(queued, 'inspect') };
+    return hideTokens({ ...info, queued: toInteger(queued, 'inspect') });
   }
 
   /** Runs a script; client and connection failures become `BackendError`s naming the client. */
