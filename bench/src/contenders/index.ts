@@ -2,6 +2,7 @@ import { deadboltIoredis } from './deadbolt-ioredis.js';
 import { deadboltMemory } from './deadbolt-memory.js';
 import { deadboltNodeRedis } from './deadbolt-node-redis.js';
 import { raw } from './raw.js';
+import { rawNodeRedis } from './raw-node-redis.js';
 import { redisSemaphore } from './redis-semaphore.js';
 import { redlockContender } from './redlock.js';
 import { sesamecareContender } from './sesamecare-redlock.js';
@@ -16,6 +17,7 @@ export type { Contender, ContenderRole, LockClient, Release } from './types.js';
  */
 export const contenders: readonly Contender[] = [
   raw,
+  rawNodeRedis,
   deadboltIoredis,
   deadboltNodeRedis,
   deadboltMemory,

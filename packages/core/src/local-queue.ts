@@ -14,7 +14,7 @@ export class LocalQueue {
       queue = [];
       this.#queues.set(key, queue);
     }
-    const ticket = new Ticket(() => this.#leave(key, ticket));
+    const ticket = new Ticket((grantedWeight) => this.#leave(key, ticket, grantedWeight));
     queue.push(ticket);
     if (queue.length === 1) ticket.promote();
     return ticket;
@@ -25,7 +25,7 @@ export class LocalQueue {
     this.#queues.get(key)?.[0]?.wake();
   }
 
-  #leave(key: string, ticket: Ticket): void {
+  #leave(key: string, ticket: Ticket, grantedWeight: number | undefined): void {
     const queue = this.#queues.get(key);
     if (queue === undefined) return;
     const index = queue.indexOf(ticket);
@@ -34,7 +34,7 @@ export class LocalQueue {
     if (queue.length === 0) {
       this.#queues.delete(key);
     } else if (index === 0) {
-      queue[0]!.promote();
+      queue[0]!.promote(grantedWeight);
     }
   }
 }
@@ -43,14 +43,15 @@ export class LocalQueue {
 export class Ticket {
   /** Resolves once this ticket is at the head of its key's queue. */
   readonly turn: Promise<void>;
-  readonly leave: () => void;
+  readonly #leave: (grantedWeight: number | undefined) => void;
   #promote!: () => void;
   #atHead = false;
+  #behindLocalGrant: number | undefined;
   #wakeListener: (() => void) | undefined;
   #pendingWake = false;
 
-  constructor(leave: () => void) {
-    this.leave = leave;
+  constructor(leave: (grantedWeight: number | undefined) => void) {
+    this.#leave = leave;
     this.turn = new Promise((resolve) => {
       this.#promote = resolve;
     });
@@ -61,8 +62,27 @@ export class Ticket {
     return this.#atHead;
   }
 
-  promote(): void {
+  /**
+   * The weight the ticket ahead was granted when it left and made this one the head; undefined
+   * when this ticket came first or the one ahead left without a grant.
+   */
+  get behindLocalGrant(): number | undefined {
+    return this.#behindLocalGrant;
+  }
+
+  /** Leaves the queue without a grant (timed out, aborted, failed). */
+  leave(): void {
+    this.#leave(undefined);
+  }
+
+  /** Leaves the queue holding a grant of `weight`: the next head knows the lock is held here. */
+  leaveGranted(weight: number): void {
+    this.#leave(weight);
+  }
+
+  promote(behindLocalGrant?: number): void {
     this.#atHead = true;
+    this.#behindLocalGrant = behindLocalGrant;
     this.#promote();
   }
 

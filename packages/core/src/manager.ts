@@ -149,6 +149,8 @@ interface Primitive {
   alwaysQueue: boolean;
 }
 const TRY_OPTIONS = ['ttl', 'signal', 'autoExtend'] as const;
+/** The outcome of an attempt the manager skipped (see `behindLocalGrant`): wait, with no hint. */
+const NOT_ASKED: AcquireResult = { ok: false };
 
 interface ResolvedCall {
   key: string;
@@ -400,15 +402,27 @@ export class LockManager {
       if (!ticket.atHead && !(await this.#waitUntil(ticket.turn, deadline, signal))) {
         throw new LockTimeoutError(key, Date.now() - startedAt);
       }
+      // Next in line right behind a grant of this manager that leaves no room for this request:
+      // that holder's release (or loss) wakes this ticket, and asking before it would only be
+      // refused. Queued (fair) waiters still ask at once, to take their place in the backend's queue.
+      let skipAttempt =
+        !call.queued &&
+        ticket.behindLocalGrant !== undefined &&
+        ticket.behindLocalGrant + call.weight > call.limit;
       for (let attempt = 0; ; attempt++) {
-        ticket.forgetWakeups();
         const requestedAt = Date.now();
-        const pending = this.#tryBackend(call, token);
-        // The last wait's timers and listeners go only once this attempt is on its way: after a
-        // wake-up, the request leaves first. From here on, a local release is kept for the next wait.
-        stopWaiting?.();
-        stopWaiting = undefined;
-        const result = await pending;
+        let result: AcquireResult = NOT_ASKED;
+        if (skipAttempt) {
+          skipAttempt = false;
+        } else {
+          ticket.forgetWakeups();
+          const pending = this.#tryBackend(call, token);
+          // The last wait's timers and listeners go only once this attempt is on its way: after a
+          // wake-up, the request leaves first. From here on, a local release is kept for the next wait.
+          stopWaiting?.();
+          stopWaiting = undefined;
+          result = await pending;
+        }
         if (result.ok) {
           granted = true;
           return this.#grant(call, token, result, requestedAt);
@@ -428,29 +442,43 @@ export class LockManager {
       }
     } finally {
       stopWaiting?.();
-      ticket.leave();
+      if (granted) ticket.leaveGranted(call.weight);
+      else ticket.leave();
       // Give up the queue place at once so those behind need not wait for it to run out.
       if (call.queued && !granted) this.backend.release({ key, token }).catch(() => undefined);
     }
   }
 
-  async #tryBackend(call: ResolvedCall, token: string): Promise<AcquireResult> {
+  /** One acquire request; a plain function so that, without a signal, no async frame wraps it. */
+  #tryBackend(call: ResolvedCall, token: string): Promise<AcquireResult> {
     const { key, limit, weight, ttlMs, signal } = call;
     const request = { key, token, ttlMs, limit, weight };
-    const attempt = (async () => {
-      try {
-        return await this.backend.acquire(
-          call.queued ? { ...request, queueTtlMs: QUEUE_PLACE_TTL_MS } : request,
-        );
-      } catch (error) {
-        // The request may have been applied before the reply was lost: give back whatever the
-        // token might hold so it does not block others until its TTL runs out.
-        this.backend.release({ key, token }).catch(() => undefined);
-        throw wrapBackendError(error, `acquire of "${key}" failed`);
-      }
-    })();
+    const onFailure = (error: unknown): never => {
+      // The request may have been applied before the reply was lost: give back whatever the
+      // token might hold so it does not block others until its TTL runs out.
+      this.backend.release({ key, token }).catch(() => undefined);
+      throw wrapBackendError(error, `acquire of "${key}" failed`);
+    };
+    let attempt: Promise<AcquireResult>;
+    try {
+      attempt = this.backend
+        .acquire(call.queued ? { ...request, queueTtlMs: QUEUE_PLACE_TTL_MS } : request)
+        .catch(onFailure);
+    } catch (error) {
+      // A backend that throws instead of rejecting.
+      attempt = Promise.reject(error).catch(onFailure);
+    }
     if (signal === undefined) return attempt;
-    // An abort must not wait for a request stuck on a slow connection.
+    return this.#raceAbort(attempt, signal, key, token);
+  }
+
+  /** An abort must not wait for a request stuck on a slow connection. */
+  async #raceAbort(
+    attempt: Promise<AcquireResult>,
+    signal: AbortSignal,
+    key: string,
+    token: string,
+  ): Promise<AcquireResult> {
     const stop = new AbortController();
     try {
       return await Promise.race([attempt, rejectOnAbort(signal, stop.signal)]);

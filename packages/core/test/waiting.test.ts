@@ -128,6 +128,46 @@ describe('wake-ups', () => {
     expect((await attempt.result).held).toBe(true);
   });
 
+  it('a waiter next in line behind a local grant asks only once that holder releases', async () => {
+    const backend = new RecordingBackend();
+    const locks = new LockManager({ backend, backoff: NO_POLLING });
+    const first = await locks.acquire('behind', { ttl: 600_000 });
+    const second = watch(locks.acquire('behind', { wait: 300_000 }));
+    const third = watch(locks.acquire('behind', { wait: 300_000 }));
+    await flush();
+    // The head asks once and is refused; the one behind it waits its turn without asking.
+    expect(backend.count('acquire')).toBe(2);
+    await first.release();
+    await flush();
+    expect(second.settled).toBe(true);
+    // The third is now first in line, right behind the second's grant: asking would be refused.
+    expect(backend.count('acquire')).toBe(3);
+    await vi.advanceTimersByTimeAsync(5_000);
+    expect(backend.count('acquire')).toBe(3);
+    const releasedAt = Date.now();
+    await (await second.result).release();
+    await flush();
+    expect(third.settled).toBe(true);
+    expect(third.at).toBe(releasedAt);
+    expect(backend.count('acquire')).toBe(4);
+  });
+
+  it('a waiter behind a local grant that leaves room (a semaphore) asks at once', async () => {
+    const backend = new RecordingBackend();
+    const pool = new LockManager({ backend, backoff: NO_POLLING }).semaphore('room', { limit: 2 });
+    const first = await pool.acquire();
+    const second = watch(pool.acquire({ wait: 300_000 }));
+    const third = watch(pool.acquire({ wait: 300_000 }));
+    await flush();
+    // The second fits next to the first; the third, promoted behind that grant, asks and is refused.
+    expect(second.settled).toBe(true);
+    expect(backend.count('acquire')).toBe(3);
+    await first.release();
+    await flush();
+    expect(third.settled).toBe(true);
+    expect((await third.result).held).toBe(true);
+  });
+
   it('surfaces a failing waitForRelease as BackendError with the cause', async () => {
     const backend = new RecordingBackend();
     await new LockManager({ backend: backend.inner }).acquire('k', { ttl: 60_000 });

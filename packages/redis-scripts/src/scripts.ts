@@ -45,18 +45,23 @@ export const scripts = {
  * Runs `script` by its SHA1 and, when the server does not have it (after `SCRIPT FLUSH`, a restart
  * or a failover), by its source, which reloads it for the next call.
  */
-export async function runScript(
+export function runScript(
   transport: ScriptTransport,
   script: LuaScript,
   keys: readonly string[],
   args: readonly string[],
 ): Promise<unknown> {
+  let sent: Promise<unknown>;
   try {
-    return await transport.evalsha(script.sha, keys, args);
+    sent = transport.evalsha(script.sha, keys, args);
   } catch (error) {
+    // A transport that throws instead of rejecting still yields a rejected promise.
+    return Promise.reject(error);
+  }
+  return sent.catch((error: unknown) => {
     if (!isNoScriptError(error)) throw error;
     return transport.eval(script.source, keys, args);
-  }
+  });
 }
 
 function isNoScriptError(error: unknown): boolean {
