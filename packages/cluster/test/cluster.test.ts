@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { LockManager } from '@deadbolt/core';
 import { lockKeys } from '@deadbolt/redis-scripts';
 import { type RedisCluster, runBackendConformance, startRedisCluster } from '@deadbolt/testing';
@@ -30,27 +31,55 @@ async function nodeRedisCluster() {
 }
 
 const clients = new Map<ClusterBackend, () => Promise<void> | void>();
+/** Each conformance backend's own prefix, so a SCAN of it lists what its test stored. */
+const prefixes = new Map<ClusterBackend, string>();
+const freshPrefix = () => `conformance-${randomUUID()}`;
+
+/** Every key under `prefix` on every master: a SCAN per master, since each holds some slots. */
+async function storedNames(backend: ClusterBackend): Promise<string[]> {
+  const names = new Set<string>();
+  for (const master of await cluster.masters()) {
+    const probe = new Redis(master.port, master.host, { lazyConnect: true });
+    try {
+      let cursor = '0';
+      do {
+        const [next, keys] = await probe.scan(cursor, 'MATCH', `${prefixes.get(backend)}:*`);
+        cursor = next;
+        for (const key of keys) names.add(key);
+      } while (cursor !== '0');
+    } finally {
+      probe.disconnect();
+    }
+  }
+  return [...names];
+}
 
 runBackendConformance({
   name: 'cluster (ioredis)',
   create: () => {
     const client = ioredisCluster();
-    const backend = new ClusterBackend(client);
+    const prefix = freshPrefix();
+    const backend = new ClusterBackend(client, { prefix });
     clients.set(backend, () => client.disconnect());
+    prefixes.set(backend, prefix);
     return backend;
   },
   cleanup: (backend) => clients.get(backend)?.(),
+  storedNames,
 });
 
 runBackendConformance({
   name: 'cluster (node-redis)',
   create: async () => {
     const client = await nodeRedisCluster();
-    const backend = new ClusterBackend(client);
+    const prefix = freshPrefix();
+    const backend = new ClusterBackend(client, { prefix });
     clients.set(backend, () => client.destroy());
+    prefixes.set(backend, prefix);
     return backend;
   },
   cleanup: (backend) => clients.get(backend)?.(),
+  storedNames,
 });
 
 describe('ClusterBackend on a real cluster', () => {

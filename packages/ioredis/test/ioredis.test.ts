@@ -13,12 +13,22 @@ runRedisAdapterSuite({
     client.on('error', () => undefined);
     return {
       backend: new IoredisBackend(client, options),
+      client,
       ping: () => client.ping(),
       close: async () => {
         client.disconnect();
       },
     };
   },
+  construct: (client, options) => new IoredisBackend(client as never, options as never),
+  foreignClients: () => [
+    { what: 'a node-redis client', client: createClient(), says: /use NodeRedisBackend/ },
+    {
+      what: 'an ioredis Cluster',
+      client: new Cluster([], { lazyConnect: true }),
+      says: /is an ioredis Cluster; use ClusterBackend/,
+    },
+  ],
 });
 
 describe('IoredisBackend', () => {

@@ -16,6 +16,7 @@ async function connectWith(
   await client.connect();
   return {
     backend: new NodeRedisBackend(client, options),
+    client,
     ping: () => client.ping(),
     close: async () => {
       client.destroy();
@@ -23,13 +24,37 @@ async function connectWith(
   };
 }
 
+const construct = (client: unknown, options?: unknown) =>
+  new NodeRedisBackend(client as never, options as never);
+const foreignClients = () => [
+  {
+    what: 'an ioredis client',
+    client: new Redis({ lazyConnect: true }),
+    says: /looks like ioredis: use IoredisBackend/,
+  },
+  {
+    what: 'a node-redis cluster',
+    client: createCluster({ rootNodes: [] }),
+    says: /is a node-redis cluster; use ClusterBackend/,
+  },
+  {
+    what: 'a node-redis client pool',
+    client: createClientPool(),
+    says: /client pool cannot open a subscriber/,
+  },
+];
+
 runRedisAdapterSuite({
   name: 'node-redis 6',
   connect: (url, options) => connectWith(createClient({ url }), options),
+  construct,
+  foreignClients,
 });
 runRedisAdapterSuite({
   name: 'node-redis 5',
   connect: (url, options) => connectWith(createClientV5({ url }), options),
+  construct,
+  foreignClients,
 });
 
 describe('NodeRedisBackend', () => {

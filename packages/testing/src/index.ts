@@ -1,11 +1,12 @@
 /** @module @deadbolt/testing: the backend conformance suite and a harness for real redis-server processes. */
 
 // conformance exports: runBackendConformance, the suite every backend passes, and its helpers
-export type { ConformanceContext } from './conformance/context.js';
+export type { ConformanceContext, CountedBackend } from './conformance/context.js';
 export { OverlapDetector } from './conformance/context.js';
 export type { BackendConformanceOptions } from './conformance/index.js';
 export { runBackendConformance } from './conformance/index.js';
 export type {
+  ForeignClient,
   RedisAdapterConnection,
   RedisAdapterSuiteOptions,
 } from './conformance/redis-adapter.js';

@@ -23,10 +23,31 @@ export interface ConformanceContext {
    * each has its own local wait queue, so contention really goes through the backend.
    */
   managers(count: number, options?: Omit<LockManagerOptions, 'backend'>): LockManager[];
+  /**
+   * What the backend stores now, for tests that check a refused call left nothing behind: every
+   * name it stores when the suite was given `storedNames` (for Redis, a SCAN of the backend's
+   * prefix), plus each of `keys` that `inspect` shows a holder for. Empty means nothing is left.
+   */
+  leftovers(keys: readonly string[]): Promise<string[]>;
+  /**
+   * The current backend behind a wrapper that counts the calls reaching it (and passes each on
+   * unchanged), to show that a call was refused before any I/O.
+   */
+  counted(): CountedBackend;
+}
+
+/** A backend that passes every call on to the real one and counts them; see {@link ConformanceContext.counted}. */
+export interface CountedBackend {
+  readonly backend: LockBackend;
+  /** The names of the methods called so far, in order. */
+  readonly calls: readonly string[];
 }
 
 /** Builds the context whose `backend` the suite swaps before each test. */
-export function createContext(current: () => LockBackend): ConformanceContext {
+export function createContext(
+  current: () => LockBackend,
+  storedNames?: (backend: LockBackend) => Promise<readonly string[]>,
+): ConformanceContext {
   return {
     get backend() {
       return current();
@@ -34,7 +55,33 @@ export function createContext(current: () => LockBackend): ConformanceContext {
     key: () => `conformance:${randomUUID()}`,
     managers: (count, options) =>
       Array.from({ length: count }, () => new LockManager({ ...options, backend: current() })),
+    leftovers: async (keys) => {
+      const backend = current();
+      const stored = storedNames ? [...(await storedNames(backend))] : [];
+      if (backend.inspect) {
+        for (const key of keys) {
+          if ((await backend.inspect(key)) !== null) stored.push(`held: ${key}`);
+        }
+      }
+      return stored;
+    },
+    counted: () => countCalls(current()),
   };
+}
+
+function countCalls(inner: LockBackend): CountedBackend {
+  const calls: string[] = [];
+  const methods = ['acquire', 'extend', 'release', 'advanceFence', 'waitForRelease', 'inspect'];
+  const backend: Record<string, unknown> = {};
+  for (const method of methods) {
+    const original = (inner as unknown as Record<string, unknown>)[method];
+    if (typeof original !== 'function') continue;
+    backend[method] = (...args: unknown[]) => {
+      calls.push(method);
+      return original.apply(inner, args);
+    };
+  }
+  return { backend: backend as unknown as LockBackend, calls };
 }
 
 /**

@@ -6,8 +6,10 @@ import { type ConformanceContext, createContext } from './context.js';
 import { expiryTests } from './expiry.js';
 import { fairTests } from './fair.js';
 import { fencingTests } from './fencing.js';
+import { misuseTests } from './misuse.js';
 import { ownershipTests } from './ownership.js';
 import { readWriteTests } from './read-write.js';
+import { securityTests } from './security.js';
 import { semaphoreTests } from './semaphore.js';
 import { wakeTests } from './wake.js';
 
@@ -61,12 +63,22 @@ export interface BackendConformanceOptions<Backend extends LockBackend = LockBac
    * @default none
    */
   extraTests?: (context: ConformanceContext) => void;
+  /**
+   * Lists every name the backend stores (for a Redis backend: the keys a SCAN of its prefix
+   * finds), so the misuse tests can show that a refused call left nothing behind. Give each
+   * backend `create` makes a namespace of its own (a fresh prefix), so the list holds only what
+   * the current test stored. Without it those tests check what `inspect` shows for their keys.
+   * @default none
+   */
+  storedNames?: (backend: Backend) => Promise<readonly string[]>;
 }
 
 /**
  * Registers the vitest suite every deadbolt backend passes: mutual exclusion among 50 contenders,
  * strictly increasing fences, TTL expiry, ownership checks on extend and release, weighted
- * permits, read-write locks, fair queues, release wake-ups and the answers to bad requests.
+ * permits, read-write locks, fair queues, release wake-ups, the answers to bad requests and
+ * misuse (typed errors, nothing left behind), and security (keys full of Lua and braces are only
+ * data, tokens never printed).
  * Call it at the top level of a test file; vitest must be installed (it is a peer dependency).
  * Tests of optional methods (`advanceFence`, `inspect`) are reported as skipped when the backend
  * has none; without `waitForRelease` the wake-up tests check the backoff fallback, then skip.
@@ -85,10 +97,14 @@ export function runBackendConformance<Backend extends LockBackend>(
   options: BackendConformanceOptions<Backend>,
 ): void {
   let backend: Backend | undefined;
-  const context = createContext(() => {
-    if (backend === undefined) throw new Error('the backend is only available inside a test');
-    return backend;
-  });
+  const { storedNames } = options;
+  const context = createContext(
+    () => {
+      if (backend === undefined) throw new Error('the backend is only available inside a test');
+      return backend;
+    },
+    storedNames && ((current) => storedNames(current as Backend)),
+  );
   // A remote backend is slower than vitest's 5 s default allows for the longer tests.
   describe(`${options.name}: backend conformance`, { timeout: 30_000 }, () => {
     beforeEach(async () => {
@@ -113,6 +129,8 @@ export function runBackendConformance<Backend extends LockBackend>(
     describe('fair', () => fairTests(context));
     describe('wake-up', () => wakeTests(context));
     describe('bad input', () => badInputTests(context));
+    describe('misuse', () => misuseTests(context));
+    describe('security', () => securityTests(context));
     if (options.extraTests) {
       const extraTests = options.extraTests;
       describe('backend-specific', () => extraTests(context));
