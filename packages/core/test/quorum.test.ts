@@ -160,7 +160,7 @@ describe('quorum()', () => {
     expect(woken).toBe(true);
   });
 
-  it.each([
+  it.each<[problem: string, build: () => unknown, argument: string]>([
     ['no backends', () => quorum([]), 'backends'],
     ['not an array', () => quorum('redis' as never), 'backends'],
     [
@@ -204,7 +204,7 @@ describe('quorum()', () => {
           `a driftFactor of ${String(driftFactor)}`,
           () => quorum([new MemoryBackend()], { driftFactor: driftFactor as number }),
           'options.driftFactor',
-        ] as const,
+        ] as [string, () => unknown, string],
     ),
     ...[0, -1, Number.NaN, Number.POSITIVE_INFINITY, 2 ** 31].map(
       (retryInMs) =>
@@ -212,7 +212,7 @@ describe('quorum()', () => {
           `a retryInMs of ${retryInMs}`,
           () => quorum([new MemoryBackend()], { retryInMs }),
           'options.retryInMs',
-        ] as const,
+        ] as [string, () => unknown, string],
     ),
     [
       'an unknown option',
