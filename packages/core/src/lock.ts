@@ -58,6 +58,8 @@ export class Lock implements AsyncDisposable {
   readonly #onSettled: () => void;
   #ttlMs: number;
   #expiresAt: number;
+  /** When `signal` aborts unless a renewal gets through first. */
+  #lossAt = 0;
   #state: LockState = 'held';
   #lossTimer: NodeJS.Timeout | undefined;
   #renewTimer: NodeJS.Timeout | undefined;
@@ -92,8 +94,14 @@ export class Lock implements AsyncDisposable {
     return this.#token;
   }
 
-  /** True until the lock is released or lost. */
+  /**
+   * True until the lock is released or lost. Read against the clock: once the point where
+   * `signal` should abort has passed, this is false (and `signal` aborts now) even if the timer
+   * that aborts it has not run yet, as after the process was paused (SIGSTOP, a stopped VM), when
+   * code that was waiting on I/O or on another timer can run first.
+   */
   get held(): boolean {
+    if (this.#state === 'held' && Date.now() >= this.#lossAt) this.#lose(unconfirmed(this.key));
     return this.#state === 'held';
   }
 
@@ -181,9 +189,8 @@ export class Lock implements AsyncDisposable {
     this.#clearTimers();
     const now = Date.now();
     const lossAt = this.#expiresAt - this.#ttlMs * SAFETY_FRACTION;
-    this.#lossTimer = setTimeout(() => {
-      this.#lose(new LockLostError(this.key, 'the lease could not be confirmed before it expires'));
-    }, lossAt - now);
+    this.#lossAt = lossAt;
+    this.#lossTimer = setTimeout(() => this.#lose(unconfirmed(this.key)), lossAt - now);
     this.#lossTimer.unref();
     if (this.#autoExtend)
       this.#scheduleRenewal(leaseStartedAt + this.#ttlMs * RENEW_FRACTION - now);
@@ -217,6 +224,10 @@ export class Lock implements AsyncDisposable {
     clearTimeout(this.#lossTimer);
     clearTimeout(this.#renewTimer);
   }
+}
+
+function unconfirmed(key: string): LockLostError {
+  return new LockLostError(key, 'the lease could not be confirmed before it expires');
 }
 
 /** Keeps deadbolt's own errors as they are and wraps anything else in a {@link BackendError}. */

@@ -67,6 +67,23 @@ describe('auto-extension', () => {
     expect(abortedAt).toBeLessThan(lock.expiresAt);
   });
 
+  it('lock.held is judged by the clock: false once the loss point passed, even before its timer ran', async () => {
+    // As after a SIGSTOP: the clock jumps while no timer runs, and when the process goes on,
+    // code woken by I/O or by another overdue timer may run before the lock's loss timer.
+    const lock = await new LockManager({ backend: new MemoryBackend() }).acquire('k', {
+      ttl: 1_000,
+    });
+    vi.setSystemTime(Date.now() + 850);
+    expect(lock.held).toBe(true);
+    vi.setSystemTime(Date.now() + 100);
+    expect(lock.signal.aborted).toBe(false);
+    expect(lock.held).toBe(false);
+    // Reading it also aborts the signal, so code that checks either sees the loss.
+    expect(lock.signal.aborted).toBe(true);
+    expect(lock.signal.reason).toBeInstanceOf(LockLostError);
+    expect(await lock.release()).toBe(false);
+  });
+
   it.each([
     ['extend rejects', 'reject'],
     ['extend never answers', 'hang'],
