@@ -1,0 +1,348 @@
+/**
+ * The parent's side of the counter workload: it forks the workers, serves the fenced counter,
+ * keeps every critical section's interval for the overlap detector, and gives fault trials the
+ * handles they need (stall orders, signals, the times of grants).
+ */
+import { type ChildProcess, fork } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { nowMs, sleep } from './clock.js';
+import type { BackendSpec, FromWorker, StallOrder, ToWorker, WorkerSummary } from './protocol.js';
+import { FencedCounter } from './store.js';
+
+/** One critical section, on the monotonic clock. */
+export interface Interval {
+  worker: number;
+  fence: number;
+  /** When acquire resolved in the worker. */
+  start: number;
+  /** When the worker left the section (or was killed); undefined while inside. */
+  end: number | undefined;
+  /** When its lease ended at the latest: acquire request sent + granted TTL. */
+  leaseEnd: number;
+}
+
+/** Two sections that overlapped, with each one's end taken no later than its lease's end. */
+export interface Overlap {
+  first: Interval;
+  second: Interval;
+  /** How long they overlapped, ms. */
+  overlapMs: number;
+}
+
+export interface WorkloadOptions {
+  name: string;
+  backend: BackendSpec;
+  key: string;
+  ttlMs: number;
+  waitMs: number;
+  workers: number;
+  log: (message: string) => void;
+}
+
+interface Worker {
+  id: number;
+  child: ChildProcess;
+  /** Set when the parent kills it on purpose; any other exit is a failure of the run. */
+  killedOnPurpose: boolean;
+  exited: Promise<void>;
+  summary: WorkerSummary | undefined;
+}
+
+type Listener = (message: FromWorker, worker: number) => void;
+
+const CHILD = fileURLToPath(new URL('./child.js', import.meta.url));
+
+export class Workload {
+  readonly options: WorkloadOptions;
+  readonly store = new FencedCounter();
+  readonly intervals: Interval[] = [];
+  /** Failed acquire calls, by when and why. */
+  readonly acquireErrors: { at: number; code: string }[] = [];
+  /** Worker exits the run did not cause, with what they said. */
+  readonly unexpectedExits: string[] = [];
+  readonly #open = new Map<string, Interval>();
+  readonly #workers = new Map<number, Worker>();
+  readonly #listeners = new Set<Listener>();
+  readonly #summaries: WorkerSummary[] = [];
+  #nextWorker = 1;
+  #victimCursor = 0;
+  #finishing = false;
+
+  constructor(options: WorkloadOptions) {
+    this.options = options;
+  }
+
+  /** Forks the workers and resolves once each has its client open. */
+  async start(): Promise<void> {
+    await Promise.all(Array.from({ length: this.options.workers }, () => this.spawn()));
+  }
+
+  /** Forks one worker and resolves once it is ready. */
+  async spawn(): Promise<number> {
+    const id = this.#nextWorker++;
+    const child = fork(CHILD, [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+    const worker: Worker = {
+      id,
+      child,
+      killedOnPurpose: false,
+      summary: undefined,
+      exited: new Promise((resolve) => child.once('exit', () => resolve())),
+    };
+    this.#workers.set(id, worker);
+    let fatal = '';
+    child.on('message', (message: FromWorker) => {
+      if (message.type === 'fatal') fatal = message.message;
+      this.#handle(worker, message);
+    });
+    child.once('exit', (code, signal) => {
+      this.#workers.delete(id);
+      const end = nowMs();
+      // Its sections end with it; the detector still bounds them by their lease.
+      for (const interval of this.#open.values()) {
+        if (interval.worker === id && interval.end === undefined) interval.end = end;
+      }
+      if (!worker.killedOnPurpose && !(this.#finishing && code === 0)) {
+        this.unexpectedExits.push(`worker ${id} exited (${signal ?? code}) ${fatal}`.trim());
+      }
+    });
+    const ready = this.next((message, from) => from === id && message.type === 'ready', 15_000);
+    this.send(id, {
+      type: 'start',
+      worker: id,
+      backend: this.options.backend,
+      key: this.options.key,
+      ttlMs: this.options.ttlMs,
+      waitMs: this.options.waitMs,
+    });
+    await ready;
+    return id;
+  }
+
+  send(worker: number, message: ToWorker): void {
+    const child = this.#workers.get(worker)?.child;
+    if (child?.connected) child.send(message);
+  }
+
+  /** Live workers, oldest first. */
+  get workerIds(): number[] {
+    return [...this.#workers.keys()];
+  }
+
+  /** Another live worker each call, so every worker gets its turn as a victim. */
+  pickVictim(): number {
+    const ids = this.workerIds;
+    const id = ids[this.#victimCursor % ids.length] as number;
+    this.#victimCursor += 1;
+    return id;
+  }
+
+  pid(worker: number): number {
+    const pid = this.#workers.get(worker)?.child.pid;
+    if (pid === undefined) throw new Error(`worker ${worker} is not running`);
+    return pid;
+  }
+
+  /** Sends a stall order and resolves with the worker's `stalled` report. */
+  async stall(worker: number, order: StallOrder, timeoutMs: number) {
+    const stalled = this.next(
+      (message, from) =>
+        from === worker && message.type === 'stalled' && message.trial === order.trial,
+      timeoutMs,
+    );
+    this.send(worker, { type: 'stall', ...order });
+    const message = await stalled;
+    if (message.type !== 'stalled') throw new Error('unreachable');
+    return { ...message, at: nowMs() };
+  }
+
+  /** SIGKILLs a worker and resolves once it is gone. */
+  async kill(worker: number): Promise<number> {
+    const handle = this.#workers.get(worker);
+    if (handle === undefined) throw new Error(`worker ${worker} is not running`);
+    handle.killedOnPurpose = true;
+    const at = nowMs();
+    handle.child.kill('SIGKILL');
+    await handle.exited;
+    return at;
+  }
+
+  /** Resolves with the next message that `match` accepts; rejects after `timeoutMs`. */
+  next(
+    match: (message: FromWorker, worker: number) => boolean,
+    timeoutMs: number,
+  ): Promise<FromWorker> {
+    return new Promise((resolve, reject) => {
+      const listener: Listener = (message, worker) => {
+        if (!match(message, worker)) return;
+        clearTimeout(timer);
+        this.#listeners.delete(listener);
+        resolve(message);
+      };
+      const timer = setTimeout(() => {
+        this.#listeners.delete(listener);
+        reject(new Error(`${this.options.name}: no matching worker message in ${timeoutMs} ms`));
+      }, timeoutMs);
+      this.#listeners.add(listener);
+    });
+  }
+
+  /** The first grant (critical section start) after `after`, by any worker but `except`. */
+  firstGrantAfter(after: number, except?: number): number | undefined {
+    let first: number | undefined;
+    for (const interval of this.intervals) {
+      if (interval.start > after && interval.worker !== except) {
+        if (first === undefined || interval.start < first) first = interval.start;
+      }
+    }
+    return first;
+  }
+
+  /** Waits for a grant after `after` (by any worker but `except`); undefined after `timeoutMs`. */
+  async waitForGrantAfter(
+    after: number,
+    timeoutMs: number,
+    except?: number,
+  ): Promise<number | undefined> {
+    const deadline = nowMs() + timeoutMs;
+    for (;;) {
+      const first = this.firstGrantAfter(after, except);
+      if (first !== undefined) return first;
+      if (nowMs() > deadline) return undefined;
+      await sleep(5);
+    }
+  }
+
+  grantsBetween(from: number, to: number): number {
+    return this.intervals.filter((interval) => interval.start >= from && interval.start < to)
+      .length;
+  }
+
+  /** Failed acquire calls in [from, to), by error code. */
+  errorsBetween(from: number, to: number): Record<string, number> {
+    const counts: Record<string, number> = {};
+    for (const error of this.acquireErrors) {
+      if (error.at >= from && error.at < to) counts[error.code] = (counts[error.code] ?? 0) + 1;
+    }
+    return counts;
+  }
+
+  /**
+   * Sections that overlapped, among those that touch [from, to]. Each section counts until it
+   * ended or its lease did, whichever came first: past its lease a holder no longer holds (its
+   * signal says so, and the store refuses its fence), which is what the freeze trials show.
+   */
+  overlaps(from = Number.NEGATIVE_INFINITY, to = Number.POSITIVE_INFINITY): Overlap[] {
+    const now = nowMs();
+    const sections = this.intervals
+      .filter((interval) => interval.start <= to && (interval.end ?? now) >= from)
+      .sort((a, b) => a.start - b.start);
+    const found: Overlap[] = [];
+    let latest: { interval: Interval; until: number } | undefined;
+    for (const interval of sections) {
+      const until = Math.min(interval.end ?? now, interval.leaseEnd);
+      if (latest !== undefined && interval.start < latest.until) {
+        found.push({
+          first: latest.interval,
+          second: interval,
+          overlapMs: Math.min(latest.until, until) - interval.start,
+        });
+      }
+      if (latest === undefined || until > latest.until) latest = { interval, until };
+    }
+    return found;
+  }
+
+  /** Smallest gap between one section's (lease-bounded) end and the next start, ms. */
+  closestApproach(): number {
+    const sections = [...this.intervals].sort((a, b) => a.start - b.start);
+    let latestEnd = Number.NEGATIVE_INFINITY;
+    let closest = Number.POSITIVE_INFINITY;
+    for (const interval of sections) {
+      closest = Math.min(closest, interval.start - latestEnd);
+      latestEnd = Math.max(latestEnd, Math.min(interval.end ?? nowMs(), interval.leaseEnd));
+    }
+    return closest;
+  }
+
+  /** Tells every worker to stop after its current attempt; resolves with their summed counts. */
+  async finish(): Promise<WorkerSummary> {
+    this.#finishing = true;
+    const workers = [...this.#workers.values()];
+    for (const worker of workers) this.send(worker.id, { type: 'finish' });
+    await Promise.race([
+      Promise.all(workers.map((worker) => worker.exited)),
+      sleep(this.options.waitMs + 10_000),
+    ]);
+    for (const worker of this.#workers.values()) {
+      this.unexpectedExits.push(`worker ${worker.id} did not finish; killed`);
+      worker.killedOnPurpose = true;
+      worker.child.kill('SIGKILL');
+    }
+    const total: WorkerSummary = {
+      acquisitions: 0,
+      acquireErrors: {},
+      abandoned: 0,
+      releasesFalse: 0,
+      releaseErrors: 0,
+    };
+    for (const summary of this.#summaries) {
+      total.acquisitions += summary.acquisitions;
+      total.abandoned += summary.abandoned;
+      total.releasesFalse += summary.releasesFalse;
+      total.releaseErrors += summary.releaseErrors;
+      for (const [code, count] of Object.entries(summary.acquireErrors)) {
+        total.acquireErrors[code] = (total.acquireErrors[code] ?? 0) + count;
+      }
+    }
+    return total;
+  }
+
+  /** Grants so far, as the workers reported them (killed workers' sections included). */
+  get acquisitions(): number {
+    return this.intervals.length;
+  }
+
+  #handle(worker: Worker, message: FromWorker): void {
+    switch (message.type) {
+      case 'read': {
+        const interval: Interval = {
+          worker: worker.id,
+          fence: message.fence,
+          start: message.start,
+          end: undefined,
+          leaseEnd: message.leaseEnd,
+        };
+        this.intervals.push(interval);
+        this.#open.set(`${worker.id}:${message.fence}`, interval);
+        const { ok, value } = this.store.read(message.fence);
+        this.send(worker.id, { type: 'read-reply', id: message.id, ok, value });
+        break;
+      }
+      case 'write': {
+        const ok = this.store.write(message.fence, message.value);
+        this.send(worker.id, { type: 'write-reply', id: message.id, ok });
+        break;
+      }
+      case 'exit': {
+        const key = `${worker.id}:${message.fence}`;
+        const interval = this.#open.get(key);
+        if (interval !== undefined) interval.end = message.end;
+        this.#open.delete(key);
+        break;
+      }
+      case 'acquire-error':
+        this.acquireErrors.push({ at: message.at, code: message.code });
+        break;
+      case 'summary':
+        this.#summaries.push(message.summary);
+        worker.summary = message.summary;
+        break;
+      case 'fatal':
+        this.options.log(`worker ${worker.id}: ${message.message}`);
+        break;
+      default:
+        break;
+    }
+    for (const listener of [...this.#listeners]) listener(message, worker.id);
+  }
+}
