@@ -8,6 +8,14 @@ import { assertPositiveDuration } from './validation.js';
  * could expire, so a holder that watches the signal can stop before anyone else could acquire.
  */
 const SAFETY_FRACTION = 0.1;
+
+/**
+ * When a lease asked for at `requestedAt` for `ttlMs` stops counting as held: a tenth of the TTL
+ * before it could expire, so the holder stops before anyone else could be granted the key.
+ */
+export function lossPoint(requestedAt: number, ttlMs: number): number {
+  return requestedAt + ttlMs * (1 - SAFETY_FRACTION);
+}
 /** Auto-extension renews after this share of the TTL has passed. */
 const RENEW_FRACTION = 1 / 3;
 
@@ -188,7 +196,7 @@ export class Lock implements AsyncDisposable {
   #armTimers(leaseStartedAt: number): void {
     this.#clearTimers();
     const now = Date.now();
-    const lossAt = this.#expiresAt - this.#ttlMs * SAFETY_FRACTION;
+    const lossAt = lossPoint(this.#expiresAt - this.#ttlMs, this.#ttlMs);
     this.#lossAt = lossAt;
     this.#lossTimer = setTimeout(() => this.#lose(unconfirmed(this.key)), lossAt - now);
     this.#lossTimer.unref();

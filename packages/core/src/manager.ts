@@ -2,7 +2,7 @@ import { randomFillSync } from 'node:crypto';
 import type { AcquireGranted, AcquireResult, LockBackend } from './backend.js';
 import { InvalidArgumentError, LockTimeoutError } from './errors.js';
 import { LocalQueue, type Ticket } from './local-queue.js';
-import { Lock, wrapBackendError } from './lock.js';
+import { Lock, lossPoint, wrapBackendError } from './lock.js';
 import {
   assertBackend,
   assertBoolean,
@@ -423,15 +423,17 @@ export class LockManager {
           stopWaiting = undefined;
           result = await pending;
         }
-        if (result.ok) {
+        const lock = result.ok ? this.#grant(call, token, result, requestedAt) : null;
+        if (lock) {
           granted = true;
-          return this.#grant(call, token, result, requestedAt);
+          return lock;
         }
         const remaining = deadline - Date.now();
         if (remaining <= 0) throw new LockTimeoutError(key, Date.now() - startedAt);
         const delay = Math.min(
           this.#backoffDelay(attempt),
-          result.retryInMs ?? remaining,
+          // A grant that came back too late was given back at once: try again right away.
+          (result.ok ? 0 : result.retryInMs) ?? remaining,
           remaining,
           // Attempts renew the queue place: attempt often enough that it never runs out.
           call.queued ? QUEUE_PLACE_TTL_MS / 4 : Number.POSITIVE_INFINITY,
@@ -496,7 +498,21 @@ export class LockManager {
     }
   }
 
-  #grant(call: ResolvedCall, token: string, granted: AcquireGranted, requestedAt: number): Lock {
+  /**
+   * The lock for a grant, or null when its reply came so late that the lease is already past its
+   * loss point: a lock that is lost on arrival would only mislead the caller, so the grant is
+   * given back and counts as refused.
+   */
+  #grant(
+    call: ResolvedCall,
+    token: string,
+    granted: AcquireGranted,
+    requestedAt: number,
+  ): Lock | null {
+    if (Date.now() >= lossPoint(requestedAt, granted.ttlMs)) {
+      this.backend.release({ key: call.key, token }).catch(() => undefined);
+      return null;
+    }
     return new Lock({
       backend: this.backend,
       key: call.key,

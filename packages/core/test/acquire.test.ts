@@ -40,6 +40,38 @@ describe('acquire', () => {
     },
   );
 
+  it('gives back a grant whose reply came after its loss point and asks again, never returning a lost lock', async () => {
+    const backend = new RecordingBackend();
+    backend.acquireGate = new Promise((resolve) => setTimeout(resolve, 950));
+    const acquiring = new LockManager({ backend }).acquire('late', { ttl: 1_000 });
+    await vi.advanceTimersByTimeAsync(950);
+    // The retry follows at once, after at most the 1 ms floor of a wait.
+    await vi.advanceTimersByTimeAsync(1);
+    const lock = await acquiring;
+    expect(backend.calls.filter((op) => op !== 'waitForRelease')).toEqual([
+      'acquire',
+      'release',
+      'acquire',
+    ]);
+    expect(lock.held).toBe(true);
+    expect(lock.signal.aborted).toBe(false);
+    expect(lock.expiresAt).toBe(Date.now() + 1_000);
+    expect((await backend.inspect('late'))?.holders.map((holder) => holder.token)).toEqual([
+      lock.token,
+    ]);
+  });
+
+  it('tryAcquire resolves null for a grant whose reply came after its loss point, and gives it back', async () => {
+    const backend = new RecordingBackend();
+    backend.acquireGate = new Promise((resolve) => setTimeout(resolve, 950));
+    const attempt = new LockManager({ backend }).tryAcquire('late', { ttl: 1_000 });
+    await vi.advanceTimersByTimeAsync(950);
+    expect(await attempt).toBeNull();
+    await flush();
+    expect(backend.calls).toEqual(['acquire', 'release']);
+    expect(await backend.inspect('late')).toBeNull();
+  });
+
   it('holds for 30 000 ms by default', async () => {
     const backend = new MemoryBackend();
     const lock = await new LockManager({ backend }).acquire('default-ttl');
