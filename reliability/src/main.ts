@@ -127,6 +127,13 @@ async function waitForGrants(workload: Workload, count: number, timeoutMs: numbe
   }
 }
 
+function logTrial(result: TrialResult, index: number): void {
+  const outcome = result.ok ? 'ok' : 'FAILED';
+  const recovery = result.recoveryMs?.toFixed(0) ?? '–';
+  const problems = result.ok ? '' : `: ${result.problems.join('; ')}`;
+  log(`${result.fault} #${index}: ${outcome}, available again after ${recovery} ms${problems}`);
+}
+
 async function singleServerPhase(config: Config, trials: TrialResult[]): Promise<WorkloadFigures> {
   const redis: RedisServer = await startRedis({ args: PERSISTENT });
   const proxy: FaultProxy = await startFaultProxy(redis);
@@ -157,10 +164,7 @@ async function singleServerPhase(config: Config, trials: TrialResult[]): Promise
       for (const run of kinds) {
         const result = await run(index);
         trials.push(result);
-        log(
-          `${result.fault} #${index}: ${result.ok ? 'ok' : 'FAILED'}, available again after ` +
-            `${result.recoveryMs?.toFixed(0) ?? '–'} ms${result.ok ? '' : `: ${result.problems.join('; ')}`}`,
-        );
+        logTrial(result, index);
         await sleep(config.gapMs);
       }
       log(`${workload.acquisitions} acquisitions so far`);
@@ -196,10 +200,7 @@ async function quorumPhase(config: Config, trials: TrialResult[]): Promise<Workl
     for (let index = 0; index < config.trials; index++) {
       const result = await quorumFaults(workload, servers, config.faults, index);
       trials.push(result);
-      log(
-        `${result.fault} #${index}: ${result.ok ? 'ok' : 'FAILED'}, available again after ` +
-          `${result.recoveryMs?.toFixed(0) ?? '–'} ms${result.ok ? '' : `: ${result.problems.join('; ')}`}`,
-      );
+      logTrial(result, index);
       await sleep(config.gapMs);
     }
     return figures(workload, workload.options.name, await workload.finish());
