@@ -16,6 +16,7 @@ const SAFETY_FRACTION = 0.1;
 export function lossPoint(requestedAt: number, ttlMs: number): number {
   return requestedAt + ttlMs * (1 - SAFETY_FRACTION);
 }
+
 /** Auto-extension renews after this share of the TTL has passed. */
 const RENEW_FRACTION = 1 / 3;
 
