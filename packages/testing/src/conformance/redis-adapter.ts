@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { setMaxListeners } from 'node:events';
 import {
   BackendError,
   InvalidArgumentError,
@@ -357,6 +358,8 @@ export function runRedisAdapterSuite(options: RedisAdapterSuiteOptions): void {
         const baseline = await clients();
         const backend = connection.backend;
         const controller = new AbortController();
+        // One signal shared by 100 waits is intended here: without this Node warns of a leak.
+        setMaxListeners(100, controller.signal);
         const waits = Array.from({ length: 100 }, (_, index) =>
           backend.waitForRelease?.(`many:${index % 25}`, controller.signal).catch(() => undefined),
         );
