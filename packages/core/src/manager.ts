@@ -1,4 +1,5 @@
 import { randomFillSync } from 'node:crypto';
+import { whenAborted } from './abort-fanout.js';
 import type { AcquireGranted, AcquireResult, LockBackend } from './backend.js';
 import { InvalidArgumentError, LockTimeoutError } from './errors.js';
 import { LocalQueue, type Ticket } from './local-queue.js';
@@ -626,10 +627,7 @@ function rejectOnAbort(signal: AbortSignal, stop: AbortSignal): Promise<never> {
       reject(signal.reason);
       return;
     }
-    const onAbort = () => reject(signal.reason);
-    signal.addEventListener('abort', onAbort, { once: true });
-    stop.addEventListener('abort', () => signal.removeEventListener('abort', onAbort), {
-      once: true,
-    });
+    const unsubscribe = whenAborted(signal, () => reject(signal.reason));
+    stop.addEventListener('abort', unsubscribe, { once: true });
   });
 }

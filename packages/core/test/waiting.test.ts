@@ -1,3 +1,4 @@
+import { getEventListeners } from 'node:events';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { MemoryBackend } from '../../memory/src/index.js';
 import { BackendError, type Lock, LockManager, LockTimeoutError } from '../src/index.js';
@@ -180,6 +181,35 @@ describe('wake-ups', () => {
     expect(error).toMatchObject({ code: 'BACKEND' });
     expect((error as BackendError).cause).toMatchObject({ message: 'subscriber lost' });
     expect((error as Error).message).toContain('subscriber lost');
+  });
+});
+
+describe('one signal shared by many waiters', () => {
+  it('adds a single abort listener however many waiters share it, and aborts them all', async () => {
+    const backend = new MemoryBackend();
+    const locks = new LockManager({ backend });
+    const holder = await locks.acquire('shared-signal', { ttl: 600_000 });
+    const shutdown = new AbortController();
+    const warnings: string[] = [];
+    const onWarning = (warning: Error) => warnings.push(warning.name);
+    process.on('warning', onWarning);
+    try {
+      const waiters = Array.from({ length: 50 }, () =>
+        watch(locks.acquire('shared-signal', { signal: shutdown.signal, wait: 120_000 })),
+      );
+      await vi.advanceTimersByTimeAsync(1_000);
+      expect(getEventListeners(shutdown.signal, 'abort')).toHaveLength(1);
+      const reason = new Error('shutting down');
+      shutdown.abort(reason);
+      await flush();
+      for (const waiter of waiters) await expect(waiter.result).rejects.toBe(reason);
+      // Node emits warnings on the next tick.
+      await new Promise((resolve) => process.nextTick(resolve));
+      expect(warnings).not.toContain('MaxListenersExceededWarning');
+    } finally {
+      process.off('warning', onWarning);
+      await holder.release();
+    }
   });
 });
 
