@@ -93,6 +93,47 @@ function round(value: number): number {
   return Math.round(value * 100) / 100;
 }
 
+/** How long after a fault's end the workload may take to be granted again. */
+const RECOVERY_LIMIT_MS = 15_000;
+
+/**
+ * Milliseconds from `since` to the next grant; null, with a problem naming `event`, when none
+ * comes within {@link RECOVERY_LIMIT_MS}.
+ */
+async function recoveryAfter(
+  workload: Workload,
+  since: number,
+  problems: string[],
+  event: string,
+): Promise<number | null> {
+  const next = await workload.waitForGrantAfter(since, RECOVERY_LIMIT_MS);
+  if (next === undefined) {
+    problems.push(`no grant within ${RECOVERY_LIMIT_MS / 1000} s of ${event}`);
+    return null;
+  }
+  return next - since;
+}
+
+/**
+ * SIGKILLs redis-server and starts it again after `settings.redisDownMs`, without its data when
+ * `empty`; records how long it was down and returns when it answers again.
+ */
+async function restartRedis(
+  redis: RedisServer,
+  settings: FaultSettings,
+  details: TrialResult['details'],
+  { empty }: { empty: boolean },
+): Promise<number> {
+  await redis.kill();
+  const downAt = nowMs();
+  if (empty) forgetData(redis);
+  await sleep(settings.redisDownMs);
+  await redis.restart();
+  const upAt = nowMs();
+  details.downMs = round(upAt - downAt);
+  return upAt;
+}
+
 /** SIGKILL a worker inside its critical section: its lease must run out, and someone get the lock. */
 export function killHolder(workload: Workload, settings: FaultSettings, index: number) {
   return trial('kill-holder', index, workload, settings.ttlMs, async (problems, details) => {
@@ -209,20 +250,9 @@ export function redisRestartEmpty(
     workload,
     settings.ttlMs,
     async (problems, details) => {
-      await redis.kill();
-      const downAt = nowMs();
-      forgetData(redis);
-      await sleep(settings.redisDownMs);
-      await redis.restart();
-      const upAt = nowMs();
-      details.downMs = round(upAt - downAt);
+      const upAt = await restartRedis(redis, settings, details, { empty: true });
       details.keysAfterRestart = Number(await redis.call('DBSIZE'));
-      const next = await workload.waitForGrantAfter(upAt, 15_000);
-      if (next === undefined) {
-        problems.push('no grant within 15 s of the restart');
-        return null;
-      }
-      return next - upAt;
+      return recoveryAfter(workload, upAt, problems, 'the restart');
     },
   );
 }
@@ -255,25 +285,16 @@ export function redisRestartWithData(
         { trial: index, mode: 'hold', holdMs: settings.ttlMs / 2, resumeOnMessage: false },
         10_000,
       );
-      await redis.kill();
-      const downAt = nowMs();
-      await sleep(settings.redisDownMs);
-      await redis.restart();
-      const upAt = nowMs();
-      details.downMs = round(upAt - downAt);
+      const upAt = await restartRedis(redis, settings, details, { empty: false });
       const report = (await reported) as Extract<FromWorker, { type: 'hold-report' }>;
       details.holderReleasedItsLease = report.released;
       details.holderStillHeld = report.held;
       if (!report.held) problems.push('the holder lost its lease across the restart');
       if (!report.released) problems.push('the holder’s release did not find its lease');
       const otherGrant = workload.firstGrantAfter(stalled.at, victim);
-      const next = await workload.waitForGrantAfter(upAt, 15_000);
+      const recovery = await recoveryAfter(workload, upAt, problems, 'the restart');
       if (otherGrant !== undefined) details.otherGrantAfterStallMs = round(otherGrant - stalled.at);
-      if (next === undefined) {
-        problems.push('no grant within 15 s of the restart');
-        return null;
-      }
-      return next - upAt;
+      return recovery;
     },
   );
 }
@@ -295,8 +316,7 @@ export function proxyLatency(
     details.grantsDuringLatency = during;
     details.errorsDuringLatency = JSON.stringify(workload.errorsBetween(from, to));
     if (during === 0) problems.push('no grant while latency was added');
-    const next = await workload.waitForGrantAfter(to, 15_000);
-    return next === undefined ? null : next - to;
+    return recoveryAfter(workload, to, problems, 'the end of the latency');
   });
 }
 
@@ -307,13 +327,13 @@ export function proxyDrop(
   settings: FaultSettings,
   index: number,
 ) {
-  return trial('proxy-drop', index, workload, settings.ttlMs, async (_problems, details) => {
+  return trial('proxy-drop', index, workload, settings.ttlMs, async (problems, details) => {
     details.connectionsDropped = proxy.connections;
     const at = nowMs();
     proxy.dropConnections();
-    const next = await workload.waitForGrantAfter(at, 15_000);
+    const recovery = await recoveryAfter(workload, at, problems, 'the reset');
     details.errorsAfterDrop = JSON.stringify(workload.errorsBetween(at, nowMs()));
-    return next === undefined ? null : next - at;
+    return recovery;
   });
 }
 
@@ -324,7 +344,7 @@ export function proxyBlackhole(
   settings: FaultSettings,
   index: number,
 ) {
-  return trial('proxy-blackhole', index, workload, settings.ttlMs, async (_problems, details) => {
+  return trial('proxy-blackhole', index, workload, settings.ttlMs, async (problems, details) => {
     const from = nowMs();
     proxy.blackhole();
     await sleep(settings.blackholeMs);
@@ -332,8 +352,7 @@ export function proxyBlackhole(
     proxy.heal();
     const healedAt = nowMs();
     details.grantsDuringBlackhole = workload.grantsBetween(from + 5, healedAt);
-    const next = await workload.waitForGrantAfter(healedAt, 15_000);
-    return next === undefined ? null : next - healedAt;
+    return recoveryAfter(workload, healedAt, problems, 'the heal');
   });
 }
 
@@ -386,13 +405,7 @@ export function quorumFaults(
       }
 
       await Promise.all(down.map((server) => server.restart()));
-      const upAt = nowMs();
-      const next = await workload.waitForGrantAfter(upAt, 15_000);
-      if (next === undefined) {
-        problems.push('no grant within 15 s of bringing the servers back');
-        return null;
-      }
-      return next - upAt;
+      return recoveryAfter(workload, nowMs(), problems, 'bringing the servers back');
     },
   );
 }
