@@ -35,7 +35,7 @@ import {
   summariseFaults,
   type WorkloadFigures,
 } from './report.js';
-import { Workload } from './workload.js';
+import { Workload, type WorkloadOptions } from './workload.js';
 
 interface Config {
   mode: 'quick' | 'full';
@@ -134,18 +134,36 @@ function logTrial(result: TrialResult, index: number): void {
   log(`${result.fault} #${index}: ${outcome}, available again after ${recovery} ms${problems}`);
 }
 
-async function singleServerPhase(config: Config, trials: TrialResult[]): Promise<WorkloadFigures> {
-  const redis: RedisServer = await startRedis({ args: PERSISTENT });
-  const proxy: FaultProxy = await startFaultProxy(redis);
-  const workload = new Workload({
-    name: 'counter, one server via the fault proxy',
-    backend: { kind: 'single', url: proxy.url },
-    key: 'reliability:counter',
+/** The counter workload on `backend`, with the run's workers, TTL and wait. */
+function counterWorkload(
+  config: Config,
+  name: string,
+  key: string,
+  backend: WorkloadOptions['backend'],
+): Workload {
+  return new Workload({
+    name,
+    backend,
+    key,
     ttlMs: config.faults.ttlMs,
     waitMs: config.waitMs,
     workers: config.workers,
     log,
   });
+}
+
+async function singleServerPhase(config: Config, trials: TrialResult[]): Promise<WorkloadFigures> {
+  const redis: RedisServer = await startRedis({ args: PERSISTENT });
+  const proxy: FaultProxy = await startFaultProxy(redis);
+  const workload = counterWorkload(
+    config,
+    'counter, one server via the fault proxy',
+    'reliability:counter',
+    {
+      kind: 'single',
+      url: proxy.url,
+    },
+  );
   try {
     await workload.start();
     await waitForGrants(workload, 50, 30_000);
@@ -184,15 +202,15 @@ async function singleServerPhase(config: Config, trials: TrialResult[]): Promise
 
 async function quorumPhase(config: Config, trials: TrialResult[]): Promise<WorkloadFigures> {
   const servers = await startRedisServers(5, { args: PERSISTENT });
-  const workload = new Workload({
-    name: 'counter, quorum() of 5 servers',
-    backend: { kind: 'quorum', urls: servers.map((server) => server.url) },
-    key: 'reliability:quorum-counter',
-    ttlMs: config.faults.ttlMs,
-    waitMs: config.waitMs,
-    workers: config.workers,
-    log,
-  });
+  const workload = counterWorkload(
+    config,
+    'counter, quorum() of 5 servers',
+    'reliability:quorum-counter',
+    {
+      kind: 'quorum',
+      urls: servers.map((server) => server.url),
+    },
+  );
   try {
     await workload.start();
     await waitForGrants(workload, 20, 30_000);
