@@ -1,14 +1,8 @@
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { createClient } from 'redis';
+import { COMPARE_AND_DELETE, COMPARE_AND_DELETE_SHA, GIVE_UP_MS, RETRY_MS } from './raw.js';
 import { type Contender, LEASE_MS } from './types.js';
-
-/** Deletes the key only while it still holds the caller's token (the same script as `raw`). */
-const COMPARE_AND_DELETE =
-  "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end return 0";
-const COMPARE_AND_DELETE_SHA = createHash('sha1').update(COMPARE_AND_DELETE).digest('hex');
-const RETRY_MS = 10;
-const GIVE_UP_MS = 10_000;
 
 /**
  * The floor on node-redis: the `raw` lock, command for command, on a node-redis client with its

@@ -4,12 +4,12 @@ import { Redis } from 'ioredis';
 import { type Contender, LEASE_MS } from './types.js';
 
 /** Deletes the key only while it still holds the caller's token. */
-const COMPARE_AND_DELETE =
+export const COMPARE_AND_DELETE =
   "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end return 0";
-const COMPARE_AND_DELETE_SHA = createHash('sha1').update(COMPARE_AND_DELETE).digest('hex');
-const RETRY_MS = 10;
+export const COMPARE_AND_DELETE_SHA = createHash('sha1').update(COMPARE_AND_DELETE).digest('hex');
+export const RETRY_MS = 10;
 /** Gives up like deadbolt's default `wait`. */
-const GIVE_UP_MS = 10_000;
+export const GIVE_UP_MS = 10_000;
 
 /**
  * The floor: what a careful hand-written lock costs. `SET key token NX PX`, retried every 10 ms,
