@@ -174,7 +174,7 @@ export function runRedisAdapterSuite(options: RedisAdapterSuiteOptions): void {
       it.each([
         ['undefined', undefined],
         ['null', null],
-        ['a connection URL', 'redis://127.0.0.1:6379'],
+        ['a connection URL', 'redis://127.0.0.1:1'],
         ['a plain object', { host: '127.0.0.1' }],
         ['a LockBackend', { acquire() {}, extend() {}, release() {} }],
       ])('refuses %s as the client with InvalidArgumentError naming it', (_, client) => {
