@@ -57,12 +57,16 @@ export class Lock implements AsyncDisposable {
    * Pass it to the protected resource so it can refuse writes from a stale holder.
    */
   readonly fence: number;
-  /** Aborted, with a {@link LockLostError} as its reason, when the lease is lost or can no longer be confirmed. */
-  readonly signal: AbortSignal;
 
   readonly #backend: LockBackend;
   readonly #token: string;
-  readonly #abortController = new AbortController();
+  /**
+   * Created the first time `signal` is read: an AbortController costs microseconds, and most
+   * holders never look at the signal.
+   */
+  #abortController: AbortController | undefined;
+  /** Why the lock was lost, once it was. */
+  #lossReason: LockLostError | undefined;
   readonly #autoExtend: boolean;
   readonly #onSettled: () => void;
   #ttlMs: number;
@@ -79,12 +83,20 @@ export class Lock implements AsyncDisposable {
     this.key = grant.key;
     this.#token = grant.token;
     this.fence = grant.fence;
-    this.signal = this.#abortController.signal;
     this.#autoExtend = grant.autoExtend;
     this.#onSettled = grant.onSettled;
     this.#ttlMs = grant.ttlMs;
     this.#expiresAt = grant.requestedAt + grant.ttlMs;
     this.#armTimers(grant.requestedAt);
+  }
+
+  /** Aborted, with a {@link LockLostError} as its reason, when the lease is lost or can no longer be confirmed. */
+  get signal(): AbortSignal {
+    if (this.#abortController === undefined) {
+      this.#abortController = new AbortController();
+      if (this.#lossReason !== undefined) this.#abortController.abort(this.#lossReason);
+    }
+    return this.#abortController.signal;
   }
 
   /**
@@ -141,7 +153,7 @@ export class Lock implements AsyncDisposable {
     if (this.#state === 'released') {
       throw new LockNotHeldError(this.key, 'it was released; acquire it again');
     }
-    if (this.#state === 'lost') throw this.signal.reason as LockLostError;
+    if (this.#state === 'lost') throw this.#lossReason as LockLostError;
     await this.#renew(ttl);
   }
 
@@ -181,7 +193,7 @@ export class Lock implements AsyncDisposable {
     }
     // A release or loss while the request was in flight wins over its answer.
     if (this.#state !== 'held') {
-      if (this.#state === 'lost') throw this.signal.reason as LockLostError;
+      if (this.#state === 'lost') throw this.#lossReason as LockLostError;
       return;
     }
     if (!extended) {
@@ -224,8 +236,9 @@ export class Lock implements AsyncDisposable {
   #lose(error: LockLostError): void {
     if (this.#state !== 'held') return;
     this.#state = 'lost';
+    this.#lossReason = error;
     this.#clearTimers();
-    this.#abortController.abort(error);
+    this.#abortController?.abort(error);
     this.#onSettled();
   }
 

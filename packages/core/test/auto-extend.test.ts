@@ -67,6 +67,18 @@ describe('auto-extension', () => {
     expect(abortedAt).toBeLessThan(lock.expiresAt);
   });
 
+  it('a signal first read after the loss is already aborted, with the loss as its reason', async () => {
+    const lock = await new LockManager({ backend: new MemoryBackend() }).acquire('k', {
+      ttl: 1_000,
+    });
+    await vi.advanceTimersByTimeAsync(2_000);
+    expect(lock.held).toBe(false);
+    expect(lock.signal.aborted).toBe(true);
+    expect(lock.signal.reason).toBeInstanceOf(LockLostError);
+    expect(lock.signal.reason).toMatchObject({ code: 'LOCK_LOST', key: 'k' });
+    await expect(lock.extend()).rejects.toBe(lock.signal.reason);
+  });
+
   it('lock.held is judged by the clock: false once the loss point passed, even before its timer ran', async () => {
     // As after a SIGSTOP: the clock jumps while no timer runs, and when the process goes on,
     // code woken by I/O or by another overdue timer may run before the lock's loss timer.

@@ -22,8 +22,13 @@ export interface LockKeys {
  * (a raw key starting with `}` would give an empty tag and scatter the lock over slots).
  */
 export function hashTag(key: string): string {
-  return key.replace(/[%{}]/g, (char) => `%${char.charCodeAt(0).toString(16).toUpperCase()}`);
+  // Most keys have none of the three characters: testing is cheaper than a replace with a callback.
+  if (!NEEDS_ENCODING.test(key)) return key;
+  return key.replace(ENCODED, (char) => `%${char.charCodeAt(0).toString(16).toUpperCase()}`);
 }
+
+const NEEDS_ENCODING = /[%{}]/;
+const ENCODED = /[%{}]/g;
 
 /**
  * Names of the lock `key` under `prefix`: `${prefix}:{${hashTag(key)}}:${part}`. The prefix has no
