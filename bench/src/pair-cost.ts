@@ -1,0 +1,158 @@
+/**
+ * `node bench/dist/pair-cost.js [--seconds N]`: where the time of one uncontended acquire +
+ * release goes. The variants run in turn in 200 ms slices (so machine drift hits all alike) on
+ * one ioredis connection to a redis-server of their own, each pair on another of 1 000 keys, and
+ * for each the table gives the wall time, the client's CPU time (`process.cpuUsage`) and the
+ * server's time (`INFO commandstats`, top-level commands only) per pair.
+ *
+ * From deadbolt's `LockManager` down to its bare scripts, the variants split the gap to the raw
+ * lock into client JavaScript and server work; two reference script pairs with the same keys
+ * and arguments bound what any Lua design can reach: one that does nothing, and the lightest lock
+ * that still issues fences (one string key, SET NX PX and INCR).
+ */
+import { randomBytes } from 'node:crypto';
+import { parseArgs } from 'node:util';
+import { LockManager } from '@deadbolt/core';
+import { IoredisBackend } from '@deadbolt/ioredis';
+import { scripts } from '@deadbolt/redis-scripts';
+import { startRedis } from '@deadbolt/testing';
+import { Redis } from 'ioredis';
+import { COMPARE_AND_DELETE } from './contenders/raw.js';
+import { LEASE_MS } from './contenders/types.js';
+
+const SLICE_MS = 200;
+const KEYS = Array.from({ length: 1_000 }, (_, index) => `pair-cost:${index}`);
+
+const NOTHING = { acquire: 'return { 1, 1, 30000 }', release: 'return 1' };
+const LIGHTEST_FENCED = {
+  acquire:
+    "if not redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return { 0, -1 } end " +
+    "return { 1, redis.call('INCR', KEYS[3]), tonumber(ARGV[2]) }",
+  release:
+    "if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end " +
+    "redis.call('DEL', KEYS[1]) redis.call('PUBLISH', KEYS[6], 'released') return 1",
+};
+
+interface Totals {
+  wallMs: number;
+  pairs: number;
+  cpuMicros: number;
+  serverMicros: number;
+}
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({ options: { seconds: { type: 'string', default: '12' } } });
+  const seconds = Number(values.seconds);
+  if (!(seconds > 0)) throw new Error('[pair-cost] --seconds must be a positive number');
+  const server = await startRedis();
+  const redis = new Redis(server.url);
+  const admin = new Redis(server.url);
+  const backend = new IoredisBackend(redis);
+  const locks = new LockManager({ backend });
+  try {
+    const load = (source: string) => redis.script('LOAD', source) as Promise<string>;
+    const sha = {
+      compareAndDelete: await load(COMPARE_AND_DELETE),
+      acquire: await load(scripts.acquire.source),
+      release: await load(scripts.release.source),
+      nothingAcquire: await load(NOTHING.acquire),
+      nothingRelease: await load(NOTHING.release),
+      fencedAcquire: await load(LIGHTEST_FENCED.acquire),
+      fencedRelease: await load(LIGHTEST_FENCED.release),
+    };
+    let next = 0;
+    const nextKey = () => KEYS[next++ % KEYS.length] as string;
+    const token = () => randomBytes(16).toString('hex');
+    const ttl = String(LEASE_MS);
+    /** The six KEYS deadbolt's scripts take, as the adapter names them. */
+    const scriptKeys = (key: string) => {
+      const names = backend.keys(key);
+      return [names.holders, names.weights, names.fence, names.queue, names.waiting, names.channel];
+    };
+    const scriptPair = (acquireSha: string, releaseSha: string) => async () => {
+      const keys = scriptKeys(nextKey());
+      const own = token();
+      await redis.evalsha(acquireSha, 6, ...keys, own, ttl, '1', '1', '0', 'PUBLISH');
+      await redis.evalsha(releaseSha, 6, ...keys, own, 'PUBLISH');
+    };
+    const rawVariant = 'raw: SET NX PX + compare-and-delete';
+    const variants: Record<string, () => Promise<void>> = {
+      [rawVariant]: async () => {
+        const key = nextKey();
+        const own = token();
+        await redis.set(key, own, 'PX', LEASE_MS, 'NX');
+        await redis.evalsha(sha.compareAndDelete, 1, key, own);
+      },
+      'deadbolt: LockManager': async () => {
+        const lock = await locks.acquire(nextKey());
+        await lock.release();
+      },
+      'deadbolt: IoredisBackend only': async () => {
+        const key = nextKey();
+        const own = token();
+        await backend.acquire({ key, token: own, ttlMs: LEASE_MS, limit: 1, weight: 1 });
+        await backend.release({ key, token: own });
+      },
+      'deadbolt: its two scripts, bare EVALSHA': scriptPair(sha.acquire, sha.release),
+      'reference: scripts that do nothing': scriptPair(sha.nothingAcquire, sha.nothingRelease),
+      'reference: lightest fenced lock script': scriptPair(sha.fencedAcquire, sha.fencedRelease),
+    };
+    const totals = new Map<string, Totals>(
+      Object.keys(variants).map((name) => [
+        name,
+        { wallMs: 0, pairs: 0, cpuMicros: 0, serverMicros: 0 },
+      ]),
+    );
+    const rounds = Math.max(1, Math.round((seconds * 1000) / (SLICE_MS * totals.size)));
+    for (let round = 0; round < rounds; round++) {
+      for (const [name, pair] of Object.entries(variants)) {
+        const total = totals.get(name) as Totals;
+        await admin.config('RESETSTAT');
+        const cpuBefore = process.cpuUsage();
+        const startedAt = performance.now();
+        let pairs = 0;
+        while (performance.now() - startedAt < SLICE_MS) {
+          await pair();
+          pairs += 1;
+        }
+        total.wallMs += performance.now() - startedAt;
+        const cpu = process.cpuUsage(cpuBefore);
+        total.cpuMicros += cpu.user + cpu.system;
+        total.pairs += pairs;
+        // Only raw sends SET itself; in the others a SET ran inside a script, counted in EVALSHA.
+        const sent = name === rawVariant ? ['evalsha', 'set'] : ['evalsha'];
+        total.serverMicros += microsIn(String(await admin.info('commandstats')), sent);
+      }
+    }
+    const raw = totals.get(rawVariant) as Totals;
+    const rawWall = raw.wallMs / raw.pairs;
+    console.log(`| variant | µs/pair | × raw pairs/s | client CPU µs/pair | server µs/pair |`);
+    console.log(`| --- | ---: | ---: | ---: | ---: |`);
+    for (const [name, total] of totals) {
+      const wall = (total.wallMs * 1000) / total.pairs;
+      console.log(
+        `| ${name} | ${wall.toFixed(1)} | ${((rawWall * 1000) / wall).toFixed(2)} | ` +
+          `${(total.cpuMicros / total.pairs).toFixed(1)} | ${(total.serverMicros / total.pairs).toFixed(1)} |`,
+      );
+    }
+  } finally {
+    await backend.close();
+    await redis.quit();
+    await admin.quit();
+    await server.stop();
+  }
+}
+
+/** Microseconds the server spent in `commands` (a script's time includes what it ran). */
+function microsIn(commandstats: string, commands: readonly string[]): number {
+  let micros = 0;
+  for (const match of commandstats.matchAll(/^cmdstat_([^:]+):calls=\d+,usec=(\d+)/gm)) {
+    if (commands.includes(match[1] as string)) micros += Number(match[2]);
+  }
+  return micros;
+}
+
+main().catch((error: unknown) => {
+  console.error(error);
+  process.exitCode = 1;
+});
