@@ -39,6 +39,7 @@ export type {
 export { LockManager, QUEUE_PLACE_TTL_MS } from './manager.js';
 export type { QuorumOptions } from './quorum.js';
 export { quorum } from './quorum.js';
+export { whenAborted } from './abort-fanout.js';
 export { hideTokens } from './redact.js';
 export {
   assertAcquireRequest,

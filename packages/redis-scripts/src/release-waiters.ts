@@ -1,3 +1,5 @@
+import { whenAborted } from '@deadbolt/core';
+
 /** How an adapter drives its one dedicated subscriber connection. */
 export interface ReleaseSubscriber {
   /** Subscribe to `channel`; `onMessage` runs for every message on it until unsubscribed. */
@@ -94,16 +96,15 @@ export class ReleaseWaiters {
       const settle = (error?: unknown) => {
         if (!entry.waiters.delete(wake)) return;
         this.#rejecters.delete(settle);
-        signal.removeEventListener('abort', onAbort);
+        stopListening();
         if (entry.waiters.size === 0) this.#leave(channel, entry);
         if (error === undefined) resolve();
         else reject(error);
       };
       const wake = () => settle();
-      const onAbort = () => settle(signal.reason);
       entry.waiters.add(wake);
       this.#rejecters.add(settle);
-      signal.addEventListener('abort', onAbort, { once: true });
+      const stopListening = whenAborted(signal, () => settle(signal.reason));
       entry.subscribed.catch((error: unknown) => settle(error));
     });
   }

@@ -1,3 +1,4 @@
+import { getEventListeners } from 'node:events';
 import { BackendError } from '@deadbolt/core';
 import { type RedisServer, startRedis } from '@deadbolt/testing';
 import { Redis } from 'ioredis';
@@ -93,6 +94,27 @@ describe('ReleaseWaiters', () => {
     expect(waiters.channelCount).toBe(0);
     await eventually('unsubscribed', async () => (await numsub(channel)) === 0);
     expect(calls).toEqual([`subscribe ${channel}`, `unsubscribe ${channel}`]);
+  });
+
+  it('listens once to a signal that many waits share; a woken wait ignores its later abort', async () => {
+    const channel = unique('shared-signal');
+    const waiters = new ReleaseWaiters(recordingSubscriber().subscriber);
+    await waiters.wait(channel, never());
+    const shutdown = new AbortController();
+    const outcomes: string[] = [];
+    const waits = Array.from({ length: 20 }, () =>
+      waiters.wait(channel, shutdown.signal).then(
+        () => outcomes.push('woken'),
+        (error: Error) => outcomes.push(error.message),
+      ),
+    );
+    expect(getEventListeners(shutdown.signal, 'abort')).toHaveLength(1);
+    await client.publish(channel, 'released');
+    await Promise.all(waits);
+    const later = waiters.wait(channel, shutdown.signal).catch((error: Error) => error.message);
+    shutdown.abort(new Error('shutting down'));
+    expect(await later).toBe('shutting down');
+    expect(outcomes).toEqual(Array(20).fill('woken'));
   });
 
   it('wakes every waiter of the released channel and no other', async () => {
