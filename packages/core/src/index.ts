@@ -1,4 +1,6 @@
 /** @module @deadbolt/core: one lock algorithm over pluggable backends. */
+
+export { whenAborted } from './abort-fanout.js';
 export type {
   AcquireGranted,
   AcquireRefused,
@@ -39,7 +41,6 @@ export type {
 export { LockManager, QUEUE_PLACE_TTL_MS } from './manager.js';
 export type { QuorumOptions } from './quorum.js';
 export { quorum } from './quorum.js';
-export { whenAborted } from './abort-fanout.js';
 export { hideTokens } from './redact.js';
 export {
   assertAcquireRequest,
