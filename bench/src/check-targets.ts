@@ -3,6 +3,7 @@
  * Never fails the process: speed is reported, not asserted (`node dist/check-targets.js [file]`).
  */
 import { pathToFileURL } from 'node:url';
+import { rawFenced } from './contenders/raw.js';
 import { formatNumber } from './report.js';
 import { LATEST, maxOf, medianOf, type Results, readResults } from './results.js';
 
@@ -74,6 +75,16 @@ export function checkTargets(results: Results): TargetCheck[] {
         `(reference) uncontended pairs/s vs ${ownRaw.label}`,
         undefined,
         `${n(pairs)} vs ${n(ownRawPairs)} (${n(pairs! / ownRawPairs!, 2)}×)`,
+      );
+    }
+
+    // Not a target either: against the least a lock with fencing tokens runs on the server.
+    const fencedPairs = medianOf(results, 'uncontended', rawFenced.id, 'pairsPerSec');
+    if (defined(pairs, fencedPairs)) {
+      add(
+        `(reference) uncontended pairs/s vs ${rawFenced.label}`,
+        undefined,
+        `${n(pairs)} vs ${n(fencedPairs)} (${n(pairs! / fencedPairs!, 2)}×)`,
       );
     }
 

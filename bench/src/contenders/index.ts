@@ -1,7 +1,7 @@
 import { deadboltIoredis } from './deadbolt-ioredis.js';
 import { deadboltMemory } from './deadbolt-memory.js';
 import { deadboltNodeRedis } from './deadbolt-node-redis.js';
-import { raw } from './raw.js';
+import { raw, rawFenced } from './raw.js';
 import { rawNodeRedis } from './raw-node-redis.js';
 import { redisSemaphore } from './redis-semaphore.js';
 import { redlockContender } from './redlock.js';
@@ -18,6 +18,7 @@ export type { Contender, ContenderRole, LockClient, Release } from './types.js';
 export const contenders: readonly Contender[] = [
   raw,
   rawNodeRedis,
+  rawFenced,
   deadboltIoredis,
   deadboltNodeRedis,
   deadboltMemory,

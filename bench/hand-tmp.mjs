@@ -1,0 +1,41 @@
+import { LockManager } from '@deadbolt/core';
+import { IoredisBackend } from '@deadbolt/ioredis';
+import { startRedis } from '@deadbolt/testing';
+import { Redis } from 'ioredis';
+import { setTimeout as sleep } from 'node:timers/promises';
+const now = () => performance.now();
+const server = await startRedis();
+const mk = () => { const r = new Redis(server.url); return { r, locks: new LockManager({ backend: new IoredisBackend(r) }) }; };
+const A = mk(), B = mk();
+let marks = {};
+const origEval = B.r.evalsha.bind(B.r);
+B.r.evalsha = (...a) => { if (marks.msg) marks.sent ??= now(); const p = origEval(...a); p.then(() => { if (marks.sent) marks.reply ??= now(); }); return p; };
+const origDup = B.r.duplicate.bind(B.r);
+B.r.duplicate = () => { const d = origDup(); d.on('message', () => { marks.msg ??= now(); }); const s = d.stream; return d; };
+const be = B.locks.backend;
+const origWait = be.waitForRelease.bind(be);
+be.waitForRelease = (...a) => { const p = origWait(...a); p.then(() => { marks.woken ??= now(); }, () => {}); return p; };
+const rows = [];
+for (let i = 0; i < 80; i++) {
+  const la = await A.locks.acquire('k' + i);
+  let granted;
+  const w = B.locks.acquire('k' + i).then((l) => { granted = now(); return l; });
+  await sleep(20 + Math.random() * 30);
+  marks = {}; globalThis.__marks = marks;
+  const r0 = now();
+  await la.release();
+  const r1 = now();
+  const lb = await w;
+  globalThis.__marks = undefined;
+  const row = { rel: r1 - r0, granted: granted - r1 };
+  for (const k of ['msg', 'onMessage', 'settle', 'removed', 'resolving', 'woken', 'sent', 'reply', 'backendReply', 'awaited', 'lockBuilt', 'finallyDone']) row[k] = marks[k] - r1;
+  rows.push(row);
+  await lb.release();
+}
+const order = ['msg', 'woken', 'sent', 'reply', 'granted'];
+const med = (a) => { const s = a.filter((x) => !Number.isNaN(x)).sort((x, y) => x - y); return s[Math.floor(s.length / 2)]; };
+const parts = [];
+let prev = null;
+for (const k of order) { const d = rows.slice(10).map((r) => prev ? r[k] - r[prev] : r[k]); parts.push(`${prev ?? 'release'}→${k} ${(med(d) * 1000).toFixed(0)}µs`); prev = k; }
+console.log(parts.join(' | '), '| total', (med(rows.slice(10).map((r) => r.granted)) * 1000).toFixed(0));
+process.exit(0);
