@@ -1,4 +1,5 @@
 /** @module @deadbolt/cluster: deadbolt on a Redis Cluster. */
+import { setTimeout as sleep } from 'node:timers/promises';
 import { InvalidArgumentError } from '@deadbolt/core';
 import {
   type OwnedSubscriber,
@@ -145,11 +146,29 @@ function ioredisConnection(cluster: IoredisClusterClient, sharded: boolean) {
   };
 }
 
+/** How often, and how many times, a script refused with TRYAGAIN is sent again. */
+const TRY_AGAIN_DELAY_MS = 50;
+const TRY_AGAIN_ATTEMPTS = 40;
+
+/**
+ * Sends again, after a pause, what the server refused with TRYAGAIN: a script's keys are split
+ * between two nodes while their slot migrates, and the server refuses it before running it, so
+ * sending it again is safe. ioredis does this itself (every 100 ms); node-redis hands the error
+ * back, which would fail an `acquire()` that happens to run during a resharding.
+ */
+function retryingTryAgain(send: () => Promise<unknown>, attempt = 1): Promise<unknown> {
+  return send().catch((error: unknown) => {
+    const tryAgain = error instanceof Error && error.message.startsWith('TRYAGAIN');
+    if (!tryAgain || attempt >= TRY_AGAIN_ATTEMPTS) throw error;
+    return sleep(TRY_AGAIN_DELAY_MS).then(() => retryingTryAgain(send, attempt + 1));
+  });
+}
+
 function nodeRedisConnection(cluster: NodeRedisClusterClient, sharded: boolean) {
   const run =
     (command: 'evalSha' | 'eval') =>
     (script: string, keys: readonly string[], args: readonly string[]) =>
-      cluster[command](script, { keys: [...keys], arguments: [...args] });
+      retryingTryAgain(() => cluster[command](script, { keys: [...keys], arguments: [...args] }));
   return {
     transport: { evalsha: run('evalSha'), eval: run('eval') },
     openSubscriber: async (): Promise<OwnedSubscriber> => {

@@ -135,6 +135,136 @@ describe('ClusterBackend on a real cluster', () => {
   });
 });
 
+/** An admin connection to one node; `call` sends any command. */
+const adminOf = (node: { host: string; port: number }) => new Redis(node.port, node.host);
+
+/**
+ * Moves `slot` from the master that owns it to another master, keys included, the way
+ * `redis-cli --cluster reshard` does: IMPORTING/MIGRATING, MIGRATE of every key, then SETSLOT NODE
+ * on every master. `whileMigrating` starts once the slot is MIGRATING, 200 ms before its keys
+ * move: meanwhile the source refuses a script whose keys it holds only some of (TRYAGAIN).
+ * Resolves what `whileMigrating` resolves.
+ */
+async function migrateSlot<T>(slot: number, whileMigrating: () => Promise<T>): Promise<T> {
+  const masters = (await cluster.masters()).map((node) => ({ node, admin: adminOf(node) }));
+  try {
+    const withIds = await Promise.all(
+      masters.map(async (master) => ({
+        ...master,
+        id: String(await master.admin.call('CLUSTER', 'MYID')),
+      })),
+    );
+    const slotOwners = (await withIds[0]!.admin.call('CLUSTER', 'SLOTS')) as [
+      number,
+      number,
+      [string, number, string],
+    ][];
+    const ownerId = slotOwners.find(([from, to]) => from <= slot && slot <= to)?.[2][2];
+    const source = withIds.find((master) => master.id === ownerId)!;
+    const target = withIds.find((master) => master.id !== ownerId)!;
+    await target.admin.call('CLUSTER', 'SETSLOT', String(slot), 'IMPORTING', source.id);
+    await source.admin.call('CLUSTER', 'SETSLOT', String(slot), 'MIGRATING', target.id);
+    const during = whileMigrating();
+    // Awaited below; until then a rejection must not count as unhandled.
+    during.catch(() => undefined);
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    const keys = (await source.admin.call(
+      'CLUSTER',
+      'GETKEYSINSLOT',
+      String(slot),
+      '1000',
+    )) as string[];
+    expect(keys.length).toBeGreaterThan(0);
+    await source.admin.call(
+      'MIGRATE',
+      target.node.host,
+      String(target.node.port),
+      '',
+      '0',
+      '5000',
+      'KEYS',
+      ...keys,
+    );
+    for (const master of [target, source, ...withIds.filter((m) => m !== target && m !== source)]) {
+      await master.admin.call('CLUSTER', 'SETSLOT', String(slot), 'NODE', target.id);
+    }
+    expect(await target.admin.call('CLUSTER', 'COUNTKEYSINSLOT', String(slot))).toBe(keys.length);
+    return await during;
+  } finally {
+    for (const { admin } of masters) admin.disconnect();
+  }
+}
+
+/** A cluster client of each library, with how to close it. */
+const clusterClients = [
+  [
+    'ioredis',
+    async () => {
+      const client = ioredisCluster();
+      return {
+        backendOf: (prefix: string) => new ClusterBackend(client, { prefix }),
+        close: () => client.disconnect(),
+      };
+    },
+  ],
+  [
+    'node-redis',
+    async () => {
+      const client = await nodeRedisCluster();
+      return {
+        backendOf: (prefix: string) => new ClusterBackend(client, { prefix }),
+        close: () => client.destroy(),
+      };
+    },
+  ],
+] as const;
+
+describe.each(clusterClients)('ClusterBackend (%s) through a slot migration', (_, connect) => {
+  it('keeps the held lock, its renewals, its release and the waiter behind it', async () => {
+    // Three clients, as three processes would have, on one prefix so that they contend.
+    const prefix = `migration-${randomUUID()}`;
+    const clients = await Promise.all([connect(), connect(), connect()]);
+    const [holderBackend, waiterBackend, probeBackend] = clients.map((client) =>
+      client.backendOf(prefix),
+    );
+    try {
+      const key = 'moving:key';
+      const lock = await new LockManager({ backend: holderBackend! }).acquire(key, { ttl: 5_000 });
+      const waiting = new LockManager({
+        backend: waiterBackend!,
+        backoff: { initialMs: 60_000, maxMs: 60_000 },
+      }).acquire(key, { wait: 10_000 });
+      // Awaited below; until then a rejection must not count as unhandled.
+      waiting.catch(() => undefined);
+      const probe = new LockManager({ backend: probeBackend! });
+
+      const admin = adminOf(cluster.rootNodes[0]!);
+      const slot = Number(await admin.call('CLUSTER', 'KEYSLOT', lockKeys(prefix, key).holders));
+      admin.disconnect();
+      // Calls made while the slot migrates are answered once it has moved, not failed.
+      const during = await migrateSlot(slot, () =>
+        Promise.all([probe.tryAcquire(key), lock.extend(5_000)]),
+      );
+      expect(during).toEqual([null, undefined]);
+
+      // The lease moved with its keys: it still excludes others, and renews on the new owner.
+      expect(await probe.tryAcquire(key)).toBeNull();
+      await lock.extend(5_000);
+      expect(lock.held).toBe(true);
+      expect(await probe.tryAcquire(key)).toBeNull();
+
+      expect(await lock.release()).toBe(true);
+      const next = await waiting;
+      expect(next.held).toBe(true);
+      expect(next.fence).toBeGreaterThan(lock.fence);
+      expect(await next.release()).toBe(true);
+    } finally {
+      for (const backend of [holderBackend, waiterBackend, probeBackend]) await backend!.close();
+      for (const client of clients) client.close();
+    }
+  });
+});
+
 describe('ClusterBackend through a failover', () => {
   it('signals every lock that may be lost when a master dies, and keeps working after the replica takes over', async () => {
     const client = ioredisCluster();
