@@ -28,10 +28,10 @@ const NOTHING = { acquire: 'return { 1, 1, 30000 }', release: 'return 1' };
 const LIGHTEST_FENCED = {
   acquire:
     "if not redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return { 0, -1 } end " +
-    "return { 1, redis.call('INCR', KEYS[3]), tonumber(ARGV[2]) }",
+    "return { 1, redis.call('INCR', KEYS[2]), tonumber(ARGV[2]) }",
   release:
     "if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end " +
-    "redis.call('DEL', KEYS[1]) redis.call('PUBLISH', KEYS[6], 'released') return 1",
+    "redis.call('DEL', KEYS[1]) redis.call('PUBLISH', KEYS[1], 'released') return 1",
 };
 
 interface Totals {
@@ -65,17 +65,18 @@ async function main(): Promise<void> {
     const nextKey = () => KEYS[next++ % KEYS.length] as string;
     const token = () => randomBytes(16).toString('hex');
     const ttl = String(LEASE_MS);
-    /** The six KEYS deadbolt's scripts take, as the adapter names them. */
-    const scriptKeys = (key: string) => {
-      const names = backend.keys(key);
-      return [names.holders, names.weights, names.fence, names.queue, names.waiting, names.channel];
-    };
-    const scriptPair = (acquireSha: string, releaseSha: string) => async () => {
-      const keys = scriptKeys(nextKey());
-      const own = token();
-      await redis.evalsha(acquireSha, 6, ...keys, own, ttl, '1', '1', '0', 'PUBLISH');
-      await redis.evalsha(releaseSha, 6, ...keys, own, 'PUBLISH');
-    };
+    /**
+     * A pair of scripts run as the adapter runs deadbolt's for a mutex: the lock's one key, then
+     * token and TTL to acquire, the token to release; `keysOf` names other keys instead.
+     */
+    const scriptPair =
+      (acquireSha: string, releaseSha: string, keysOf = (lock: string) => [lock]) =>
+      async () => {
+        const keys = keysOf(backend.lockKey(nextKey()));
+        const own = token();
+        await redis.evalsha(acquireSha, keys.length, ...keys, own, ttl);
+        await redis.evalsha(releaseSha, keys.length, ...keys, own);
+      };
     const rawVariant = 'raw: SET NX PX + compare-and-delete';
     const variants: Record<string, () => Promise<void>> = {
       [rawVariant]: async () => {
@@ -96,7 +97,11 @@ async function main(): Promise<void> {
       },
       'deadbolt: its two scripts, bare EVALSHA': scriptPair(sha.acquire, sha.release),
       'reference: scripts that do nothing': scriptPair(sha.nothingAcquire, sha.nothingRelease),
-      'reference: lightest fenced lock script': scriptPair(sha.fencedAcquire, sha.fencedRelease),
+      'reference: lightest fenced lock script': scriptPair(
+        sha.fencedAcquire,
+        sha.fencedRelease,
+        (lock) => [`${lock}:fenced`, `${lock}:fence`],
+      ),
     };
     const totals = new Map<string, Totals>(
       Object.keys(variants).map((name) => [

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { LockManager } from '@deadbolt/core';
-import { lockKeys } from '@deadbolt/redis-scripts';
+import { lockKey } from '@deadbolt/redis-scripts';
 import { type RedisCluster, runBackendConformance, startRedisCluster } from '@deadbolt/testing';
 import { Cluster, Redis } from 'ioredis';
 import { createCluster } from 'redis';
@@ -92,9 +92,7 @@ describe('ClusterBackend on a real cluster', () => {
       const held = await Promise.all(keys.map((key) => locks.acquire(key)));
       const probe = new Redis(cluster.rootNodes[0]!.port, '127.0.0.1');
       const slots = new Set(
-        await Promise.all(
-          keys.map((key) => probe.cluster('KEYSLOT', lockKeys('deadbolt', key).holders)),
-        ),
+        await Promise.all(keys.map((key) => probe.cluster('KEYSLOT', lockKey('deadbolt', key)))),
       );
       probe.disconnect();
       expect(slots.size).toBeGreaterThan(50);
@@ -239,7 +237,7 @@ describe.each(clusterClients)('ClusterBackend (%s) through a slot migration', (_
       const probe = new LockManager({ backend: probeBackend! });
 
       const admin = adminOf(cluster.rootNodes[0]!);
-      const slot = Number(await admin.call('CLUSTER', 'KEYSLOT', lockKeys(prefix, key).holders));
+      const slot = Number(await admin.call('CLUSTER', 'KEYSLOT', lockKey(prefix, key)));
       admin.disconnect();
       // Calls made while the slot migrates are answered once it has moved, not failed.
       const during = await migrateSlot(slot, () =>

@@ -143,7 +143,7 @@ describe('IoredisBackend errors', () => {
   it('wraps an error reply as BackendError with the ioredis error as cause', async () => {
     const namespace = prefix();
     const client = connect();
-    await client.set(`${namespace}:{k}:holders`, 'not a sorted set');
+    await client.set(`${namespace}:{k}`, 'not a hash');
     const error = await new IoredisBackend(client, { prefix: namespace })
       .acquire(request('k'))
       .catch((reason: unknown) => reason);

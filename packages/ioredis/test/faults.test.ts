@@ -92,7 +92,7 @@ describe('IoredisBackend when the server fails', () => {
       backend: waiterBackend,
       backoff: { initialMs: 60_000, maxMs: 60_000 },
     });
-    const channel = `${prefix}:{k}:released`;
+    const channel = `${prefix}:{k}`;
     const subscribed = async () =>
       ((await server.call('PUBSUB', 'NUMSUB', channel)) as [string, number])[1] === 1;
 
@@ -132,7 +132,7 @@ describe('IoredisBackend when the server fails', () => {
     const held = await holders.acquire('after', { ttl: 60_000 });
     const waiting = waiters.acquire('after', { wait: 60_000 });
     await eventually('the waiter is subscribed', async () => {
-      const reply = await server.call('PUBSUB', 'NUMSUB', `${prefix}:{after}:released`);
+      const reply = await server.call('PUBSUB', 'NUMSUB', `${prefix}:{after}`);
       return (reply as [string, number])[1] === 1;
     });
     await held.release();

@@ -158,7 +158,7 @@ describe.each([
 
   it('wraps an error reply as BackendError with the node-redis error as cause', async () => {
     const namespace = prefix();
-    await server.call('SET', `${namespace}:{k}:holders`, 'not a sorted set');
+    await server.call('SET', `${namespace}:{k}`, 'not a hash');
     const backend = new NodeRedisBackend(await connect(), { prefix: namespace });
     const error = await backend.acquire(request('k')).catch((reason: unknown) => reason);
     expect(error).toBeInstanceOf(BackendError);

@@ -16,7 +16,7 @@ import {
   type LockInfo,
   type ReleaseRequest,
 } from '@deadbolt/core';
-import { type LockKeys, lockKeys, type RedisBackendOptions } from './keys.js';
+import { lockKey, type RedisBackendOptions } from './keys.js';
 import { type ReleaseSubscriber, ReleaseWaiters } from './release-waiters.js';
 import { runScript, type ScriptTransport, scripts } from './scripts.js';
 
@@ -85,28 +85,26 @@ export class RedisScriptBackend implements LockBackend {
     });
   }
 
-  /** The names of `key`'s data and release channel. */
-  keys(key: string): LockKeys {
-    return lockKeys(this.#prefix, key);
-  }
-
-  /** The channel `release` publishes on for `key` (in the same hash slot as the key's data). */
-  releaseChannel(key: string): string {
-    return this.keys(key).channel;
+  /** The Redis name of `key`'s lock: the hash that holds it, and the channel of its releases. */
+  lockKey(key: string): string {
+    return lockKey(this.#prefix, key);
   }
 
   async acquire(request: AcquireRequest): Promise<AcquireResult> {
     assertAcquireRequest(request);
     this.#assertOpen();
     const { token, ttlMs, limit, weight, queueTtlMs } = request;
-    const reply = await this.#run(scripts.acquire, this.#allKeys(request.key), [
-      token,
-      String(Math.ceil(ttlMs)),
-      String(limit),
-      String(weight),
-      String(queueTtlMs === undefined ? 0 : Math.ceil(queueTtlMs)),
-      this.#publish,
-    ]);
+    const args = [token, String(Math.ceil(ttlMs))];
+    // A plain mutex sends only token and TTL: the script's defaults are the rest.
+    if (limit !== 1 || weight !== 1 || queueTtlMs !== undefined || this.#publish !== 'PUBLISH') {
+      args.push(
+        String(limit),
+        String(weight),
+        String(queueTtlMs === undefined ? 0 : Math.ceil(queueTtlMs)),
+        this.#publish,
+      );
+    }
+    const reply = await this.#run(scripts.acquire, [this.lockKey(request.key)], args);
     const [granted, first, second] = integers(reply, 'acquire');
     if (granted === 1) return { ok: true, fence: first ?? 0, ttlMs: second ?? ttlMs };
     return first === undefined || first < 0 ? { ok: false } : { ok: false, retryInMs: first };
@@ -115,10 +113,9 @@ export class RedisScriptBackend implements LockBackend {
   async extend(request: ExtendRequest): Promise<boolean> {
     assertExtendRequest(request);
     this.#assertOpen();
-    const { holders, weights, fence } = this.keys(request.key);
     const reply = await this.#run(
       scripts.extend,
-      [holders, weights, fence],
+      [this.lockKey(request.key)],
       [request.token, String(Math.ceil(request.ttlMs))],
     );
     return toInteger(reply, 'extend') === 1;
@@ -127,18 +124,15 @@ export class RedisScriptBackend implements LockBackend {
   async release(request: ReleaseRequest): Promise<boolean> {
     assertReleaseRequest(request);
     this.#assertOpen();
-    const reply = await this.#run(scripts.release, this.#allKeys(request.key), [
-      request.token,
-      this.#publish,
-    ]);
+    const args = this.#publish === 'PUBLISH' ? [request.token] : [request.token, this.#publish];
+    const reply = await this.#run(scripts.release, [this.lockKey(request.key)], args);
     return toInteger(reply, 'release') === 1;
   }
 
   async advanceFence(request: AdvanceFenceRequest): Promise<void> {
     assertAdvanceFenceRequest(request);
     this.#assertOpen();
-    const { holders, weights, fence } = this.keys(request.key);
-    await this.#run(scripts.advanceFence, [holders, weights, fence], [String(request.fence)]);
+    await this.#run(scripts.advanceFence, [this.lockKey(request.key)], [String(request.fence)]);
   }
 
   /**
@@ -152,7 +146,7 @@ export class RedisScriptBackend implements LockBackend {
     } catch (error) {
       return Promise.reject(error);
     }
-    return this.#waiters.wait(this.keys(key).channel, signal, since).catch((error: unknown) => {
+    return this.#waiters.wait(this.lockKey(key), signal, since).catch((error: unknown) => {
       throw error === signal.reason ? error : this.#wrap(error, `waiting for "${key}"`);
     });
   }
@@ -170,8 +164,7 @@ export class RedisScriptBackend implements LockBackend {
   async inspect(key: string): Promise<LockInfo | null> {
     assertKey(key);
     this.#assertOpen();
-    const { holders, weights, fence, queue, waiting } = this.keys(key);
-    const reply = await this.#run(scripts.inspect, [holders, weights, fence, queue, waiting], []);
+    const reply = await this.#run(scripts.inspect, [this.lockKey(key)], []);
     if (!Array.isArray(reply)) throw unexpected('inspect', reply);
     const [lastFence, queued, ...rest] = reply as unknown[];
     const info: LockInfo = { key, holders: [], fence: toInteger(lastFence, 'inspect') };
@@ -209,11 +202,6 @@ export class RedisScriptBackend implements LockBackend {
 
   #assertOpen(): void {
     if (this.#closed) throw this.#closedError();
-  }
-
-  #allKeys(key: string): string[] {
-    const { holders, weights, fence, queue, waiting, channel } = this.keys(key);
-    return [holders, weights, fence, queue, waiting, channel];
   }
 }
 

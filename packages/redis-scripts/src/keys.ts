@@ -1,21 +1,5 @@
 import { InvalidArgumentError } from '@deadbolt/core';
 
-/** The Redis names of one lock. Every one carries the same hash tag, so a Cluster keeps them in one slot. */
-export interface LockKeys {
-  /** ZSET: holder token → lease expiry (server ms). */
-  holders: string;
-  /** HASH: holder token → permits held. */
-  weights: string;
-  /** STRING: the last fence granted. */
-  fence: string;
-  /** ZSET: queued token → arrival time (server µs). */
-  queue: string;
-  /** ZSET: queued token → when its place runs out (server ms). */
-  waiting: string;
-  /** Pub/sub channel that release (and a grant that leaves room) publishes on. */
-  channel: string;
-}
-
 /**
  * The hash tag of a user key: the key with `%`, `{` and `}` percent-encoded. Encoding keeps the
  * mapping injective and the tag non-empty and brace-free, so Redis Cluster hashes exactly it
@@ -31,20 +15,13 @@ const NEEDS_ENCODING = /[%{}]/;
 const ENCODED = /[%{}]/g;
 
 /**
- * Names of the lock `key` under `prefix`: `${prefix}:{${hashTag(key)}}:${part}`. The prefix has no
- * braces, so the first `{` ends it and two prefixes never share a name; no part's name ends
- * another's, so two keys never share one either.
+ * The Redis name of the lock `key` under `prefix`: `${prefix}:{${hashTag(key)}}`, one hash that
+ * holds the whole lock, and also the channel its releases are published on (the same slot on a
+ * Cluster). The prefix has no braces, so the first `{` ends it; the tag has none either, so two
+ * (prefix, key) pairs never share a name.
  */
-export function lockKeys(prefix: string, key: string): LockKeys {
-  const base = `${prefix}:{${hashTag(key)}}`;
-  return {
-    holders: `${base}:holders`,
-    weights: `${base}:weights`,
-    fence: `${base}:fence`,
-    queue: `${base}:queue`,
-    waiting: `${base}:waiting`,
-    channel: `${base}:released`,
-  };
+export function lockKey(prefix: string, key: string): string {
+  return `${prefix}:{${hashTag(key)}}`;
 }
 
 /** Options every deadbolt Redis adapter accepts. */

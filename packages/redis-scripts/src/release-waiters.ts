@@ -40,7 +40,7 @@ export interface ReleaseWaitersOptions {
  * @example
  * ```ts
  * const waiters = new ReleaseWaiters({ subscribe, unsubscribe });
- * await waiters.wait('deadbolt:{report}:released', AbortSignal.timeout(5_000));
+ * await waiters.wait('deadbolt:{report}', AbortSignal.timeout(5_000));
  * ```
  */
 export class ReleaseWaiters {

@@ -1,7 +1,7 @@
 import { startRedis } from '@deadbolt/testing';
 import { Redis } from 'ioredis';
 import { expect, it } from 'vitest';
-import { lockKeys, RedisScriptBackend } from '../src/index.js';
+import { lockKey, RedisScriptBackend } from '../src/index.js';
 
 it('falls back from SPUBLISH to PUBLISH on a server without sharded pub/sub', async () => {
   // A server that does not know SPUBLISH, as before Redis 7.
@@ -23,7 +23,7 @@ it('falls back from SPUBLISH to PUBLISH on a server without sharded pub/sub', as
     );
     const messages: string[] = [];
     subscriber.on('message', (_channel, message) => messages.push(message));
-    await subscriber.subscribe(lockKeys('fallback', 'k').channel);
+    await subscriber.subscribe(lockKey('fallback', 'k'));
     await backend.acquire({ key: 'k', token: 't', ttlMs: 10_000, limit: 1, weight: 1 });
     expect(await backend.release({ key: 'k', token: 't' })).toBe(true);
     await new Promise((resolve) => setTimeout(resolve, 100));

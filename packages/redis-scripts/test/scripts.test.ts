@@ -3,7 +3,7 @@ import { type RedisServer, startRedis } from '@deadbolt/testing';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
-  lockKeys,
+  lockKey,
   type RedisScriptBackend,
   runScript,
   type ScriptTransport,
@@ -36,11 +36,16 @@ afterAll(async () => {
   await server?.stop();
 });
 
-/** Every key of `key` under the `scripts` prefix, in the order acquire and release take them. */
-const allKeys = (key: string) => {
-  const k = lockKeys('scripts', key);
-  return [k.holders, k.weights, k.fence, k.queue, k.waiting, k.channel];
-};
+/** The hash of `key` under the `scripts` prefix. */
+const hashOf = (key: string) => lockKey('scripts', key);
+/** How long a lock's hash outlives its last lease, plus the slack that spares renewing it on every grant. */
+const GRACE_MS = 3_600_000;
+const SLACK_MS = 300_000;
+/** When a Redis key expires, absolute (PEXPIRETIME), so a slow machine cannot skew a comparison. */
+const expiresAt = async (name: string) => Number(await client.call('PEXPIRETIME', name));
+/** The holder fields of a lock's hash: `#` and the token. */
+const holderFields = async (key: string) =>
+  (await client.hkeys(hashOf(key))).filter((field) => field.startsWith('#')).sort();
 
 /** A TIME reply as milliseconds, as the scripts compute it. */
 const timeMs = (reply: unknown) => {
@@ -59,25 +64,14 @@ describe('expiry', () => {
     // then the scripts' own TIME is known exactly. Sampling needs a few rounds; the verdicts don't.
     for (let round = 0; round < 50 && !(sawLastMillisecond && sawExpiry); round++) {
       const key = unique('boundary');
-      const keys = lockKeys('scripts', key);
       const end = (await serverMs(client)) + 4;
-      await client.multi().zadd(keys.holders, end, 'old').hset(keys.weights, 'old', '1').exec();
+      await client.hset(hashOf(key), '#old', end);
       for (;;) {
         const results = await client
           .multi()
           .time()
-          .evalsha(scripts.inspect.sha, 5, ...allKeys(key).slice(0, 5))
-          .evalsha(
-            scripts.acquire.sha,
-            6,
-            ...allKeys(key),
-            'new',
-            '10000',
-            '1',
-            '1',
-            '0',
-            'PUBLISH',
-          )
+          .evalsha(scripts.inspect.sha, 1, hashOf(key))
+          .evalsha(scripts.acquire.sha, 1, hashOf(key), 'new', '10000')
           .time()
           .exec();
         if (results === null) throw new Error('MULTI was aborted');
@@ -110,9 +104,8 @@ describe('expiry', () => {
     });
   });
 
-  it('prunes expired holders from both structures before deciding', async () => {
+  it('prunes expired holders before deciding', async () => {
     const key = unique('prune');
-    const keys = lockKeys('scripts', key);
     const limit = { key, limit: 3, weight: 1 };
     expect((await backend.acquire({ ...limit, token: 'a', ttlMs: 30 })).ok).toBe(true);
     expect((await backend.acquire({ ...limit, token: 'b', ttlMs: 30 })).ok).toBe(true);
@@ -122,38 +115,53 @@ describe('expiry', () => {
     expect((await backend.acquire({ ...limit, token: 'd', ttlMs: 10_000, weight: 2 })).ok).toBe(
       true,
     );
-    expect((await client.zrange(keys.holders, 0, -1)).sort()).toEqual(['c', 'd']);
-    expect((await client.hkeys(keys.weights)).sort()).toEqual(['c', 'd']);
+    expect(await holderFields(key)).toEqual(['#c', '#d']);
   });
 
-  it('lets every key of a lock expire with its last lease; the fence outlives it by an hour', async () => {
+  it('prunes thousands of expired holders in one request', async () => {
+    // More than one unpack() of Lua can take at once.
+    const key = unique('prune-many');
+    const fields = Array.from({ length: 2_500 }, (_, index) => [`#r${index}`, '1']).flat();
+    await client.hset(hashOf(key), ...fields);
+    expect(
+      (await backend.acquire({ key, token: 'w', ttlMs: 10_000, limit: 10, weight: 10 })).ok,
+    ).toBe(true);
+    expect(await holderFields(key)).toEqual(['#w']);
+  });
+
+  it('keeps the hash an hour past its last lease, renewing its expiry only when that is due', async () => {
     const key = unique('ttl');
-    const keys = lockKeys('scripts', key);
-    await backend.acquire({ key, token: 'short', ttlMs: 200, limit: 2, weight: 1 });
-    await backend.acquire({ key, token: 'long', ttlMs: 400, limit: 2, weight: 1 });
-    // Absolute expiry times (PEXPIRETIME), so a slow machine cannot skew the comparison.
-    const expiresAt = async (name: string) => Number(await client.call('PEXPIRETIME', name));
-    const longLease = Number(await client.zscore(keys.holders, 'long'));
-    expect(await expiresAt(keys.holders)).toBe(longLease);
-    expect(await expiresAt(keys.weights)).toBe(longLease);
-    expect(await expiresAt(keys.fence)).toBe(longLease + 3_600_000);
-    await sleep(450);
-    expect(await client.exists(keys.holders, keys.weights)).toBe(0);
+    const lease = async () => Number((await client.hget(hashOf(key), '#a'))?.split(' ')[0]);
+    await backend.acquire({ key, token: 'a', ttlMs: 200, limit: 2, weight: 1 });
+    const first = await lease();
+    expect(await expiresAt(hashOf(key))).toBe(first + GRACE_MS + SLACK_MS);
+    expect(Number(await client.hget(hashOf(key), 'kept'))).toBe(first + GRACE_MS + SLACK_MS);
+    // A longer lease still inside the slack leaves the expiry alone.
+    await backend.acquire({ key, token: 'b', ttlMs: 60_000, limit: 2, weight: 1 });
+    expect(await expiresAt(hashOf(key))).toBe(first + GRACE_MS + SLACK_MS);
+    // One past it moves the expiry, and so does extending past it.
+    await backend.acquire({ key, token: 'c', ttlMs: 1_000_000, limit: 3, weight: 1 });
+    const long = Number(await client.hget(hashOf(key), '#c'));
+    expect(await expiresAt(hashOf(key))).toBe(long + GRACE_MS + SLACK_MS);
+    expect(await backend.extend({ key, token: 'a', ttlMs: 2_000_000 })).toBe(true);
+    expect(await expiresAt(hashOf(key))).toBe((await lease()) + GRACE_MS + SLACK_MS);
+    // Releasing and expiring never shorten it: the fence must outlive every lease.
+    expect(await backend.release({ key, token: 'a' })).toBe(true);
+    expect(await expiresAt(hashOf(key))).toBeGreaterThan(long + GRACE_MS);
   });
 });
 
-describe('the fast path of a free key', () => {
-  it('sets the same expiries as a grant next to other holders', async () => {
+describe('a free key', () => {
+  it('takes one hash holding the holder, the fence and its expiry, and nothing else', async () => {
     const key = unique('fast');
-    const keys = lockKeys('scripts', key);
     const granted = await backend.acquire(mutex(key, 'a', 5_000));
     if (!granted.ok) throw new Error('expected a grant');
-    const expiresAt = async (name: string) => Number(await client.call('PEXPIRETIME', name));
-    const lease = Number(await client.zscore(keys.holders, 'a'));
-    expect(await client.hget(keys.weights, 'a')).toBe('1');
-    expect(await expiresAt(keys.holders)).toBe(lease);
-    expect(await expiresAt(keys.weights)).toBe(lease);
-    expect(await expiresAt(keys.fence)).toBe(lease + 3_600_000);
+    expect(await client.keys(`${hashOf(key)}*`)).toEqual([hashOf(key)]);
+    const stored = await client.hgetall(hashOf(key));
+    expect(Object.keys(stored).sort()).toEqual(['#a', 'fence', 'kept']);
+    expect(Number(stored.fence)).toBe(granted.fence);
+    // A weight of 1 is stored as the lease end alone.
+    expect(stored['#a']).toMatch(/^\d+$/);
   });
 
   it('is not taken while anyone queues: an unqueued request waits behind the queue', async () => {
@@ -162,9 +170,21 @@ describe('the fast path of a free key', () => {
     // A queued waiter refused behind the holder keeps its place after the holder leaves.
     expect((await backend.acquire({ ...mutex(key, 'queued'), queueTtlMs: 10_000 })).ok).toBe(false);
     expect(await backend.release({ key, token: 'holder' })).toBe(true);
-    expect(await client.exists(lockKeys('scripts', key).holders)).toBe(0);
+    expect(await holderFields(key)).toEqual([]);
     expect((await backend.acquire(mutex(key, 'barging'))).ok).toBe(false);
     expect((await backend.acquire({ ...mutex(key, 'queued'), queueTtlMs: 10_000 })).ok).toBe(true);
+    expect((await client.hkeys(hashOf(key))).filter((field) => field.startsWith('?'))).toEqual([]);
+  });
+
+  it('is taken past a queue place that ran out', async () => {
+    const key = unique('place-out');
+    expect((await backend.acquire(mutex(key, 'holder'))).ok).toBe(true);
+    expect((await backend.acquire({ ...mutex(key, 'gone'), queueTtlMs: 30 })).ok).toBe(false);
+    expect(await backend.release({ key, token: 'holder' })).toBe(true);
+    expect((await backend.acquire(mutex(key, 'barging'))).ok).toBe(false);
+    await sleep(60);
+    expect((await backend.acquire(mutex(key, 'barging'))).ok).toBe(true);
+    expect(await client.hexists(hashOf(key), '?gone')).toBe(0);
   });
 
   it('is not taken while an expired holder is still stored: release reports it as not held', async () => {
@@ -211,11 +231,11 @@ describe('fences', () => {
     expect((await backend.inspect(key))?.fence).toBeGreaterThan(fences.at(-1) as number);
   });
 
-  it('keep increasing when the fence key is gone, as after its grace period', async () => {
+  it('keep increasing when the hash is gone, as after its grace period', async () => {
     const key = unique('fence-gone');
     const first = await backend.acquire(mutex(key, 'a'));
     await backend.release({ key, token: 'a' });
-    await client.del(lockKeys('scripts', key).fence);
+    await client.del(hashOf(key));
     const second = await backend.acquire(mutex(key, 'b'));
     if (!first.ok || !second.ok) throw new Error('expected grants');
     expect(second.fence).toBeGreaterThan(first.fence);
@@ -309,16 +329,27 @@ describe('acquire', () => {
 });
 
 describe('extend', () => {
-  it('resets the lease of a holder from now, and the expiry of its keys', async () => {
+  it('resets the lease of a holder from now, longer or shorter', async () => {
     const key = unique('extend');
-    const keys = lockKeys('scripts', key);
     await backend.acquire(mutex(key, 'a', 5_000));
     expect(await backend.extend({ key, token: 'a', ttlMs: 20_000 })).toBe(true);
-    expect(await client.pttl(keys.holders)).toBeGreaterThan(19_000);
-    expect(await client.pttl(keys.weights)).toBeGreaterThan(19_000);
+    expect((await backend.inspect(key))?.holders[0]?.ttlMs).toBeGreaterThan(19_000);
     expect(await backend.extend({ key, token: 'a', ttlMs: 300 })).toBe(true);
-    expect(await client.pttl(keys.holders)).toBeLessThanOrEqual(300);
     expect((await backend.inspect(key))?.holders[0]?.ttlMs).toBeLessThanOrEqual(300);
+    await sleep(350);
+    expect((await backend.acquire(mutex(key, 'b'))).ok).toBe(true);
+  });
+
+  it('keeps the weight of the holder it extends', async () => {
+    const key = unique('extend-weight');
+    await backend.acquire({ key, token: 'a', ttlMs: 5_000, limit: 3, weight: 2 });
+    expect(await backend.extend({ key, token: 'a', ttlMs: 20_000 })).toBe(true);
+    expect((await backend.inspect(key))?.holders).toEqual([
+      { token: 'a', weight: 2, ttlMs: expect.any(Number) },
+    ]);
+    expect((await backend.acquire({ key, token: 'b', ttlMs: 5_000, limit: 3, weight: 2 })).ok).toBe(
+      false,
+    );
   });
 
   it('refuses tokens that do not hold, or no longer do', async () => {
@@ -328,31 +359,56 @@ describe('extend', () => {
     expect(await backend.extend({ key, token: 'b', ttlMs: 1_000 })).toBe(false);
     await sleep(60);
     expect(await backend.extend({ key, token: 'a', ttlMs: 1_000 })).toBe(false);
-    expect(await client.zcard(lockKeys('scripts', key).holders)).toBe(0);
+    expect(await holderFields(key)).toEqual([]);
   });
 });
 
 describe('release', () => {
-  it('publishes on the release channel only when it freed something', async () => {
+  it('publishes on the lock channel only when it freed something', async () => {
     const key = unique('publish');
     const subscriber = client.duplicate();
     const messages: string[] = [];
     subscriber.on('message', (_channel: string, message: string) => messages.push(message));
-    await subscriber.subscribe(lockKeys('scripts', key).channel);
+    await subscriber.subscribe(hashOf(key));
     try {
       expect(await backend.release({ key, token: 'nobody' })).toBe(false);
       await backend.acquire(mutex(key, 'holder'));
       expect(await backend.release({ key, token: 'other' })).toBe(false);
       expect(await backend.release({ key, token: 'holder' })).toBe(true);
       expect(await backend.release({ key, token: 'holder' })).toBe(false);
-      // An expired lease is pruned first: releasing it frees nothing and wakes nobody.
+      // An expired lease frees nothing and wakes nobody.
       await backend.acquire(mutex(key, 'expired', 20));
       await sleep(40);
       expect(await backend.release({ key, token: 'expired' })).toBe(false);
       // Messages from one connection arrive in order: this one marks the end.
-      await client.publish(lockKeys('scripts', key).channel, 'end');
+      await client.publish(hashOf(key), 'end');
       await eventuallyEquals(() => messages.at(-1), 'end');
       expect(messages).toEqual(['released', 'end']);
+    } finally {
+      subscriber.disconnect();
+    }
+  });
+
+  it('gives up a queue place, and tells the next in line', async () => {
+    const key = unique('leave-queue');
+    const subscriber = client.duplicate();
+    const messages: string[] = [];
+    subscriber.on('message', (_channel: string, message: string) => messages.push(message));
+    await subscriber.subscribe(hashOf(key));
+    try {
+      await backend.acquire(mutex(key, 'holder'));
+      const queued = (token: string) =>
+        backend.acquire({ ...mutex(key, token), queueTtlMs: 10_000 });
+      expect((await queued('first')).ok).toBe(false);
+      expect((await queued('second')).ok).toBe(false);
+      expect(await backend.release({ key, token: 'holder' })).toBe(true);
+      expect((await queued('second')).ok).toBe(false);
+      // The head leaves without taking it: holding nothing, it still frees the way.
+      expect(await backend.release({ key, token: 'first' })).toBe(false);
+      expect((await queued('second')).ok).toBe(true);
+      await client.publish(hashOf(key), 'end');
+      await eventuallyEquals(() => messages.at(-1), 'end');
+      expect(messages).toEqual(['released', 'released', 'end']);
     } finally {
       subscriber.disconnect();
     }
@@ -408,7 +464,7 @@ describe('the runner', () => {
 
   it('passes other errors through without trying EVAL', async () => {
     // Loaded first, so that EVALSHA finds it.
-    await runScript(transportOf(client), scripts.extend, allKeys('x').slice(0, 3), ['t', '1000']);
+    await runScript(transportOf(client), scripts.extend, [hashOf('x')], ['t', '1000']);
     const transport = countingTransport(transportOf(client));
     // No keys: the script fails inside Redis, which is no reason to send its source.
     await expect(runScript(transport, scripts.extend, [], ['t', '1000'])).rejects.toThrow();
@@ -501,8 +557,7 @@ describe('keys on a real server', () => {
     'locks %j like any other key',
     async (key) => {
       expect((await backend.acquire(mutex(key, 't'))).ok).toBe(true);
-      const names = lockKeys('scripts', key);
-      expect(await client.exists(names.holders, names.weights, names.fence)).toBe(3);
+      expect(await client.type(hashOf(key))).toBe('hash');
       expect((await backend.acquire(mutex(key, 'u'))).ok).toBe(false);
       expect((await backend.inspect(key))?.key).toBe(key);
       expect(await backend.release({ key, token: 't' })).toBe(true);

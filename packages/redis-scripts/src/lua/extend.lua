@@ -1,12 +1,24 @@
-local holdersKey, weightsKey, fenceKey = KEYS[1], KEYS[2], KEYS[3]
+local lockKey = KEYS[1]
 local token, ttlMs = ARGV[1], tonumber(ARGV[2])
 -- Resets the lease of `token` to `ttlMs` from now. Returns 1, or 0 when `token` no longer holds.
 
-local _, now = serverTime()
-prune(holdersKey, weightsKey, nil, nil, now)
-if not redis.call('ZSCORE', holdersKey, token) then
+local holderField = '#' .. token
+local found = redis.call('HMGET', lockKey, holderField, 'kept')
+if not found[1] then
   return 0
 end
-redis.call('ZADD', holdersKey, 'XX', formatInteger(now + ttlMs), token)
-expireWithLeases(holdersKey, weightsKey, fenceKey, now)
+local _, now = serverTime()
+local leaseEnd, weight = splitPair(found[1], 1)
+if leaseEnd <= now then
+  redis.call('HDEL', lockKey, holderField)
+  return 0
+end
+leaseEnd = now + ttlMs
+local newKept = renewedKept(tonumber(found[2]) or 0, leaseEnd)
+if newKept then
+  redis.call('HSET', lockKey, holderField, holderValue(leaseEnd, weight), 'kept', newKept)
+  redis.call('PEXPIREAT', lockKey, newKept)
+else
+  redis.call('HSET', lockKey, holderField, holderValue(leaseEnd, weight))
+end
 return 1

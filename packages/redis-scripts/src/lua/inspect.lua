@@ -1,13 +1,27 @@
-local holdersKey, weightsKey, fenceKey, queueKey, waitingKey = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
+local lockKey = KEYS[1]
 -- Reads a lock without changing it (expired entries are only skipped, not removed).
 -- Returns { lastFence, queued, token1, weight1, ttlMs1, token2, ... } for unexpired holders.
 
 local _, now = serverTime()
-local reply = { tonumber(redis.call('GET', fenceKey)) or 0, redis.call('ZCOUNT', waitingKey, '(' .. formatInteger(now), '+inf') }
-local holders = redis.call('ZRANGEBYSCORE', holdersKey, '(' .. formatInteger(now), '+inf', 'WITHSCORES')
-for i = 1, #holders, 2 do
-  reply[#reply + 1] = holders[i]
-  reply[#reply + 1] = tonumber(redis.call('HGET', weightsKey, holders[i])) or 0
-  reply[#reply + 1] = tonumber(holders[i + 1]) - now
+local reply = { 0, 0 }
+local fields = redis.call('HGETALL', lockKey)
+for i = 1, #fields, 2 do
+  local name, value = fields[i], fields[i + 1]
+  local kind = string.sub(name, 1, 1)
+  if kind == '#' then
+    local leaseEnd, weight = splitPair(value, 1)
+    if leaseEnd > now then
+      reply[#reply + 1] = string.sub(name, 2)
+      reply[#reply + 1] = weight
+      reply[#reply + 1] = leaseEnd - now
+    end
+  elseif kind == '?' then
+    local _, placeEnd = splitPair(value)
+    if placeEnd > now then
+      reply[2] = reply[2] + 1
+    end
+  elseif name == 'fence' then
+    reply[1] = tonumber(value)
+  end
 end
 return reply
