@@ -17,6 +17,14 @@ export interface AcquireRequest {
    * the place; a waiter that stops attempting (it died or gave up) drops out when it runs out.
    */
   queueTtlMs?: number;
+  /**
+   * Optional, with `queueTtlMs`: when the lock frees up while this request waits at the head of
+   * the queue, the backend may grant it then and there (a handoff) and report the grant to
+   * `waitForRelease` called with this `token`, so the waiter need not ask again. A backend that
+   * does not hand off ignores it; one that does holds the grant exactly as if it had answered
+   * this request with it.
+   */
+  handoff?: boolean;
 }
 
 /** A granted acquisition. */
@@ -37,6 +45,15 @@ export interface AcquireRefused {
 
 /** The answer to an {@link AcquireRequest}. */
 export type AcquireResult = AcquireGranted | AcquireRefused;
+
+/** A grant the backend made to a waiting request when the lock freed up (see {@link AcquireRequest.handoff}). */
+export interface HandedOff extends AcquireGranted {
+  /**
+   * Milliseconds, by the backend's clock, from when the waiter's last request reached the backend
+   * to the grant, rounded down: the lease started at least this long after that request was sent.
+   */
+  afterMs: number;
+}
 
 /** Asks to reset the lease of `token` on `key`. */
 export interface ExtendRequest {
@@ -104,9 +121,17 @@ export interface LockBackend {
   /**
    * Optional: resolve when `key` may have been released (pub/sub, events); reject on abort.
    * `since` is when the caller's last attempt started (`Date.now()`): a release the backend saw
-   * after it, while the caller was busy attempting, should resolve the wait at once.
+   * after it, while the caller was busy attempting, should resolve the wait at once. With the
+   * `token` of a request that asked for a handoff, resolve with the grant when the backend handed
+   * it the lock, even if that happened while the caller was attempting.
    */
-  waitForRelease?(key: string, signal: AbortSignal, since?: number): Promise<void>;
+  waitForRelease?(
+    key: string,
+    signal: AbortSignal,
+    since?: number,
+    token?: string,
+    // biome-ignore lint/suspicious/noConfusingVoidType: a backend that never hands off may keep returning Promise<void>
+  ): Promise<HandedOff | void>;
   /** Optional: current holders, for inspection tools; null when nobody holds `key`. */
   inspect?(key: string): Promise<LockInfo | null>;
   /** Optional: free what the backend opened itself (never the user's client). */

@@ -8,6 +8,7 @@ export type {
   AcquireResult,
   AdvanceFenceRequest,
   ExtendRequest,
+  HandedOff,
   HolderInfo,
   LockBackend,
   LockInfo,

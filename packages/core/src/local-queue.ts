@@ -87,13 +87,13 @@ export class Ticket {
   }
 
   /** Resolves on the next local release of the key (or at once if one came since the last call). */
-  nextLocalRelease(): Promise<void> {
+  nextLocalRelease(): Promise<undefined> {
     if (this.#pendingWake) {
       this.#pendingWake = false;
-      return Promise.resolve();
+      return Promise.resolve(undefined);
     }
     return new Promise((resolve) => {
-      this.#wakeListener = resolve;
+      this.#wakeListener = () => resolve(undefined);
     });
   }
 

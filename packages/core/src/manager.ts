@@ -1,6 +1,6 @@
 import { randomFillSync } from 'node:crypto';
 import { whenAborted } from './abort-fanout.js';
-import type { AcquireGranted, AcquireResult, LockBackend } from './backend.js';
+import type { AcquireGranted, AcquireResult, HandedOff, LockBackend } from './backend.js';
 import { InvalidArgumentError, LockTimeoutError } from './errors.js';
 import { LocalQueue, type Ticket } from './local-queue.js';
 import { Lock, lossPoint, wrapBackendError } from './lock.js';
@@ -163,6 +163,8 @@ interface ResolvedCall {
   autoExtend: boolean;
   /** Whether waiting takes a place in the backend's arrival-order queue. */
   queued: boolean;
+  /** Whether the place asks to be handed the lock on release (queued, on a backend that can tell). */
+  handoff: boolean;
 }
 
 /**
@@ -320,7 +322,7 @@ export class LockManager {
       tryAcquire: (options) => {
         assertOptions(options, 'options', TRY_OPTIONS);
         const call = this.#resolve(primitive, weight, options, false);
-        return this.#attemptOnce({ ...call, queued: false });
+        return this.#attemptOnce({ ...call, queued: false, handoff: false });
       },
       withLock: (fn, options) => {
         assertFunction(fn, 'fn');
@@ -365,7 +367,8 @@ export class LockManager {
     assertBoolean(autoExtend, 'options.autoExtend');
     assertBoolean(fair, 'options.fair');
     const queued = primitive.alwaysQueue || fair;
-    return { key, limit, weight, ttlMs: ttl, waitMs: wait, signal, autoExtend, queued };
+    const handoff = queued && this.backend.waitForRelease !== undefined;
+    return { key, limit, weight, ttlMs: ttl, waitMs: wait, signal, autoExtend, queued, handoff };
   }
 
   async #runHolding<T>(call: ResolvedCall, fn: (lock: Lock) => Promise<T> | T): Promise<T> {
@@ -410,6 +413,8 @@ export class LockManager {
         !call.queued &&
         ticket.behindLocalGrant !== undefined &&
         ticket.behindLocalGrant + call.weight > call.limit;
+      // When the last request that reached the backend was sent: a handed-off lease began after it.
+      let lastSentAt = startedAt;
       for (let attempt = 0; ; attempt++) {
         const requestedAt = Date.now();
         let result: AcquireResult = NOT_ASKED;
@@ -417,6 +422,7 @@ export class LockManager {
           skipAttempt = false;
         } else {
           ticket.forgetWakeups();
+          lastSentAt = requestedAt;
           const pending = this.#tryBackend(call, token);
           // The last wait's timers and listeners go only once this attempt is on its way: after a
           // wake-up, the request leaves first. From here on, a local release is kept for the next wait.
@@ -439,9 +445,16 @@ export class LockManager {
           // Attempts renew the queue place: attempt often enough that it never runs out.
           call.queued ? QUEUE_PLACE_TTL_MS / 4 : Number.POSITIVE_INFINITY,
         );
-        const wait = this.#armWakeUps(key, ticket, Math.max(1, delay), signal, requestedAt);
+        const wait = this.#armWakeUps(call, token, ticket, Math.max(1, delay), requestedAt);
         stopWaiting = wait.stop;
-        await wait.woken;
+        const handedOff = await wait.woken;
+        if (handedOff) {
+          const handedLock = this.#grant(call, token, handedOff, lastSentAt + handedOff.afterMs);
+          if (handedLock) {
+            granted = true;
+            return handedLock;
+          }
+        }
       }
     } finally {
       stopWaiting?.();
@@ -456,6 +469,9 @@ export class LockManager {
   #tryBackend(call: ResolvedCall, token: string): Promise<AcquireResult> {
     const { key, limit, weight, ttlMs, signal } = call;
     const request = { key, token, ttlMs, limit, weight };
+    const queuedRequest = call.handoff
+      ? { ...request, queueTtlMs: QUEUE_PLACE_TTL_MS, handoff: true }
+      : { ...request, queueTtlMs: QUEUE_PLACE_TTL_MS };
     const onFailure = (error: unknown): never => {
       // The request may have been applied before the reply was lost: give back whatever the
       // token might hold so it does not block others until its TTL runs out.
@@ -464,9 +480,7 @@ export class LockManager {
     };
     let attempt: Promise<AcquireResult>;
     try {
-      attempt = this.backend
-        .acquire(call.queued ? { ...request, queueTtlMs: QUEUE_PLACE_TTL_MS } : request)
-        .catch(onFailure);
+      attempt = this.backend.acquire(call.queued ? queuedRequest : request).catch(onFailure);
     } catch (error) {
       // A backend that throws instead of rejecting.
       attempt = Promise.reject(error).catch(onFailure);
@@ -555,25 +569,32 @@ export class LockManager {
 
   /**
    * Arms every wake-up: `woken` settles on whichever comes first of a release the backend
-   * reports, a local release and the backoff delay (or rejects on abort); `stop` disarms them all.
+   * reports, a local release and the backoff delay (or rejects on abort), with the grant when the
+   * backend handed the lock to `token`; `stop` disarms them all.
    */
   #armWakeUps(
-    key: string,
+    call: ResolvedCall,
+    token: string,
     ticket: Ticket,
     delayMs: number,
-    signal: AbortSignal | undefined,
     lastAttemptAt: number,
-  ): { woken: Promise<unknown>; stop: () => void } {
+  ): { woken: Promise<HandedOff | undefined>; stop: () => void } {
+    const { key, signal } = call;
     const stop = new AbortController();
-    const wakeUps: Promise<unknown>[] = [sleep(delayMs, stop.signal), ticket.nextLocalRelease()];
+    const wakeUps: Promise<HandedOff | undefined>[] = [sleep(delayMs, stop.signal)];
+    // A waiter that asked for a handoff hears of a local release from the backend, with the
+    // grant: asking on its own as well would only make the backend grant it a second time.
+    if (!call.handoff) wakeUps.push(ticket.nextLocalRelease());
     if (this.backend.waitForRelease) {
       wakeUps.push(
         // A release that came while the attempt was under way must still wake us.
-        this.backend.waitForRelease(key, stop.signal, lastAttemptAt).catch((error: unknown) => {
-          // Our own abort (another wake-up won) is not a failure.
-          if (stop.signal.aborted) return;
-          throw wrapBackendError(error, `waiting for "${key}" failed`);
-        }),
+        this.backend
+          .waitForRelease(key, stop.signal, lastAttemptAt, call.handoff ? token : undefined)
+          .then(call.handoff ? asHandedOff : ignore, (error: unknown) => {
+            // Our own abort (another wake-up won) is not a failure.
+            if (stop.signal.aborted) return undefined;
+            throw wrapBackendError(error, `waiting for "${key}" failed`);
+          }),
       );
     }
     if (signal) wakeUps.push(rejectOnAbort(signal, stop.signal));
@@ -586,6 +607,24 @@ export class LockManager {
       },
     };
   }
+}
+
+function ignore(): undefined {
+  return undefined;
+}
+
+/** What a backend's wait resolved with, when it is a grant (a backend may resolve with anything). */
+function asHandedOff(value: unknown): HandedOff | undefined {
+  if (typeof value !== 'object' || value === null) return undefined;
+  const { ok, fence, ttlMs, afterMs } = value as Partial<HandedOff>;
+  const valid =
+    ok === true &&
+    Number.isSafeInteger(fence) &&
+    typeof ttlMs === 'number' &&
+    ttlMs > 0 &&
+    typeof afterMs === 'number' &&
+    afterMs >= 0;
+  return valid ? (value as HandedOff) : undefined;
 }
 
 /**
@@ -613,9 +652,9 @@ export function newToken(): string {
   return token;
 }
 
-function sleep(ms: number, stop: AbortSignal): Promise<void> {
+function sleep(ms: number, stop: AbortSignal): Promise<undefined> {
   return new Promise((resolve) => {
-    const timer = setTimeout(resolve, ms);
+    const timer = setTimeout(() => resolve(undefined), ms);
     stop.addEventListener('abort', () => clearTimeout(timer), { once: true });
   });
 }

@@ -117,7 +117,9 @@ class QuorumBackend implements LockBackend {
   async acquire(request: AcquireRequest): Promise<AcquireResult> {
     assertAcquireRequest(request);
     const startedAt = Date.now();
-    const answers = await this.#onAll((member) => member.acquire(request));
+    // A member handing its own lease to a waiter would grant a minority: members never hand off.
+    const { handoff: _, ...forMembers } = request;
+    const answers = await this.#onAll((member) => member.acquire(forMembers));
     const grants = answers.flatMap((answer) =>
       answer.ok && answer.value.ok ? [answer.value] : [],
     );
@@ -162,10 +164,13 @@ class QuorumBackend implements LockBackend {
     this.#throwIfMajorityUnreachable(answers, `advancing the fence of "${request.key}"`);
   }
 
-  /** Wakes on the first member that reports a release (since `since`, if given). */
-  waitForRelease(key: string, signal: AbortSignal, since?: number): Promise<void> {
+  /**
+   * Wakes on the first member that reports a release (since `since`, if given). A quorum never
+   * hands off (see `acquire`), so `token` changes nothing.
+   */
+  waitForRelease(key: string, signal: AbortSignal, since?: number, token?: string): Promise<void> {
     try {
-      assertWaitForRelease(key, signal, since);
+      assertWaitForRelease(key, signal, since, token);
     } catch (error) {
       return Promise.reject(error);
     }

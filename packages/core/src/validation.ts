@@ -164,6 +164,15 @@ export function assertAcquireRequest(request: AcquireRequest): void {
   if (request.queueTtlMs !== undefined) {
     assertPositiveDuration(request.queueTtlMs, 'request.queueTtlMs');
   }
+  if (request.handoff !== undefined) {
+    assertBoolean(request.handoff, 'request.handoff');
+    if (request.handoff && request.queueTtlMs === undefined) {
+      throw new InvalidArgumentError(
+        'request.handoff',
+        'needs request.queueTtlMs: only a request with a queue place can be handed the lock',
+      );
+    }
+  }
   if (request.weight > request.limit) {
     throw new InvalidArgumentError(
       'request.weight',
@@ -185,13 +194,22 @@ export function assertReleaseRequest(request: ReleaseRequest): void {
 
 /**
  * Checks the arguments of `waitForRelease` before any I/O (see {@link assertAcquireRequest}): a
- * valid key, an `AbortSignal`, and `since`, when given, a finite number of epoch milliseconds.
+ * valid key, an `AbortSignal`, `since`, when given, a finite number of epoch milliseconds, and
+ * `token`, when given, a non-empty string.
  */
-export function assertWaitForRelease(key: unknown, signal: unknown, since?: unknown): void {
+export function assertWaitForRelease(
+  key: unknown,
+  signal: unknown,
+  since?: unknown,
+  token?: unknown,
+): void {
   assertKey(key);
   assertSignal(signal, 'signal');
   if (since !== undefined && (typeof since !== 'number' || !Number.isFinite(since))) {
     throw new InvalidArgumentError('since', `expected epoch milliseconds, got ${show(since)}`);
+  }
+  if (token !== undefined && (typeof token !== 'string' || token.length === 0)) {
+    throw new InvalidArgumentError('token', 'expected a non-empty string');
   }
 }
 

@@ -11,6 +11,7 @@ import {
   assertWaitForRelease,
   BackendError,
   type ExtendRequest,
+  type HandedOff,
   hideTokens,
   InvalidArgumentError,
   type LockBackend,
@@ -30,15 +31,29 @@ export interface MemoryBackendOptions {
 interface Holder {
   weight: number;
   expiresAt: number;
+  /** A grant handed to this token on release that its waiter has not picked up yet. */
+  undelivered?: HandedOff;
+}
+
+interface Place {
+  /** When the place runs out unless renewed. */
+  deadline: number;
+  /** When the last request renewed it. */
+  renewedAt: number;
+  /** What to grant it on release, when it asked for a handoff. */
+  handoff?: { ttlMs: number; weight: number; limit: number };
 }
 
 interface KeyState {
   holders: Map<string, Holder>;
-  /** Queued tokens in arrival order (a Map keeps insertion order), each with its place's deadline. */
-  queue: Map<string, number>;
+  /** Queued tokens in arrival order (a Map keeps insertion order). */
+  queue: Map<string, Place>;
   /** Last fence granted; kept after the holders leave so fences never repeat. */
   fence: number;
 }
+
+/** A waiting `waitForRelease`: resolved with a grant when one is handed to its token. */
+type Waiter = (error?: unknown, handedOff?: HandedOff) => void;
 
 /**
  * Leases kept in this process's memory: the backend to swap in for unit tests, with the same
@@ -53,7 +68,9 @@ interface KeyState {
 export class MemoryBackend implements LockBackend {
   readonly #clock: () => number;
   readonly #keys = new Map<string, KeyState>();
-  readonly #waiters = new Map<string, Set<(error?: unknown) => void>>();
+  readonly #waiters = new Map<string, Set<Waiter>>();
+  /** Per key, the waiters that can be handed a grant, by token. */
+  readonly #grantees = new Map<string, Map<string, Waiter>>();
   #closed = false;
 
   constructor(options: MemoryBackendOptions = {}) {
@@ -79,15 +96,15 @@ export class MemoryBackend implements LockBackend {
     const now = this.#clock();
     const state = this.#live(key, now);
     // Setting an existing place renews it without moving it.
-    if (queueTtlMs !== undefined) state.queue.set(token, now + queueTtlMs);
-    let used = 0;
-    let earliestExpiry = Number.POSITIVE_INFINITY;
-    for (const [holderToken, holder] of state.holders) {
-      // A token that already holds (its earlier reply was lost) replaces its own grant.
-      if (holderToken === token) continue;
-      used += holder.weight;
-      earliestExpiry = Math.min(earliestExpiry, holder.expiresAt);
+    if (queueTtlMs !== undefined) {
+      state.queue.set(token, {
+        deadline: now + queueTtlMs,
+        renewedAt: now,
+        ...(request.handoff ? { handoff: { ttlMs, weight, limit } } : {}),
+      });
     }
+    // A token that already holds (its earlier reply was lost) replaces its own grant.
+    const { used, earliestExpiry } = usage(state, token);
     const retryInMs = Math.max(1, earliestExpiry - now);
     const head = state.queue.keys().next().value;
     // Queued requests go in arrival order; unqueued ones yield to anyone queued.
@@ -95,12 +112,10 @@ export class MemoryBackend implements LockBackend {
       return { ok: false, ...(Number.isFinite(retryInMs) ? { retryInMs } : {}) };
     }
     state.queue.delete(token);
-    state.holders.set(token, { weight, expiresAt: now + ttlMs });
+    const fence = this.#grant(state, token, weight, now + ttlMs, now);
     // The next in line may fit in what is left: let it try now rather than at its next retry.
     if (state.queue.size > 0 && used + weight < limit) this.#wake(key);
-    // Same rule as the Redis scripts: never below the clock in microseconds, always above the last.
-    state.fence = Math.max(state.fence + 1, Math.floor(now * 1000));
-    return { ok: true, fence: state.fence, ttlMs };
+    return { ok: true, fence, ttlMs };
   }
 
   async extend(request: ExtendRequest): Promise<boolean> {
@@ -116,11 +131,15 @@ export class MemoryBackend implements LockBackend {
   async release(request: ReleaseRequest): Promise<boolean> {
     assertReleaseRequest(request);
     this.#assertOpen();
-    const state = this.#live(request.key, this.#clock());
+    const now = this.#clock();
+    const state = this.#live(request.key, now);
     const released = state.holders.delete(request.token);
     // Giving up a queue place also lets the ones behind move up.
     const leftQueue = state.queue.delete(request.token);
-    if (released || leftQueue) this.#wake(request.key);
+    if (released || leftQueue) {
+      // Waiters hear of the release unless it went, whole, to those at the head of the queue.
+      if (!this.#handOff(request.key, state, now)) this.#wake(request.key);
+    }
     return released;
   }
 
@@ -131,29 +150,47 @@ export class MemoryBackend implements LockBackend {
     state.fence = Math.max(state.fence, request.fence);
   }
 
-  waitForRelease(key: string, signal: AbortSignal, since?: number): Promise<void> {
+  /**
+   * Resolves on the next release of `key`; with the `token` of a request that asked for a handoff,
+   * resolves with the grant when the lock was handed to it (also one handed over before this call).
+   */
+  waitForRelease(
+    key: string,
+    signal: AbortSignal,
+    since?: number,
+    token?: string,
+  ): Promise<HandedOff | undefined> {
     return new Promise((resolve, reject) => {
-      assertWaitForRelease(key, signal, since);
+      assertWaitForRelease(key, signal, since, token);
       if (signal.aborted) return reject(signal.reason);
       if (this.#closed) return reject(closedError());
-      let waiters = this.#waiters.get(key);
-      if (waiters === undefined) {
-        waiters = new Set();
-        this.#waiters.set(key, waiters);
+      const holder = token === undefined ? undefined : this.#keys.get(key)?.holders.get(token);
+      if (holder?.undelivered) {
+        const handedOff = holder.undelivered;
+        delete holder.undelivered;
+        return resolve(handedOff);
       }
-      const waitersOfKey = waiters;
-      const settle = (error?: unknown) => {
-        waitersOfKey.delete(wake);
+      const waitersOfKey = getOrCreate(this.#waiters, key, () => new Set<Waiter>());
+      const granteesOfKey =
+        token === undefined ? undefined : getOrCreate(this.#grantees, key, () => new Map());
+      const settle: Waiter = (error, handedOff) => {
+        waitersOfKey.delete(settle);
         if (waitersOfKey.size === 0 && this.#waiters.get(key) === waitersOfKey) {
           this.#waiters.delete(key);
         }
+        if (granteesOfKey !== undefined && token !== undefined) {
+          if (granteesOfKey.get(token) === settle) granteesOfKey.delete(token);
+          if (granteesOfKey.size === 0 && this.#grantees.get(key) === granteesOfKey) {
+            this.#grantees.delete(key);
+          }
+        }
         signal.removeEventListener('abort', onAbort);
-        if (error === undefined) resolve();
+        if (error === undefined) resolve(handedOff);
         else reject(error);
       };
-      const wake = (error?: unknown) => settle(error);
       const onAbort = () => settle(signal.reason);
-      waitersOfKey.add(wake);
+      waitersOfKey.add(settle);
+      if (token !== undefined) granteesOfKey?.set(token, settle);
       signal.addEventListener('abort', onAbort, { once: true });
     });
   }
@@ -191,10 +228,43 @@ export class MemoryBackend implements LockBackend {
     for (const [token, holder] of state.holders) {
       if (holder.expiresAt <= now) state.holders.delete(token);
     }
-    for (const [token, deadline] of state.queue) {
-      if (deadline <= now) state.queue.delete(token);
+    for (const [token, place] of state.queue) {
+      if (place.deadline <= now) state.queue.delete(token);
     }
     return state;
+  }
+
+  /** Records a grant to `token` and returns its fence. */
+  #grant(state: KeyState, token: string, weight: number, expiresAt: number, now: number): number {
+    state.holders.set(token, { weight, expiresAt });
+    // Same rule as the Redis scripts: never below the clock in microseconds, always above the last.
+    state.fence = Math.max(state.fence + 1, Math.floor(now * 1000));
+    return state.fence;
+  }
+
+  /**
+   * Grants the lock to the head of the queue, and the next, for as long as they asked for a
+   * handoff, renewed their place within the last half of its TTL (a waiter that stopped renewing
+   * may have died) and fit. Returns true when it handed some over and left nothing free.
+   */
+  #handOff(key: string, state: KeyState, now: number): boolean {
+    let limit: number | undefined;
+    for (const [token, place] of state.queue) {
+      const { handoff } = place;
+      if (handoff === undefined || now - place.renewedAt > (place.deadline - place.renewedAt) / 2) {
+        break;
+      }
+      if (usage(state).used + handoff.weight > handoff.limit) break;
+      limit = handoff.limit;
+      state.queue.delete(token);
+      const fence = this.#grant(state, token, handoff.weight, now + handoff.ttlMs, now);
+      const afterMs = now - place.renewedAt;
+      const handedOff: HandedOff = { ok: true, fence, ttlMs: handoff.ttlMs, afterMs };
+      const grantee = this.#grantees.get(key)?.get(token);
+      if (grantee) grantee(undefined, handedOff);
+      else (state.holders.get(token) as Holder).undelivered = handedOff;
+    }
+    return limit !== undefined && usage(state).used >= limit;
   }
 
   #wake(key: string): void {
@@ -206,6 +276,27 @@ export class MemoryBackend implements LockBackend {
   #assertOpen(): void {
     if (this.#closed) throw closedError();
   }
+}
+
+/** Permits held on `state` by every token but `except`, and when the first of those leases ends. */
+function usage(state: KeyState, except?: string): { used: number; earliestExpiry: number } {
+  let used = 0;
+  let earliestExpiry = Number.POSITIVE_INFINITY;
+  for (const [holderToken, holder] of state.holders) {
+    if (holderToken === except) continue;
+    used += holder.weight;
+    earliestExpiry = Math.min(earliestExpiry, holder.expiresAt);
+  }
+  return { used, earliestExpiry };
+}
+
+function getOrCreate<K, V>(map: Map<K, V>, key: K, create: () => V): V {
+  let value = map.get(key);
+  if (value === undefined) {
+    value = create();
+    map.set(key, value);
+  }
+  return value;
 }
 
 function closedError(): BackendError {

@@ -6,6 +6,7 @@ import { type ConformanceContext, createContext } from './context.js';
 import { expiryTests } from './expiry.js';
 import { fairTests } from './fair.js';
 import { fencingTests } from './fencing.js';
+import { handoffTests } from './handoff.js';
 import { misuseTests } from './misuse.js';
 import { ownershipTests } from './ownership.js';
 import { readWriteTests } from './read-write.js';
@@ -76,7 +77,7 @@ export interface BackendConformanceOptions<Backend extends LockBackend = LockBac
 /**
  * Registers the vitest suite every deadbolt backend passes: mutual exclusion among 50 contenders,
  * strictly increasing fences, TTL expiry, ownership checks on extend and release, weighted
- * permits, read-write locks, fair queues, release wake-ups, the answers to bad requests and
+ * permits, read-write locks, fair queues, release wake-ups, handoffs to queued waiters, the answers to bad requests and
  * misuse (typed errors, nothing left behind), and security (keys full of Lua and braces are only
  * data, tokens never printed).
  * Call it at the top level of a test file; vitest must be installed (it is a peer dependency).
@@ -128,6 +129,7 @@ export function runBackendConformance<Backend extends LockBackend>(
     describe('read-write', () => readWriteTests(context));
     describe('fair', () => fairTests(context));
     describe('wake-up', () => wakeTests(context));
+    describe('handoff', () => handoffTests(context));
     describe('bad input', () => badInputTests(context));
     describe('misuse', () => misuseTests(context));
     describe('security', () => securityTests(context));

@@ -52,7 +52,7 @@ async function absorbFirstWakeUp(backend: WaitingBackend, key: string): Promise<
 }
 
 /** Tracks whether a waitForRelease promise settled, and how. */
-function watch(promise: Promise<void>): { state: () => 'pending' | 'resolved' | 'rejected' } {
+function watch(promise: Promise<unknown>): { state: () => 'pending' | 'resolved' | 'rejected' } {
   let state: 'pending' | 'resolved' | 'rejected' = 'pending';
   promise.then(
     () => {

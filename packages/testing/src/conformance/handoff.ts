@@ -1,0 +1,178 @@
+import { type HandedOff, type LockBackend, LockManager } from '@deadbolt/core';
+import { expect, it, type TestContext } from 'vitest';
+import { type ConformanceContext, eventually, expectGranted, request, sleep } from './context.js';
+
+type WaitingBackend = LockBackend & Required<Pick<LockBackend, 'waitForRelease'>>;
+
+/** A queued request that asks to be handed the lock on release. */
+const queued = (key: string, token: string, overrides: Parameters<typeof request>[2] = {}) =>
+  request(key, token, { queueTtlMs: 10_000, handoff: true, ...overrides });
+
+/**
+ * Lets a backend send the wake-up it may send when it starts listening on `key`, so the waits
+ * after it see only releases (see the wake-up topic); the channel then stays open for them.
+ */
+async function startListening(backend: WaitingBackend, key: string): Promise<void> {
+  const priming = new AbortController();
+  await Promise.race([
+    backend.waitForRelease(key, priming.signal).catch(() => undefined),
+    sleep(500),
+  ]);
+  priming.abort();
+}
+
+/**
+ * Handoff is optional: a backend that answers a handoff request's wait without a grant must not
+ * hold the lock for the waiter either, and the test then reports itself skipped rather than
+ * giving the backend credit for what it does not do.
+ */
+function expectHandedOff(
+  handedOff: unknown,
+  skip: TestContext['skip'],
+): HandedOff {
+  if (handedOff === undefined) {
+    skip('the backend does not hand off: waiters ask again after a release');
+  }
+  return handedOff as HandedOff;
+}
+
+export function handoffTests(ctx: ConformanceContext): void {
+  const withWaits =
+    (body: (backend: WaitingBackend, skip: TestContext['skip']) => Promise<void>) =>
+    async ({ skip }: TestContext) => {
+      const backend = ctx.backend;
+      if (backend.waitForRelease === undefined) {
+        skip('the backend has no waitForRelease, so nothing to hand a grant to');
+      }
+      await body(backend as WaitingBackend, skip);
+    };
+
+  it(
+    'hands the released lock to the queued waiter, with a higher fence, without another request',
+    withWaits(async (backend, skip) => {
+      const key = ctx.key();
+      const holder = expectGranted(await backend.acquire(request(key, 'holder')));
+      await startListening(backend, key);
+      const sentAt = Date.now();
+      expect((await backend.acquire(queued(key, 'waiter', { ttlMs: 20_000 }))).ok).toBe(false);
+      const waiting = backend.waitForRelease(key, new AbortController().signal, sentAt, 'waiter');
+      await sleep(50);
+      expect(await backend.release({ key, token: 'holder' })).toBe(true);
+      const handedOff = expectHandedOff(await waiting, skip);
+      expect(handedOff).toMatchObject({ ok: true, ttlMs: 20_000 });
+      expect(handedOff.fence).toBeGreaterThan(holder.fence);
+      expect(handedOff.afterMs).toBeGreaterThanOrEqual(40);
+      expect(handedOff.afterMs).toBeLessThanOrEqual(Date.now() - sentAt);
+      // The waiter holds it: nobody else gets it, and it gives it back with its token.
+      expect((await backend.acquire(request(key, 'other'))).ok).toBe(false);
+      const holders = (await backend.inspect?.(key))?.holders.map((one) => one.token);
+      if (holders) expect(holders).toEqual(['waiter']);
+      expect(await backend.release({ key, token: 'waiter' })).toBe(true);
+      expect((await backend.acquire(request(key, 'other'))).ok).toBe(true);
+    }),
+  );
+
+  it(
+    'keeps a grant handed over while its waiter was not listening, for its next wait',
+    withWaits(async (backend, skip) => {
+      const key = ctx.key();
+      expectGranted(await backend.acquire(request(key, 'holder')));
+      await startListening(backend, key);
+      expect((await backend.acquire(queued(key, 'waiter'))).ok).toBe(false);
+      // As when the release lands while the waiter's last request is still on its way back.
+      expect(await backend.release({ key, token: 'holder' })).toBe(true);
+      await sleep(50);
+      const handedOff = await backend.waitForRelease(
+        key,
+        new AbortController().signal,
+        Date.now() - 1_000,
+        'waiter',
+      );
+      expect(expectHandedOff(handedOff, skip).ok).toBe(true);
+      expect(await backend.release({ key, token: 'waiter' })).toBe(true);
+    }),
+  );
+
+  it(
+    'hands over in queue order, and only what fits',
+    withWaits(async (backend, skip) => {
+      const key = ctx.key();
+      const permits = { limit: 2 };
+      expectGranted(await backend.acquire(request(key, 'a', permits)));
+      expectGranted(await backend.acquire(request(key, 'b', permits)));
+      await startListening(backend, key);
+      expect((await backend.acquire(queued(key, 'two', { ...permits, weight: 2 }))).ok).toBe(false);
+      expect((await backend.acquire(queued(key, 'one', permits))).ok).toBe(false);
+      // One permit back: not enough for the head, and the one behind it may not pass it.
+      expect(await backend.release({ key, token: 'a' })).toBe(true);
+      await sleep(100);
+      const holders = async () =>
+        ((await backend.inspect?.(key))?.holders.map((one) => one.token) ?? []).sort();
+      if (backend.inspect) expect(await holders()).toEqual(['b']);
+      const two = backend.waitForRelease(key, new AbortController().signal, Date.now(), 'two');
+      await sleep(50);
+      expect(await backend.release({ key, token: 'b' })).toBe(true);
+      expect(expectHandedOff(await two, skip).ok).toBe(true);
+      if (backend.inspect) expect(await holders()).toEqual(['two']);
+      expect((await backend.acquire(queued(key, 'one', permits))).ok).toBe(false);
+      expect(await backend.release({ key, token: 'two' })).toBe(true);
+    }),
+  );
+
+  it(
+    'does not hand the lock to a place its waiter stopped renewing, which may have died',
+    withWaits(async (backend) => {
+      const key = ctx.key();
+      expectGranted(await backend.acquire(request(key, 'holder')));
+      expect((await backend.acquire(queued(key, 'silent', { queueTtlMs: 400 }))).ok).toBe(false);
+      // Past half of the place's TTL without renewing it.
+      await sleep(250);
+      expect(await backend.release({ key, token: 'holder' })).toBe(true);
+      expect((await backend.inspect?.(key)) ?? null).toBeNull();
+      // The place still stands until it runs out: others wait behind it, its waiter gets it.
+      expect((await backend.acquire(request(key, 'barging'))).ok).toBe(false);
+      expectGranted(await backend.acquire(queued(key, 'silent', { queueTtlMs: 400 })));
+      expect(await backend.release({ key, token: 'silent' })).toBe(true);
+    }),
+  );
+
+  it(
+    'lets a LockManager waiter in another process be handed the lock with no request after the release',
+    withWaits(async (backend) => {
+      const handsOff = await probeHandoff(backend, ctx.key());
+      const key = ctx.key();
+      const counted = ctx.counted();
+      const [holderSide] = ctx.managers(1);
+      // Polling effectively off: the waiter's only requests are its queue place's renewals,
+      // every 500 ms, far from the release below.
+      const waiterSide = new LockManager({
+        backend: counted.backend,
+        backoff: { initialMs: 600_000, maxMs: 600_000 },
+      });
+      const lock = await holderSide!.acquire(key);
+      const waiting = waiterSide.acquire(key, { fair: true, wait: 30_000 });
+      await eventually('the waiter asked once', () => counted.calls.includes('acquire'));
+      await sleep(50);
+      const acquires = () => counted.calls.filter((call) => call === 'acquire').length;
+      const before = acquires();
+      expect(await lock.release()).toBe(true);
+      const next = await waiting;
+      expect(next.fence).toBeGreaterThan(lock.fence);
+      expect(next.held).toBe(true);
+      // A backend that hands off needs no request after the release; one that does not, one.
+      if (handsOff !== undefined) expect(acquires() - before).toBe(handsOff ? 0 : 1);
+      expect(await next.release()).toBe(true);
+    }),
+  );
+}
+
+/** Whether `backend` hands a released lock to a queued waiter; undefined when it cannot tell. */
+async function probeHandoff(backend: WaitingBackend, key: string): Promise<boolean | undefined> {
+  if (backend.inspect === undefined) return undefined;
+  expectGranted(await backend.acquire(request(key, 'probe-holder')));
+  expect((await backend.acquire(queued(key, 'probe-waiter'))).ok).toBe(false);
+  await backend.release({ key, token: 'probe-holder' });
+  const holders = (await backend.inspect(key))?.holders ?? [];
+  await backend.release({ key, token: 'probe-waiter' });
+  return holders.some((holder) => holder.token === 'probe-waiter');
+}
