@@ -7,6 +7,7 @@ import {
   type AcquireRequest,
   type AcquireResult,
   DeadboltError,
+  type HandedOff,
   type Lock,
   type LockBackend,
   LockManager,
@@ -29,13 +30,15 @@ const FAIL_FAST: RedisOptions = {
 };
 
 /**
- * Passes every call through and notes, on the monotonic clock, when the last acquire request
- * left: a granted lease cannot end later than that plus the granted TTL (the server counts from
- * when the request arrived), so the detector can bound each holder's lease without trusting
- * anything the lock computes.
+ * Passes every call through and notes, on the monotonic clock, when the lease of the last grant
+ * began at the earliest: when its acquire request left, or for a lease handed over on release,
+ * when the waiter's last request left plus the time the server says passed until the handoff.
+ * The detector bounds each holder's lease by that plus the granted TTL (the server counts from
+ * later), without trusting anything the lock computes.
  */
 class TimedBackend implements LockBackend {
   readonly #inner: LockBackend;
+  #lastRequestSentAt = 0;
   lastSentAt = 0;
   lastGrantTtlMs = 0;
 
@@ -45,6 +48,7 @@ class TimedBackend implements LockBackend {
 
   async acquire(request: AcquireRequest): Promise<AcquireResult> {
     const sentAt = nowMs();
+    this.#lastRequestSentAt = sentAt;
     const result = await this.#inner.acquire(request);
     if (result.ok) {
       this.lastSentAt = sentAt;
@@ -57,10 +61,19 @@ class TimedBackend implements LockBackend {
   release: LockBackend['release'] = (request) => this.#inner.release(request);
   advanceFence: NonNullable<LockBackend['advanceFence']> = (request) =>
     this.#inner.advanceFence?.(request) ?? Promise.resolve();
-  waitForRelease = (key: string, signal: AbortSignal, since?: number): Promise<void> => {
+  waitForRelease = async (
+    key: string,
+    signal: AbortSignal,
+    since?: number,
+    token?: string,
+  ): Promise<HandedOff | undefined> => {
     const inner = this.#inner;
     if (inner.waitForRelease === undefined) return new Promise(() => undefined);
-    return inner.waitForRelease(key, signal, since);
+    const handedOff = await inner.waitForRelease(key, signal, since, token);
+    if (!handedOff) return undefined;
+    this.lastSentAt = this.#lastRequestSentAt + handedOff.afterMs;
+    this.lastGrantTtlMs = handedOff.ttlMs;
+    return handedOff;
   };
   close = async (): Promise<void> => {
     await this.#inner.close?.();

@@ -126,10 +126,11 @@ function ioredisConnection(cluster: IoredisClusterClient, sharded: boolean) {
         subscriber.status === 'ready'
           ? Promise.resolve()
           : new Promise<void>((resolve) => subscriber.once('ready', resolve));
-      const listeners = new Map<string, () => void>();
+      const listeners = new Map<string, (message: string) => void>();
+      const dispatch = (channel: string, message: string) => listeners.get(channel)?.(message);
       // Sharded messages, and classic ones after a fallback.
-      subscriber.on('smessage', (channel) => listeners.get(channel)?.());
-      subscriber.on('message', (channel) => listeners.get(channel)?.());
+      subscriber.on('smessage', dispatch);
+      subscriber.on('message', dispatch);
       subscriber.on('error', () => undefined);
       return {
         ...withClassicFallback(sharded, {
@@ -177,8 +178,8 @@ function nodeRedisConnection(cluster: NodeRedisClusterClient, sharded: boolean) 
       // Commands wait for the connection; close() does not.
       const connected = subscriber.connect();
       connected.catch(() => undefined);
-      const listeners = new Map<string, () => void>();
-      const dispatch = (_message: string, channel: string) => listeners.get(channel)?.();
+      const listeners = new Map<string, (message: string) => void>();
+      const dispatch = (message: string, channel: string) => listeners.get(channel)?.(message);
       return {
         ...withClassicFallback(sharded, {
           sharded: (channel) => connected.then(() => subscriber.sSubscribe(channel, dispatch)),
@@ -202,7 +203,7 @@ interface SubscriptionCommands {
   shardedOff(channel: string): Promise<unknown>;
   classic(channel: string): Promise<unknown>;
   classicOff(channel: string): Promise<unknown>;
-  listen(channel: string, onMessage: () => void): void;
+  listen(channel: string, onMessage: (message: string) => void): void;
   forget(channel: string): void;
 }
 
@@ -214,7 +215,7 @@ function withClassicFallback(preferSharded: boolean, commands: SubscriptionComma
   let sharded = preferSharded;
   const shardedChannels = new Set<string>();
   return {
-    subscribe: async (channel: string, onMessage: () => void) => {
+    subscribe: async (channel: string, onMessage: (message: string) => void) => {
       commands.listen(channel, onMessage);
       if (sharded) {
         try {

@@ -1,6 +1,12 @@
 import { randomFillSync } from 'node:crypto';
 import { whenAborted } from './abort-fanout.js';
-import type { AcquireGranted, AcquireResult, HandedOff, LockBackend } from './backend.js';
+import type {
+  AcquireGranted,
+  AcquireRequest,
+  AcquireResult,
+  HandedOff,
+  LockBackend,
+} from './backend.js';
 import { InvalidArgumentError, LockTimeoutError } from './errors.js';
 import { LocalQueue, type Ticket } from './local-queue.js';
 import { Lock, lossPoint, wrapBackendError } from './lock.js';
@@ -468,10 +474,11 @@ export class LockManager {
   /** One acquire request; a plain function so that, without a signal, no async frame wraps it. */
   #tryBackend(call: ResolvedCall, token: string): Promise<AcquireResult> {
     const { key, limit, weight, ttlMs, signal } = call;
-    const request = { key, token, ttlMs, limit, weight };
-    const queuedRequest = call.handoff
-      ? { ...request, queueTtlMs: QUEUE_PLACE_TTL_MS, handoff: true }
-      : { ...request, queueTtlMs: QUEUE_PLACE_TTL_MS };
+    const request: AcquireRequest = { key, token, ttlMs, limit, weight };
+    if (call.queued) {
+      request.queueTtlMs = QUEUE_PLACE_TTL_MS;
+      if (call.handoff) request.handoff = true;
+    }
     const onFailure = (error: unknown): never => {
       // The request may have been applied before the reply was lost: give back whatever the
       // token might hold so it does not block others until its TTL runs out.
@@ -480,7 +487,7 @@ export class LockManager {
     };
     let attempt: Promise<AcquireResult>;
     try {
-      attempt = this.backend.acquire(call.queued ? queuedRequest : request).catch(onFailure);
+      attempt = this.backend.acquire(request).catch(onFailure);
     } catch (error) {
       // A backend that throws instead of rejecting.
       attempt = Promise.reject(error).catch(onFailure);

@@ -67,8 +67,8 @@ function openSubscriber(connection: IoredisSubscriberClient): OwnedSubscriber {
   // ioredis adds `keyPrefix` to the KEYS of EVALSHA, the release channel among them, but not to
   // the channel of SUBSCRIBE: without it here, releases would publish where nobody listens.
   const keyPrefix = connection.options.keyPrefix ?? '';
-  const listeners = new Map<string, () => void>();
-  connection.on('message', (channel) => listeners.get(channel)?.());
+  const listeners = new Map<string, (message: string) => void>();
+  connection.on('message', (channel, message) => listeners.get(channel)?.(message));
   // Without a listener ioredis would print connection errors; waiters see them as failed commands.
   connection.on('error', () => undefined);
   let ready: Promise<void> | undefined;

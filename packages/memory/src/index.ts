@@ -107,8 +107,10 @@ export class MemoryBackend implements LockBackend {
     const { used, earliestExpiry } = usage(state, token);
     const retryInMs = Math.max(1, earliestExpiry - now);
     const head = state.queue.keys().next().value;
-    // Queued requests go in arrival order; unqueued ones yield to anyone queued.
-    if (used + weight > limit || (head !== undefined && head !== token)) {
+    // Queued requests go in arrival order; unqueued ones yield to anyone queued. A holder asking
+    // again (its reply or its handoff was lost) has already passed the queue.
+    const passedQueue = head === undefined || head === token || state.holders.has(token);
+    if (used + weight > limit || !passedQueue) {
       return { ok: false, ...(Number.isFinite(retryInMs) ? { retryInMs } : {}) };
     }
     state.queue.delete(token);

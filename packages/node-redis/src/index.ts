@@ -90,7 +90,7 @@ function openSubscriber(connection: NodeRedisSubscriberClient): OwnedSubscriber 
   return {
     subscribe: async (channel, onMessage) => {
       await connected();
-      await connection.subscribe(channel, () => onMessage());
+      await connection.subscribe(channel, (message) => onMessage(String(message)));
     },
     unsubscribe: async (channel) => {
       // A connection that is not open has nothing to undo.

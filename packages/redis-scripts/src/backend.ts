@@ -11,6 +11,7 @@ import {
   BackendError,
   DeadboltError,
   type ExtendRequest,
+  type HandedOff,
   hideTokens,
   type LockBackend,
   type LockInfo,
@@ -93,7 +94,7 @@ export class RedisScriptBackend implements LockBackend {
   async acquire(request: AcquireRequest): Promise<AcquireResult> {
     assertAcquireRequest(request);
     this.#assertOpen();
-    const { token, ttlMs, limit, weight, queueTtlMs } = request;
+    const { token, ttlMs, limit, weight, queueTtlMs, handoff } = request;
     const args = [token, String(Math.ceil(ttlMs))];
     // A plain mutex sends only token and TTL: the script's defaults are the rest.
     if (limit !== 1 || weight !== 1 || queueTtlMs !== undefined || this.#publish !== 'PUBLISH') {
@@ -102,6 +103,7 @@ export class RedisScriptBackend implements LockBackend {
         String(weight),
         String(queueTtlMs === undefined ? 0 : Math.ceil(queueTtlMs)),
         this.#publish,
+        handoff ? '1' : '0',
       );
     }
     const reply = await this.#run(scripts.acquire, [this.lockKey(request.key)], args);
@@ -137,16 +139,22 @@ export class RedisScriptBackend implements LockBackend {
 
   /**
    * Resolves on the next release of `key` reported through pub/sub, or at once if one came after
-   * `since` while the caller was not listening; rejects on abort or close.
+   * `since` while the caller was not listening; with `token`, resolves with the grant when the
+   * release handed the lock to it. Rejects on abort or close.
    */
-  waitForRelease(key: string, signal: AbortSignal, since?: number): Promise<void> {
+  waitForRelease(
+    key: string,
+    signal: AbortSignal,
+    since?: number,
+    token?: string,
+  ): Promise<HandedOff | undefined> {
     try {
       // Before any subscription: a bad signal must not leave a channel subscribed.
-      assertWaitForRelease(key, signal, since);
+      assertWaitForRelease(key, signal, since, token);
     } catch (error) {
       return Promise.reject(error);
     }
-    return this.#waiters.wait(this.lockKey(key), signal, since).catch((error: unknown) => {
+    return this.#waiters.wait(this.lockKey(key), signal, since, token).catch((error: unknown) => {
       throw error === signal.reason ? error : this.#wrap(error, `waiting for "${key}"`);
     });
   }

@@ -1,16 +1,23 @@
-import { whenAborted } from '@deadbolt/core';
+import { type HandedOff, whenAborted } from '@deadbolt/core';
 
 /** How an adapter drives its one dedicated subscriber connection. */
 export interface ReleaseSubscriber {
-  /** Subscribe to `channel`; `onMessage` runs for every message on it until unsubscribed. */
-  subscribe(channel: string, onMessage: () => void): Promise<void>;
+  /** Subscribe to `channel`; `onMessage` runs with every message on it until unsubscribed. */
+  subscribe(channel: string, onMessage: (message: string) => void): Promise<void>;
   /** Stop listening to `channel`. */
   unsubscribe(channel: string): Promise<void>;
 }
 
+/** A waiter's way out: woken with nothing, handed a grant, or failed. */
+type Settle = (error?: unknown, handedOff?: HandedOff) => void;
+
 interface Channel {
-  /** One wake-up function per waiter. */
-  waiters: Set<() => void>;
+  /** One settle function per waiter. */
+  waiters: Set<Settle>;
+  /** The waiters that can be handed a grant, by token. */
+  grantees: Map<string, Settle>;
+  /** Grants that came for a token nobody was waiting with, and when (`Date.now()`). */
+  unclaimed: Map<string, { handedOff: HandedOff; at: number }>;
   /** Settles when the subscription is in place (or failed to be). */
   subscribed: Promise<void>;
   /** Set while the channel has no waiters but stays subscribed for a while. */
@@ -32,10 +39,14 @@ export interface ReleaseWaitersOptions {
   lingerMs?: number;
 }
 
+/** How long a grant waits for its waiter to listen again before it is dropped (the waiter then asks again). */
+const UNCLAIMED_MS = 10_000;
+
 /**
  * Multiplexes the waiters of every key over one subscriber connection: a channel is subscribed
  * when its first waiter arrives and unsubscribed when its last one leaves, whether woken, aborted
- * or failed. A message wakes every waiter of its channel.
+ * or failed. A message wakes every waiter of its channel, except a grant
+ * (`granted <fence> <ttlMs> <afterMs> <token>`), which goes to the waiter of that token only.
  *
  * @example
  * ```ts
@@ -52,7 +63,7 @@ export class ReleaseWaiters {
    * connection after the subscribe of a new waiter that arrived right behind it.
    */
   readonly #tails = new Map<string, Promise<void>>();
-  readonly #rejecters = new Set<(error: Error) => void>();
+  readonly #rejecters = new Set<Settle>();
   readonly #lingerMs: number;
   #closedWith: Error | undefined;
 
@@ -73,36 +84,51 @@ export class ReleaseWaiters {
   /**
    * Resolves on the next message on `channel`, or as soon as a new subscription of it is in
    * place: a release that came between the caller's last attempt and the subscription would
-   * otherwise be missed, so the caller should simply try again. Rejects with `signal.reason` on
-   * abort, with the subscriber's error when subscribing fails, and with the close error after
-   * {@link close}.
+   * otherwise be missed, so the caller should simply try again. With `token`, resolves with the
+   * grant when one comes for it (or came while the caller was not listening). Rejects with
+   * `signal.reason` on abort, with the subscriber's error when subscribing fails, and with the
+   * close error after {@link close}.
    *
    * @param channel - the release channel of one key
    * @param signal - abort to stop waiting
    * @param since - when the caller's last attempt started (`Date.now()`): a message that came
    *   after it, while the caller was not listening, resolves the wait at once
+   * @param token - the caller's token, when its request asked to be handed the lock
    */
-  wait(channel: string, signal: AbortSignal, since?: number): Promise<void> {
+  wait(
+    channel: string,
+    signal: AbortSignal,
+    since?: number,
+    token?: string,
+  ): Promise<HandedOff | undefined> {
     if (this.#closedWith) return Promise.reject(this.#closedWith);
     if (signal.aborted) return Promise.reject(signal.reason);
     const known = this.#channels.get(channel);
-    if (since !== undefined && known !== undefined && known.lastMessageAt >= since) {
-      return Promise.resolve();
+    const unclaimed = token === undefined ? undefined : known?.unclaimed.get(token);
+    if (unclaimed !== undefined && token !== undefined) {
+      known?.unclaimed.delete(token);
+      return Promise.resolve(unclaimed.handedOff);
     }
-    return new Promise<void>((resolve, reject) => {
+    if (since !== undefined && known !== undefined && known.lastMessageAt >= since) {
+      return Promise.resolve(undefined);
+    }
+    return new Promise((resolve, reject) => {
       const entry = this.#channels.get(channel) ?? this.#open(channel);
       clearTimeout(entry.lingering);
       entry.lingering = undefined;
-      const settle = (error?: unknown) => {
-        if (!entry.waiters.delete(wake)) return;
+      const settle: Settle = (error, handedOff) => {
+        if (!entry.waiters.delete(settle)) return;
+        if (token !== undefined && entry.grantees.get(token) === settle) {
+          entry.grantees.delete(token);
+        }
         this.#rejecters.delete(settle);
         stopListening();
         if (entry.waiters.size === 0) this.#leave(channel, entry);
-        if (error === undefined) resolve();
+        if (error === undefined) resolve(handedOff);
         else reject(error);
       };
-      const wake = () => settle();
-      entry.waiters.add(wake);
+      entry.waiters.add(settle);
+      if (token !== undefined) entry.grantees.set(token, settle);
       this.#rejecters.add(settle);
       const stopListening = whenAborted(signal, () => settle(signal.reason));
       entry.subscribed.catch((error: unknown) => settle(error));
@@ -125,17 +151,34 @@ export class ReleaseWaiters {
   #open(channel: string): Channel {
     const entry: Channel = {
       waiters: new Set(),
+      grantees: new Map(),
+      unclaimed: new Map(),
       subscribed: Promise.resolve(),
       lingering: undefined,
       failed: false,
       lastMessageAt: Number.NEGATIVE_INFINITY,
     };
     const wakeAll = () => {
-      for (const wake of [...entry.waiters]) wake();
+      for (const settle of [...entry.waiters]) settle();
     };
-    const onMessage = () => {
-      entry.lastMessageAt = Date.now();
-      wakeAll();
+    const onMessage = (message: string) => {
+      const grant = parseGrant(message);
+      if (grant === undefined) {
+        entry.lastMessageAt = Date.now();
+        wakeAll();
+        return;
+      }
+      // A grant is news for its waiter only: for everyone else the lock is as taken as before.
+      const grantee = entry.grantees.get(grant.token);
+      if (grantee) {
+        grantee(undefined, grant.handedOff);
+        return;
+      }
+      const now = Date.now();
+      for (const [token, { at }] of entry.unclaimed) {
+        if (now - at > UNCLAIMED_MS) entry.unclaimed.delete(token);
+      }
+      entry.unclaimed.set(grant.token, { handedOff: grant.handedOff, at: now });
     };
     entry.subscribed = this.#serially(channel, () =>
       this.#subscriber.subscribe(channel, onMessage),
@@ -189,4 +232,28 @@ export class ReleaseWaiters {
     });
     return result;
   }
+}
+
+/** The grant in a `granted <fence> <ttlMs> <afterMs> <token>` message; undefined for any other. */
+function parseGrant(message: string): { token: string; handedOff: HandedOff } | undefined {
+  if (!message.startsWith('granted ')) return undefined;
+  const [, fence, ttlMs, afterMs] = message.split(' ', 4).map(Number);
+  const token = message.split(' ').slice(4).join(' ');
+  if (
+    !Number.isSafeInteger(fence) ||
+    !Number.isSafeInteger(ttlMs) ||
+    !Number.isSafeInteger(afterMs) ||
+    token === ''
+  ) {
+    return undefined;
+  }
+  return {
+    token,
+    handedOff: {
+      ok: true,
+      fence: fence as number,
+      ttlMs: ttlMs as number,
+      afterMs: afterMs as number,
+    },
+  };
 }

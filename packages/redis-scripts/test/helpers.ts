@@ -43,8 +43,8 @@ export function subscriberOf(redis: Redis): OwnedSubscriber & ReleaseSubscriber 
   const connection = redis.duplicate();
   connection.on('error', () => undefined);
   const ready = new Promise<void>((resolve) => connection.once('ready', () => resolve()));
-  const listeners = new Map<string, () => void>();
-  connection.on('message', (channel: string) => listeners.get(channel)?.());
+  const listeners = new Map<string, (message: string) => void>();
+  connection.on('message', (channel: string, message: string) => listeners.get(channel)?.(message));
   return {
     subscribe: async (channel, onMessage) => {
       listeners.set(channel, onMessage);

@@ -9,8 +9,8 @@ it('wakes a waiter at once for a release that came while it was attempting, not 
   await using server = await startRedis();
   const publisher = new Redis(server.url);
   const subscriber = new Redis(server.url);
-  const listeners = new Map<string, () => void>();
-  subscriber.on('message', (channel) => listeners.get(channel)?.());
+  const listeners = new Map<string, (message: string) => void>();
+  subscriber.on('message', (channel, message) => listeners.get(channel)?.(message));
   const waiters = new ReleaseWaiters({
     subscribe: async (channel, onMessage) => {
       listeners.set(channel, onMessage);

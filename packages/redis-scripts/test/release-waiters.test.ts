@@ -64,6 +64,37 @@ describe('ReleaseWaiters', () => {
     expect(await numsub(channel)).toBe(1);
   });
 
+  it('gives a grant to the waiter of its token only, and keeps one that came for nobody', async () => {
+    const channel = unique('grant');
+    const { subscriber } = recordingSubscriber();
+    const waiters = new ReleaseWaiters(subscriber);
+    await waiters.wait(channel, never());
+    const state = { other: 'pending', plain: 'pending' };
+    const grantee = waiters.wait(channel, never(), undefined, 'a b');
+    void waiters.wait(channel, never(), undefined, 'other').then(() => {
+      state.other = 'woken';
+    });
+    void waiters.wait(channel, never()).then(() => {
+      state.plain = 'woken';
+    });
+    await sleep(20);
+    await client.publish(channel, 'granted 17 5000 3 a b');
+    expect(await grantee).toEqual({ ok: true, fence: 17, ttlMs: 5_000, afterMs: 3 });
+    await sleep(50);
+    // For the others the lock is as taken as before: nobody else woke.
+    expect(state).toEqual({ other: 'pending', plain: 'pending' });
+    // A grant for a token that is not listening waits for it.
+    await client.publish(channel, 'granted 18 5000 0 later');
+    await sleep(50);
+    expect(await waiters.wait(channel, never(), undefined, 'later')).toMatchObject({ fence: 18 });
+    // Anything else is a release for all of them.
+    await client.publish(channel, 'released');
+    await eventually(
+      'every waiter woke',
+      async () => state.other === 'woken' && state.plain === 'woken',
+    );
+  });
+
   it('subscribes a channel once for all its waiters, lingers, then unsubscribes', async () => {
     const channel = unique('rw');
     const { subscriber, calls } = recordingSubscriber();

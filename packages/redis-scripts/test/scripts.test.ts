@@ -389,6 +389,35 @@ describe('release', () => {
     }
   });
 
+  it('hands the lock to the head of the queue, announcing it to that token alone', async () => {
+    const key = unique('handoff');
+    const subscriber = client.duplicate();
+    const messages: string[] = [];
+    subscriber.on('message', (_channel: string, message: string) => messages.push(message));
+    await subscriber.subscribe(hashOf(key));
+    try {
+      await backend.acquire(mutex(key, 'holder'));
+      const waiter = { ...mutex(key, 'tök en', 7_000), queueTtlMs: 10_000, handoff: true };
+      expect((await backend.acquire(waiter)).ok).toBe(false);
+      expect(await client.hget(hashOf(key), 'queued')).toBe('1');
+      await sleep(20);
+      expect(await backend.release({ key, token: 'holder' })).toBe(true);
+      await client.publish(hashOf(key), 'end');
+      await eventuallyEquals(() => messages.at(-1), 'end');
+      // It took all there was: nobody else is woken.
+      expect(messages).toHaveLength(2);
+      const [word, fence, ttlMs, afterMs, ...token] = (messages[0] as string).split(' ');
+      expect([word, ttlMs, token.join(' ')]).toEqual(['granted', '7000', 'tök en']);
+      expect(Number(afterMs)).toBeGreaterThanOrEqual(18);
+      expect(Number(fence)).toBe((await backend.inspect(key))?.fence);
+      expect(await holderFields(key)).toEqual(['#tök en']);
+      // The queue is empty again: the next release has nobody to look for.
+      expect(await client.hexists(hashOf(key), 'queued')).toBe(0);
+    } finally {
+      subscriber.disconnect();
+    }
+  });
+
   it('gives up a queue place, and tells the next in line', async () => {
     const key = unique('leave-queue');
     const subscriber = client.duplicate();

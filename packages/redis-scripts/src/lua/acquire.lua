@@ -1,18 +1,19 @@
 local lockKey = KEYS[1]
-local token, ttlMs, limit, weight, queueTtlMs, publish = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3] or '1'), tonumber(ARGV[4] or '1'), tonumber(ARGV[5] or '0'), ARGV[6]
+local token, ttlMs, limit, weight, queueTtlMs, publish, handoff = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3] or '1'), tonumber(ARGV[4] or '1'), tonumber(ARGV[5] or '0'), ARGV[6], ARGV[7] == '1'
 -- Takes `weight` of `limit` permits for `token` for `ttlMs` (a mutex sends only the first two
 -- arguments). With `queueTtlMs` > 0 the request also takes (or renews) a place in the
 -- arrival-order queue and is granted only at its head; without one it is refused while anyone
--- queues.
+-- queues. With `handoff`, the place asks release.lua to grant it the lock when it frees up.
 -- Returns { 1, fence, ttlMs } when granted, { 0, retryInMs } when refused (retryInMs -1: no hint).
 -- Each request is judged by its own `limit`; nothing stores or compares the limits of holders, so
 -- callers must use one limit per key (LockManager does: a semaphore or read-write lock owns its key).
 
 local nowMicros, now = serverTime()
 local holderField, placeField = '#' .. token, '?' .. token
-local fence, kept = 0, 0
+local fence, kept, queuedMark = 0, 0, false
 local used, earliestEnd = 0, nil
 local ownArrival, headField, headArrival, places = nil, nil, nil, 0
+local holdsAlready = false
 local gone = {}
 
 local fields = redis.call('HGETALL', lockKey)
@@ -21,7 +22,9 @@ for i = 1, #fields, 2 do
   local kind = string.sub(name, 1, 1)
   -- A token that already holds is asking again because its earlier reply was lost: its own grant
   -- does not count against it, and is replaced.
-  if kind == '#' and name ~= holderField then
+  if name == holderField then
+    holdsAlready = splitPair(value, 1) > now
+  elseif kind == '#' then
     local leaseEnd, held = splitPair(value, 1)
     if leaseEnd <= now then
       gone[#gone + 1] = name
@@ -32,9 +35,10 @@ for i = 1, #fields, 2 do
       end
     end
   elseif kind == '?' then
-    local arrival, placeEnd = splitPair(value)
+    local place = readPlace(value)
+    local arrival = place[1]
     -- A place whose waiter stopped renewing it (it died or gave up) leaves before any decision.
-    if placeEnd <= now then
+    if place[2] <= now then
       gone[#gone + 1] = name
     else
       places = places + 1
@@ -49,6 +53,8 @@ for i = 1, #fields, 2 do
     fence = tonumber(value)
   elseif name == 'kept' then
     kept = tonumber(value)
+  elseif name == 'queued' then
+    queuedMark = true
   end
 end
 
@@ -59,17 +65,28 @@ if queueTtlMs > 0 and not ownArrival then
   headField = headField or placeField
 end
 
-if used + weight > limit or (headField and headField ~= placeField) then
+-- A holder asking again (its reply or its handoff message was lost) has already passed the queue.
+if used + weight > limit or (headField and headField ~= placeField and not holdsAlready) then
   local newKept = nil
   if queueTtlMs > 0 then
     local placeEnd = now + queueTtlMs
-    local place = string.format('%.0f %.0f', ownArrival, placeEnd)
+    local place
+    if handoff then
+      place = string.format('%.0f %.0f %.0f %.0f %d %d', ownArrival, placeEnd, now, ttlMs, weight, limit)
+    else
+      place = string.format('%.0f %.0f', ownArrival, placeEnd)
+    end
+    local writes = { placeField, place }
+    if not queuedMark then
+      writes[#writes + 1] = 'queued'
+      writes[#writes + 1] = 1
+    end
     newKept = renewedKept(kept, placeEnd)
     if newKept then
-      redis.call('HSET', lockKey, placeField, place, 'kept', newKept)
-    else
-      redis.call('HSET', lockKey, placeField, place)
+      writes[#writes + 1] = 'kept'
+      writes[#writes + 1] = newKept
     end
+    redis.call('HSET', lockKey, unpack(writes))
   end
   deleteFields(lockKey, gone)
   if newKept then
@@ -82,14 +99,12 @@ if ownArrival then
   gone[#gone + 1] = placeField
   places = places - 1
 end
+if places == 0 and queuedMark then
+  gone[#gone + 1] = 'queued'
+end
 -- The next in line may fit in what is left: let it try now rather than at its next retry.
 local wakeNext = used + weight < limit and places > 0
--- Strictly above the last fence, and never below the server clock in microseconds. A bare
--- counter would restart at 1 when the server restarts empty or fails over to a replica that
--- missed the last write, and would force the hash to live forever; the time floor keeps fences
--- increasing in both cases (as long as the clock of the server that answers does not lag behind
--- the fences already granted). Microseconds since the epoch stay below 2^53, so fences are exact.
-fence = math.max(fence + 1, nowMicros)
+fence = nextFence(fence, nowMicros)
 local leaseEnd = now + ttlMs
 local newKept = renewedKept(kept, leaseEnd)
 if newKept then

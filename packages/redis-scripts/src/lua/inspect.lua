@@ -16,8 +16,7 @@ for i = 1, #fields, 2 do
       reply[#reply + 1] = leaseEnd - now
     end
   elseif kind == '?' then
-    local _, placeEnd = splitPair(value)
-    if placeEnd > now then
+    if readPlace(value)[2] > now then
       reply[2] = reply[2] + 1
     end
   elseif name == 'fence' then

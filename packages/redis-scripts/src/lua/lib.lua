@@ -5,7 +5,10 @@
 --   fence        the last fence granted
 --   kept         when the hash expires (server ms), as last set, so expiry is only renewed when due
 --   #<token>     a holder: its lease end (server ms), then ' <weight>' when it holds more than 1
---   ?<token>     a queue place: its arrival (server µs), a space, and when it runs out (server ms)
+--   ?<token>     a queue place: its arrival (server µs) and when it runs out (server ms), then for
+--                a waiter that asked to be handed the lock, when it last renewed the place (server
+--                ms) and the TTL, weight and limit to grant it; numbers separated by spaces
+--   queued       present while queue places may exist, so a release looks for one only then
 -- One key per lock keeps each operation to a handful of calls on one structure, and the hash goes
 -- as a whole once the last lease is an hour past (see FENCE_GRACE_MS).
 --
@@ -49,6 +52,15 @@ local function splitPair(value, default)
   return tonumber(string.sub(value, 1, space - 1)), tonumber(string.sub(value, space + 1))
 end
 
+-- The numbers of a queue place's value, in order (see the layout above).
+local function readPlace(value)
+  local numbers = {}
+  for number in string.gmatch(value, '%d+') do
+    numbers[#numbers + 1] = tonumber(number)
+  end
+  return numbers
+end
+
 -- A holder's field value: the lease end, and the weight only when it is not 1.
 local function holderValue(leaseEnd, weight)
   if weight == 1 then
@@ -65,6 +77,16 @@ local function renewedKept(kept, needed)
     return nil
   end
   return needed + FENCE_GRACE_MS + KEEP_SLACK_MS
+end
+
+-- The fence of a new grant: strictly above the last one, and never below the server clock in
+-- microseconds. A bare counter would restart at 1 when the server restarts empty or fails over to
+-- a replica that missed the last write, and would force the hash to live forever; the time floor
+-- keeps fences increasing in both cases (as long as the clock of the server that answers does not
+-- lag behind the fences already granted). Microseconds since the epoch stay below 2^53, so fences
+-- are exact.
+local function nextFence(last, nowMicros)
+  return math.max(last + 1, nowMicros)
 end
 
 -- HDEL of `names`, in batches: unpack() of a long list would overflow Lua's stack.

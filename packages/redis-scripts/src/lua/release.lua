@@ -1,23 +1,114 @@
 local lockKey = KEYS[1]
 local token, publish = ARGV[1], ARGV[2]
--- Gives back what `token` holds and its queue place, if any, and tells waiters when that freed
--- something. Returns 1 when `token` held permits, 0 when it held none (or its lease had expired).
--- Other holders, the fence and the expiry of the hash are left as they are: giving a lease back
--- shortens none of the others.
+-- Gives back what `token` holds and its queue place, if any. When that freed something, hands
+-- the lock to the head of the queue (and those behind it, while they fit) if they asked for it
+-- and renewed their place within the last half of its TTL, publishing
+-- 'granted <fence> <ttlMs> <afterMs> <token>' for each; then tells every waiter unless the
+-- handoffs took all there was. Returns 1 when `token` held permits, 0 when it held none (or its
+-- lease had expired).
 
 local holderField, placeField = '#' .. token, '?' .. token
-local found = redis.call('HMGET', lockKey, holderField, placeField)
+local found = redis.call('HMGET', lockKey, holderField, placeField, 'queued')
 if not found[1] and not found[2] then
   return 0
 end
-local _, now = serverTime()
+local nowMicros, now = serverTime()
 local released = 0
 -- A lease that ran out was no longer held: giving it back frees nothing and wakes nobody.
 if found[1] and splitPair(found[1], 1) > now then
   released = 1
 end
 redis.call('HDEL', lockKey, holderField, placeField)
-if released == 1 or found[2] then
+if released == 0 and not found[2] then
+  return 0
+end
+if not found[3] then
+  notify(publish, lockKey, 'released')
+  return released
+end
+
+-- Someone may queue: read the whole lock to see who is next.
+local fence, kept, used = 0, 0, 0
+local places, gone = {}, {}
+local fields = redis.call('HGETALL', lockKey)
+for i = 1, #fields, 2 do
+  local name, value = fields[i], fields[i + 1]
+  local kind = string.sub(name, 1, 1)
+  if kind == '#' then
+    local leaseEnd, held = splitPair(value, 1)
+    if leaseEnd <= now then
+      gone[#gone + 1] = name
+    else
+      used = used + held
+    end
+  elseif kind == '?' then
+    local place = readPlace(value)
+    if place[2] <= now then
+      gone[#gone + 1] = name
+    else
+      place.field = name
+      places[#places + 1] = place
+    end
+  elseif name == 'fence' then
+    fence = tonumber(value)
+  elseif name == 'kept' then
+    kept = tonumber(value)
+  end
+end
+table.sort(places, function(a, b)
+  return a[1] < b[1] or (a[1] == b[1] and a.field < b.field)
+end)
+
+local writes, grants, limit = {}, {}, nil
+local latestEnd = 0
+for _, place in ipairs(places) do
+  local renewedAt, ttlMs, weight = place[3], place[4], place[5]
+  -- A waiter that stopped renewing its place may have died: it keeps its place until it runs out,
+  -- but is not handed a lease it may never give back.
+  if not renewedAt or now - renewedAt > (place[2] - renewedAt) / 2 or used + weight > place[6] then
+    break
+  end
+  limit = place[6]
+  used = used + weight
+  fence = nextFence(fence, nowMicros)
+  local leaseEnd = now + ttlMs
+  latestEnd = math.max(latestEnd, leaseEnd)
+  local holder = '#' .. string.sub(place.field, 2)
+  writes[#writes + 1] = holder
+  writes[#writes + 1] = holderValue(leaseEnd, weight)
+  gone[#gone + 1] = place.field
+  -- Whole milliseconds on both sides: the lease began at least one less after the renewal.
+  local afterMs = math.max(0, now - renewedAt - 1)
+  grants[#grants + 1] = string.format('granted %.0f %.0f %.0f %s', fence, ttlMs, afterMs, string.sub(place.field, 2))
+end
+
+if #grants > 0 then
+  writes[#writes + 1] = 'fence'
+  writes[#writes + 1] = fence
+  local newKept = renewedKept(kept, latestEnd)
+  if newKept then
+    writes[#writes + 1] = 'kept'
+    writes[#writes + 1] = newKept
+  end
+  if #grants == #places then
+    gone[#gone + 1] = 'queued'
+  end
+  redis.call('HSET', lockKey, unpack(writes))
+  deleteFields(lockKey, gone)
+  if newKept then
+    redis.call('PEXPIREAT', lockKey, newKept)
+  end
+  for _, grant in ipairs(grants) do
+    notify(publish, lockKey, grant)
+  end
+else
+  if #places == 0 then
+    gone[#gone + 1] = 'queued'
+  end
+  deleteFields(lockKey, gone)
+end
+-- The others hear of it too unless the handoffs took all there was.
+if not limit or used < limit then
   notify(publish, lockKey, 'released')
 end
 return released

@@ -26,10 +26,7 @@ async function startListening(backend: WaitingBackend, key: string): Promise<voi
  * hold the lock for the waiter either, and the test then reports itself skipped rather than
  * giving the backend credit for what it does not do.
  */
-function expectHandedOff(
-  handedOff: unknown,
-  skip: TestContext['skip'],
-): HandedOff {
+function expectHandedOff(handedOff: unknown, skip: TestContext['skip']): HandedOff {
   if (handedOff === undefined) {
     skip('the backend does not hand off: waiters ask again after a release');
   }
@@ -90,6 +87,22 @@ export function handoffTests(ctx: ConformanceContext): void {
       );
       expect(expectHandedOff(handedOff, skip).ok).toBe(true);
       expect(await backend.release({ key, token: 'waiter' })).toBe(true);
+    }),
+  );
+
+  it(
+    'grants a waiter that missed its handoff when it asks again, past those queued behind it',
+    withWaits(async (backend) => {
+      const key = ctx.key();
+      const holder = expectGranted(await backend.acquire(request(key, 'holder')));
+      expect((await backend.acquire(queued(key, 'first'))).ok).toBe(false);
+      expect((await backend.acquire(queued(key, 'second'))).ok).toBe(false);
+      // Nobody listens: if the lock is handed to 'first', the news is lost.
+      expect(await backend.release({ key, token: 'holder' })).toBe(true);
+      const again = expectGranted(await backend.acquire(queued(key, 'first')));
+      expect(again.fence).toBeGreaterThan(holder.fence);
+      expect((await backend.acquire(queued(key, 'second'))).ok).toBe(false);
+      expect(await backend.release({ key, token: 'first' })).toBe(true);
     }),
   );
 
