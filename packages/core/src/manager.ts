@@ -33,8 +33,11 @@ export interface AcquireOptions {
   /** Renew the lease in the background until release. @default false for `acquire`, true for `withLock` */
   autoExtend?: boolean;
   /**
-   * Wait in arrival order across every process (a place in the backend's queue), instead of
-   * racing for the lock when it frees up. @default false (or `defaults.fair`, or the primitive's `fair`)
+   * Wait in arrival order across every process: a place in the backend's queue, renewed while
+   * waiting, and on a backend that hands off (the Redis and memory backends), the lock handed
+   * over on release with no further request. `false` races for the lock when it frees up
+   * instead: no queue place, and a request after every release a waiter hears of.
+   * @default true (or `defaults.fair`, or the primitive's `fair`)
    */
   fair?: boolean;
 }
@@ -59,7 +62,7 @@ export interface LockDefaults {
   wait?: number;
   /** Auto-extension for `acquire` and `tryAcquire` (`withLock` always extends unless told not to). @default false */
   autoExtend?: boolean;
-  /** Arrival-order waiting for every waiting call (see {@link AcquireOptions.fair}). @default false */
+  /** Arrival-order waiting for every waiting call (see {@link AcquireOptions.fair}). @default true */
   fair?: boolean;
 }
 
@@ -85,7 +88,7 @@ export interface LockManagerOptions {
 export interface SemaphoreOptions {
   /** Permits in all. */
   limit: number;
-  /** Grant permits in arrival order (see {@link AcquireOptions.fair}). @default false (or `defaults.fair`) */
+  /** Grant permits in arrival order (see {@link AcquireOptions.fair}). @default true (or `defaults.fair`) */
   fair?: boolean;
 }
 
@@ -93,7 +96,7 @@ export interface SemaphoreOptions {
 export interface ReadWriteLockOptions {
   /**
    * Readers too wait in arrival order. Writers always queue, so a waiting writer blocks new
-   * readers either way. @default false (or `defaults.fair`)
+   * readers either way. @default true (or `defaults.fair`)
    */
   fair?: boolean;
 }
@@ -202,7 +205,7 @@ export class LockManager {
       ttl = DEFAULT_TTL_MS,
       wait = DEFAULT_WAIT_MS,
       autoExtend = false,
-      fair = false,
+      fair = true,
     } = options.defaults ?? {};
     assertPositiveDuration(ttl, 'options.defaults.ttl');
     assertNonNegativeDuration(wait, 'options.defaults.wait');
@@ -587,37 +590,62 @@ export class LockManager {
     lastAttemptAt: number,
   ): { woken: Promise<HandedOff | undefined>; stop: () => void } {
     const { key, signal } = call;
-    const stop = new AbortController();
-    const wakeUps: Promise<HandedOff | undefined>[] = [sleep(delayMs, stop.signal)];
+    let timer: NodeJS.Timeout | undefined;
+    const wakeUps: Promise<HandedOff | undefined>[] = [
+      new Promise((resolve) => {
+        timer = setTimeout(() => resolve(undefined), delayMs);
+      }),
+    ];
     // A waiter that asked for a handoff hears of a local release from the backend, with the
     // grant: asking on its own as well would only make the backend grant it a second time.
     if (!call.handoff) wakeUps.push(ticket.nextLocalRelease());
+    let backendWait: AbortController | undefined;
     if (this.backend.waitForRelease) {
+      const controller = new AbortController();
+      backendWait = controller;
+      const done = () => {
+        backendWait = undefined;
+      };
       wakeUps.push(
         // A release that came while the attempt was under way must still wake us.
         this.backend
-          .waitForRelease(key, stop.signal, lastAttemptAt, call.handoff ? token : undefined)
-          .then(call.handoff ? asHandedOff : ignore, (error: unknown) => {
-            // Our own abort (another wake-up won) is not a failure.
-            if (stop.signal.aborted) return undefined;
-            throw wrapBackendError(error, `waiting for "${key}" failed`);
-          }),
+          .waitForRelease(key, controller.signal, lastAttemptAt, call.handoff ? token : undefined)
+          .then(
+            (value) => {
+              done();
+              return call.handoff ? asHandedOff(value) : undefined;
+            },
+            (error: unknown) => {
+              done();
+              // Our own abort (another wake-up won) is not a failure.
+              if (controller.signal.aborted) return undefined;
+              throw wrapBackendError(error, `waiting for "${key}" failed`);
+            },
+          ),
       );
     }
-    if (signal) wakeUps.push(rejectOnAbort(signal, stop.signal));
+    let stopAbortListener: (() => void) | undefined;
+    if (signal) {
+      wakeUps.push(
+        new Promise((_, reject) => {
+          if (signal.aborted) reject(signal.reason);
+          else stopAbortListener = whenAborted(signal, () => reject(signal.reason));
+        }),
+      );
+    }
     return {
       woken: Promise.race(wakeUps),
+      // Everything is undone directly: an abort would dispatch an event, which costs tens of
+      // microseconds on the path of every wake-up. Only a backend wait still pending is aborted.
       stop: () => {
         // A local release that comes after this must wake the next wait, not this finished one.
         ticket.stopListening();
-        stop.abort(STOPPED);
+        clearTimeout(timer);
+        stopAbortListener?.();
+        backendWait?.abort(STOPPED);
       },
     };
   }
-}
-
-function ignore(): undefined {
-  return undefined;
 }
 
 /** What a backend's wait resolved with, when it is a grant (a backend may resolve with anything). */
@@ -659,9 +687,9 @@ export function newToken(): string {
   return token;
 }
 
-function sleep(ms: number, stop: AbortSignal): Promise<undefined> {
+function sleep(ms: number, stop: AbortSignal): Promise<void> {
   return new Promise((resolve) => {
-    const timer = setTimeout(() => resolve(undefined), ms);
+    const timer = setTimeout(resolve, ms);
     stop.addEventListener('abort', () => clearTimeout(timer), { once: true });
   });
 }

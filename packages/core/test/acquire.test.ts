@@ -208,10 +208,12 @@ describe('acquire', () => {
     await flush();
     expect(attempt.settled).toBe(true);
     await expect(attempt.result).rejects.toBe(reason);
+    // The waiter gives up its queue place at once.
+    expect(backend.calls).toEqual(['acquire', 'release']);
     // The request still reaches the server later and is granted there: it must be given back.
     reconnect();
     await flush();
-    expect(backend.calls).toEqual(['acquire', 'release']);
+    expect(backend.calls).toEqual(['acquire', 'release', 'release']);
     expect(await backend.inspect('stuck')).toBeNull();
   });
 });

@@ -86,11 +86,10 @@ export class RecordingBackend implements LockBackend {
     return this.inner.advanceFence(request);
   }
 
-  waitForRelease(key: string, signal: AbortSignal, since?: number) {
+  waitForRelease(key: string, signal: AbortSignal, since?: number, token?: string) {
     this.#record('waitForRelease');
     if (this.waitFault) return Promise.reject(new Error('subscriber lost'));
-    const inner: LockBackend = this.inner;
-    return inner.waitForRelease!(key, signal, since);
+    return this.inner.waitForRelease(key, signal, since, token);
   }
 
   inspect(key: string) {

@@ -19,13 +19,16 @@ function sleep(ms: number): Promise<void> {
 }
 
 describe('wake-ups', () => {
-  it("a waiter is woken by the backend's waitForRelease when another process releases", async () => {
+  it("a racing (fair: false) waiter is woken by the backend's waitForRelease when another process releases", async () => {
     const backend = new RecordingBackend();
     const holder = await new LockManager({ backend: backend.inner }).acquire('wake', {
       ttl: 600_000,
     });
     const attempt = watch(
-      new LockManager({ backend, backoff: NO_POLLING }).acquire('wake', { wait: 120_000 }),
+      new LockManager({ backend, backoff: NO_POLLING }).acquire('wake', {
+        wait: 120_000,
+        fair: false,
+      }),
     );
     await vi.advanceTimersByTimeAsync(5_000);
     expect(attempt.settled).toBe(false);
@@ -39,6 +42,47 @@ describe('wake-ups', () => {
     const lock = await attempt.result;
     expect(lock.fence).toBeGreaterThan(holder.fence);
     expect(backend.count('acquire')).toBe(2);
+  });
+
+  it('hands a fair waiter in another process the lock on release, with no request after it', async () => {
+    const backend = new RecordingBackend();
+    const holder = await new LockManager({ backend: backend.inner }).acquire('hand', {
+      ttl: 600_000,
+    });
+    const askedAt = Date.now();
+    const attempt = watch(
+      new LockManager({ backend, backoff: NO_POLLING }).acquire('hand', {
+        wait: 120_000,
+        ttl: 10_000,
+      }),
+    );
+    // Less than the 500 ms after which a waiter renews its queue place.
+    await vi.advanceTimersByTimeAsync(300);
+    expect(backend.calls).toEqual(['acquire', 'waitForRelease']);
+    const releasedAt = Date.now();
+    await holder.release();
+    await flush();
+    expect(attempt.at).toBe(releasedAt);
+    expect(backend.calls).toEqual(['acquire', 'waitForRelease']);
+    const lock = await attempt.result;
+    expect(lock.fence).toBeGreaterThan(holder.fence);
+    // The lease began when the backend handed it over, which the waiter knows as the time of
+    // its last request plus the wait the backend reports: never from when the news arrived.
+    expect(lock.expiresAt).toBe(askedAt + (releasedAt - askedAt) + 10_000);
+    expect(lock.held).toBe(true);
+  });
+
+  it('hands a fair waiter a local release through the backend, without asking again', async () => {
+    const backend = new RecordingBackend();
+    const locks = new LockManager({ backend, backoff: NO_POLLING });
+    const first = await locks.acquire('local-hand');
+    const second = watch(locks.acquire('local-hand', { wait: 120_000 }));
+    await flush();
+    await first.release();
+    await flush();
+    expect(second.settled).toBe(true);
+    expect(backend.count('acquire')).toBe(2);
+    expect((await second.result).fence).toBeGreaterThan(first.fence);
   });
 
   it("picks up a lease that expires soon after its expiry (retryInMs), not after the backoff's maxMs", async () => {
@@ -129,9 +173,9 @@ describe('wake-ups', () => {
     expect((await attempt.result).held).toBe(true);
   });
 
-  it('a waiter next in line behind a local grant asks only once that holder releases', async () => {
+  it('a racing waiter next in line behind a local grant asks only once that holder releases', async () => {
     const backend = new RecordingBackend();
-    const locks = new LockManager({ backend, backoff: NO_POLLING });
+    const locks = new LockManager({ backend, backoff: NO_POLLING, defaults: { fair: false } });
     const first = await locks.acquire('behind', { ttl: 600_000 });
     const second = watch(locks.acquire('behind', { wait: 300_000 }));
     const third = watch(locks.acquire('behind', { wait: 300_000 }));
@@ -153,9 +197,12 @@ describe('wake-ups', () => {
     expect(backend.count('acquire')).toBe(4);
   });
 
-  it('a waiter behind a local grant that leaves room (a semaphore) asks at once', async () => {
+  it('a racing waiter behind a local grant that leaves room (a semaphore) asks at once', async () => {
     const backend = new RecordingBackend();
-    const pool = new LockManager({ backend, backoff: NO_POLLING }).semaphore('room', { limit: 2 });
+    const pool = new LockManager({ backend, backoff: NO_POLLING }).semaphore('room', {
+      limit: 2,
+      fair: false,
+    });
     const first = await pool.acquire();
     const second = watch(pool.acquire({ wait: 300_000 }));
     const third = watch(pool.acquire({ wait: 300_000 }));

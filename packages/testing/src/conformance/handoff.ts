@@ -157,14 +157,16 @@ export function handoffTests(ctx: ConformanceContext): void {
       const counted = ctx.counted();
       const [holderSide] = ctx.managers(1);
       // Polling effectively off: the waiter's only requests are its queue place's renewals,
-      // every 500 ms, far from the release below.
+      // every 500 ms, not due by the release below.
       const waiterSide = new LockManager({
         backend: counted.backend,
         backoff: { initialMs: 600_000, maxMs: 600_000 },
       });
       const lock = await holderSide!.acquire(key);
+      // Subscribed before the waiter arrives: a new subscription asks its waiter to try again.
+      await startListening(backend, key);
       const waiting = waiterSide.acquire(key, { fair: true, wait: 30_000 });
-      await eventually('the waiter asked once', () => counted.calls.includes('acquire'));
+      await eventually('the waiter asked', () => counted.calls.includes('acquire'));
       await sleep(50);
       const acquires = () => counted.calls.filter((call) => call === 'acquire').length;
       const before = acquires();
