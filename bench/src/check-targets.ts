@@ -59,22 +59,27 @@ export function checkTargets(results: Results): TargetCheck[] {
       values.every((value) => value !== undefined && !Number.isNaN(value));
 
     const pairs = medianOf(results, 'uncontended', id, 'pairsPerSec');
-    add(
-      'uncontended pairs/s ≥ 0.9× raw',
-      defined(pairs, rawPairs) ? pairs! >= 0.9 * rawPairs! : undefined,
-      `${n(pairs)} vs raw ${n(rawPairs)} (${n(defined(pairs, rawPairs) ? pairs! / rawPairs! : undefined, 2)}×)`,
-    );
-    // Not a target: the same comparison against the raw lock on deadbolt's own client library.
+    // "raw" is the hand-written lock with the same client (issue 7): deadbolt on node-redis is
+    // judged against the raw lock on node-redis, which that client itself runs slower.
     const ownRaw = results.contenders.find(
       (contender) =>
         contender.role === 'raw' && contender.id !== 'raw' && id.endsWith(contender.id.slice(4)),
     );
-    const ownRawPairs = ownRaw && medianOf(results, 'uncontended', ownRaw.id, 'pairsPerSec');
-    if (ownRaw && defined(pairs, ownRawPairs)) {
+    const ownRawPairs = ownRaw
+      ? medianOf(results, 'uncontended', ownRaw.id, 'pairsPerSec')
+      : rawPairs;
+    const ownRawLabel = ownRaw?.label ?? 'raw';
+    add(
+      'uncontended pairs/s ≥ 0.9× raw on the same client',
+      defined(pairs, ownRawPairs) ? pairs! >= 0.9 * ownRawPairs! : undefined,
+      `${n(pairs)} vs ${ownRawLabel} ${n(ownRawPairs)} (${n(defined(pairs, ownRawPairs) ? pairs! / ownRawPairs! : undefined, 2)}×)`,
+    );
+    // Not a target: against the raw lock on ioredis, for a client other than ioredis.
+    if (ownRaw && defined(pairs, rawPairs)) {
       add(
-        `(reference) uncontended pairs/s vs ${ownRaw.label}`,
+        '(reference) uncontended pairs/s vs raw on ioredis',
         undefined,
-        `${n(pairs)} vs ${n(ownRawPairs)} (${n(pairs! / ownRawPairs!, 2)}×)`,
+        `${n(pairs)} vs ${n(rawPairs)} (${n(pairs! / rawPairs!, 2)}×)`,
       );
     }
 

@@ -1,4 +1,4 @@
-import { deadboltIoredis } from './deadbolt-ioredis.js';
+import { deadboltIoredis, deadboltIoredisRacing } from './deadbolt-ioredis.js';
 import { deadboltMemory } from './deadbolt-memory.js';
 import { deadboltNodeRedis } from './deadbolt-node-redis.js';
 import { raw, rawFenced } from './raw.js';
@@ -20,6 +20,7 @@ export const contenders: readonly Contender[] = [
   rawNodeRedis,
   rawFenced,
   deadboltIoredis,
+  deadboltIoredisRacing,
   deadboltNodeRedis,
   deadboltMemory,
   redlockContender(),

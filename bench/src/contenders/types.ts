@@ -12,8 +12,11 @@ export interface LockClient {
   close(): Promise<void>;
 }
 
-/** What a contender is for the targets: the floor, deadbolt, the in-process ceiling or a peer. */
-export type ContenderRole = 'raw' | 'deadbolt' | 'ceiling' | 'peer';
+/**
+ * What a contender is for the targets: the floor, deadbolt with its defaults (judged), deadbolt
+ * with another setting (shown, not judged), the in-process ceiling or a peer.
+ */
+export type ContenderRole = 'raw' | 'deadbolt' | 'option' | 'ceiling' | 'peer';
 
 /** One row of every table: a lock library with one set of settings. */
 export interface Contender {

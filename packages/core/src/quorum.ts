@@ -48,6 +48,10 @@ export interface QuorumOptions {
  * every later majority intersects that one. This holds as long as no majority of members loses
  * its data at once (for example by restarting empty together).
  *
+ * Waiters race for a quorum lock: members keep no queue places (each would order waiters by
+ * when their requests reached it, and with a different head on each, nobody would win a
+ * majority), so `fair` has no effect and no grant is handed over on release.
+ *
  * Members must implement `advanceFence` (every deadbolt backend does). `close()` of the quorum
  * closes nothing: the members belong to the caller.
  *
@@ -117,8 +121,10 @@ class QuorumBackend implements LockBackend {
   async acquire(request: AcquireRequest): Promise<AcquireResult> {
     assertAcquireRequest(request);
     const startedAt = Date.now();
-    // A member handing its own lease to a waiter would grant a minority: members never hand off.
-    const { handoff: _, ...forMembers } = request;
+    // Members never queue: each would put waiters in the order their requests reached it, and
+    // with a different head on each member no waiter could win a majority. Nor do they hand off,
+    // which would grant a lease on one member alone.
+    const { queueTtlMs: _place, handoff: _handoff, ...forMembers } = request;
     const answers = await this.#onAll((member) => member.acquire(forMembers));
     const grants = answers.flatMap((answer) =>
       answer.ok && answer.value.ok ? [answer.value] : [],

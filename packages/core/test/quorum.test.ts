@@ -140,6 +140,22 @@ describe('quorum()', () => {
     expect(lock.signal.aborted).toBe(true);
   });
 
+  it('serves waiters of several processes in turn, with no queue places on the members', async () => {
+    const five = members(5);
+    const processes = Array.from({ length: 4 }, () => new LockManager({ backend: quorum(five) }));
+    const holder = await processes[0]!.acquire('q:turns', { ttl: 10_000 });
+    // Waiting with the default (fair) settings, as every process would.
+    const waiting = processes.map((locks) =>
+      locks.acquire('q:turns', { ttl: 10_000, wait: 10_000 }).then((lock) => lock.release()),
+    );
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    for (const member of five) {
+      expect((await member.inner.inspect('q:turns'))?.queued).toBe(0);
+    }
+    await holder.release();
+    expect(await Promise.all(waiting)).toEqual([true, true, true, true]);
+  });
+
   it('wakes a waiter on the first member that reports a release', async () => {
     const three = members(3);
     const backend = quorum(three);
