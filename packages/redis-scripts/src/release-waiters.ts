@@ -237,23 +237,21 @@ export class ReleaseWaiters {
 /** The grant in a `granted <fence> <ttlMs> <afterMs> <token>` message; undefined for any other. */
 function parseGrant(message: string): { token: string; handedOff: HandedOff } | undefined {
   if (!message.startsWith('granted ')) return undefined;
-  const [, fence, ttlMs, afterMs] = message.split(' ', 4).map(Number);
-  const token = message.split(' ').slice(4).join(' ');
+  // Three numbers, then the token, which may hold spaces of its own.
+  const first = 8;
+  const second = message.indexOf(' ', first) + 1;
+  const third = second && message.indexOf(' ', second) + 1;
+  const rest = third && message.indexOf(' ', third) + 1;
+  if (!rest || rest === message.length) return undefined;
+  const fence = Number(message.slice(first, second - 1));
+  const ttlMs = Number(message.slice(second, third - 1));
+  const afterMs = Number(message.slice(third, rest - 1));
   if (
     !Number.isSafeInteger(fence) ||
     !Number.isSafeInteger(ttlMs) ||
-    !Number.isSafeInteger(afterMs) ||
-    token === ''
+    !Number.isSafeInteger(afterMs)
   ) {
     return undefined;
   }
-  return {
-    token,
-    handedOff: {
-      ok: true,
-      fence: fence as number,
-      ttlMs: ttlMs as number,
-      afterMs: afterMs as number,
-    },
-  };
+  return { token: message.slice(rest), handedOff: { ok: true, fence, ttlMs, afterMs } };
 }
