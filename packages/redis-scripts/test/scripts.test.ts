@@ -363,14 +363,30 @@ describe('extend', () => {
   });
 });
 
+/**
+ * Runs `body` while listening on the lock channel of `key`, and returns every message it saw
+ * there, in order (a marker published last shows that all of them have arrived).
+ */
+async function messagesDuring(key: string, body: () => Promise<void>): Promise<string[]> {
+  const subscriber = client.duplicate();
+  const messages: string[] = [];
+  subscriber.on('message', (_channel: string, message: string) => messages.push(message));
+  await subscriber.subscribe(hashOf(key));
+  try {
+    await body();
+    // Messages from one connection arrive in order: this one marks the end.
+    await client.publish(hashOf(key), 'end');
+    await eventuallyEquals(() => messages.at(-1), 'end');
+    return messages.slice(0, -1);
+  } finally {
+    subscriber.disconnect();
+  }
+}
+
 describe('release', () => {
   it('publishes on the lock channel only when it freed something', async () => {
     const key = unique('publish');
-    const subscriber = client.duplicate();
-    const messages: string[] = [];
-    subscriber.on('message', (_channel: string, message: string) => messages.push(message));
-    await subscriber.subscribe(hashOf(key));
-    try {
+    const messages = await messagesDuring(key, async () => {
       expect(await backend.release({ key, token: 'nobody' })).toBe(false);
       await backend.acquire(mutex(key, 'holder'));
       expect(await backend.release({ key, token: 'other' })).toBe(false);
@@ -380,54 +396,36 @@ describe('release', () => {
       await backend.acquire(mutex(key, 'expired', 20));
       await sleep(40);
       expect(await backend.release({ key, token: 'expired' })).toBe(false);
-      // Messages from one connection arrive in order: this one marks the end.
-      await client.publish(hashOf(key), 'end');
-      await eventuallyEquals(() => messages.at(-1), 'end');
-      expect(messages).toEqual(['released', 'end']);
-    } finally {
-      subscriber.disconnect();
-    }
+    });
+    expect(messages).toEqual(['released']);
   });
 
   it('hands the lock to the head of the queue, announcing it to that token alone', async () => {
     const key = unique('handoff');
-    const subscriber = client.duplicate();
-    const messages: string[] = [];
-    subscriber.on('message', (_channel: string, message: string) => messages.push(message));
-    await subscriber.subscribe(hashOf(key));
-    try {
+    const messages = await messagesDuring(key, async () => {
       await backend.acquire(mutex(key, 'holder'));
       const waiter = { ...mutex(key, 'tök en', 7_000), queueTtlMs: 10_000, handoff: true };
       expect((await backend.acquire(waiter)).ok).toBe(false);
       expect(await client.hget(hashOf(key), 'queued')).toBe('1');
       await sleep(20);
       expect(await backend.release({ key, token: 'holder' })).toBe(true);
-      await client.publish(hashOf(key), 'end');
-      await eventuallyEquals(() => messages.at(-1), 'end');
-      // It took all there was: nobody else is woken.
-      expect(messages).toHaveLength(2);
-      const [word, fence, ttlMs, afterMs, ...token] = (messages[0] as string).split(' ');
-      expect([word, ttlMs, token.join(' ')]).toEqual(['granted', '7000', 'tök en']);
-      expect(Number(afterMs)).toBeGreaterThanOrEqual(18);
-      expect(Number(fence)).toBe((await backend.inspect(key))?.fence);
-      expect(await holderFields(key)).toEqual(['#tök en']);
-      // The queue is empty again: the next release has nobody to look for.
-      expect(await client.hexists(hashOf(key), 'queued')).toBe(0);
-    } finally {
-      subscriber.disconnect();
-    }
+    });
+    // It took all there was: nobody else is woken.
+    expect(messages).toHaveLength(1);
+    const [word, fence, ttlMs, afterMs, ...token] = (messages[0] as string).split(' ');
+    expect([word, ttlMs, token.join(' ')]).toEqual(['granted', '7000', 'tök en']);
+    expect(Number(afterMs)).toBeGreaterThanOrEqual(18);
+    expect(Number(fence)).toBe((await backend.inspect(key))?.fence);
+    expect(await holderFields(key)).toEqual(['#tök en']);
+    // The queue is empty again: the next release has nobody to look for.
+    expect(await client.hexists(hashOf(key), 'queued')).toBe(0);
   });
 
   it('gives up a queue place, and tells the next in line', async () => {
     const key = unique('leave-queue');
-    const subscriber = client.duplicate();
-    const messages: string[] = [];
-    subscriber.on('message', (_channel: string, message: string) => messages.push(message));
-    await subscriber.subscribe(hashOf(key));
-    try {
+    const queued = (token: string) => backend.acquire({ ...mutex(key, token), queueTtlMs: 10_000 });
+    const messages = await messagesDuring(key, async () => {
       await backend.acquire(mutex(key, 'holder'));
-      const queued = (token: string) =>
-        backend.acquire({ ...mutex(key, token), queueTtlMs: 10_000 });
       expect((await queued('first')).ok).toBe(false);
       expect((await queued('second')).ok).toBe(false);
       expect(await backend.release({ key, token: 'holder' })).toBe(true);
@@ -435,12 +433,8 @@ describe('release', () => {
       // The head leaves without taking it: holding nothing, it still frees the way.
       expect(await backend.release({ key, token: 'first' })).toBe(false);
       expect((await queued('second')).ok).toBe(true);
-      await client.publish(hashOf(key), 'end');
-      await eventuallyEquals(() => messages.at(-1), 'end');
-      expect(messages).toEqual(['released', 'released', 'end']);
-    } finally {
-      subscriber.disconnect();
-    }
+    });
+    expect(messages).toEqual(['released', 'released']);
   });
 
   it('gives back only what the token held', async () => {

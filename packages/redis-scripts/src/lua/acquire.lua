@@ -10,51 +10,34 @@ local token, ttlMs, limit, weight, queueTtlMs, publish, handoff = ARGV[1], tonum
 
 local nowMicros, now = serverTime()
 local holderField, placeField = '#' .. token, '?' .. token
-local fence, kept, queuedMark = 0, 0, false
-local used, earliestEnd = 0, nil
-local ownArrival, headField, headArrival, places = nil, nil, nil, 0
-local holdsAlready = false
-local gone = {}
-
-local fields = redis.call('HGETALL', lockKey)
-for i = 1, #fields, 2 do
-  local name, value = fields[i], fields[i + 1]
-  local kind = string.sub(name, 1, 1)
-  -- A token that already holds is asking again because its earlier reply was lost: its own grant
-  -- does not count against it, and is replaced.
-  if name == holderField then
-    holdsAlready = splitPair(value, 1) > now
-  elseif kind == '#' then
-    local leaseEnd, held = splitPair(value, 1)
-    if leaseEnd <= now then
-      gone[#gone + 1] = name
-    else
-      used = used + held
-      if not earliestEnd or leaseEnd < earliestEnd then
-        earliestEnd = leaseEnd
-      end
+local lock = readLock(lockKey, now)
+local fence, gone = lock.fence, {}
+-- A token that already holds is asking again because its earlier reply (or its handoff message)
+-- was lost: its own grant does not count against it, and is replaced.
+local used, earliestEnd, holdsAlready = 0, nil, false
+for _, holder in ipairs(lock.holders) do
+  if holder.field == holderField then
+    holdsAlready = true
+  else
+    used = used + holder.weight
+    if not earliestEnd or holder.leaseEnd < earliestEnd then
+      earliestEnd = holder.leaseEnd
     end
-  elseif kind == '?' then
-    local place = readPlace(value)
-    local arrival = place[1]
-    -- A place whose waiter stopped renewing it (it died or gave up) leaves before any decision.
-    if place[2] <= now then
-      gone[#gone + 1] = name
-    else
-      places = places + 1
-      if name == placeField then
-        ownArrival = arrival
-      end
-      if not headArrival or arrival < headArrival or (arrival == headArrival and name < headField) then
-        headField, headArrival = name, arrival
-      end
-    end
-  elseif name == 'fence' then
-    fence = tonumber(value)
-  elseif name == 'kept' then
-    kept = tonumber(value)
-  elseif name == 'queued' then
-    queuedMark = true
+  end
+end
+-- Expired holders and places whose waiter stopped renewing them (it died or gave up) leave
+-- before any decision; an expired lease of this very token is about to be replaced.
+for _, field in ipairs(lock.expired) do
+  if field ~= holderField then
+    gone[#gone + 1] = field
+  end
+end
+local places = #lock.places
+local headField = lock.places[1] and lock.places[1].field
+local ownArrival
+for _, place in ipairs(lock.places) do
+  if place.field == placeField then
+    ownArrival = place[1]
   end
 end
 
@@ -77,11 +60,11 @@ if used + weight > limit or (headField and headField ~= placeField and not holds
       place = string.format('%.0f %.0f', ownArrival, placeEnd)
     end
     local writes = { placeField, place }
-    if not queuedMark then
+    if not lock.queued then
       writes[#writes + 1] = 'queued'
       writes[#writes + 1] = 1
     end
-    newKept = renewedKept(kept, placeEnd)
+    newKept = renewedKept(lock.kept, placeEnd)
     if newKept then
       writes[#writes + 1] = 'kept'
       writes[#writes + 1] = newKept
@@ -99,14 +82,14 @@ if ownArrival then
   gone[#gone + 1] = placeField
   places = places - 1
 end
-if places == 0 and queuedMark then
+if places == 0 and lock.queued then
   gone[#gone + 1] = 'queued'
 end
 -- The next in line may fit in what is left: let it try now rather than at its next retry.
 local wakeNext = used + weight < limit and places > 0
 fence = nextFence(fence, nowMicros)
 local leaseEnd = now + ttlMs
-local newKept = renewedKept(kept, leaseEnd)
+local newKept = renewedKept(lock.kept, leaseEnd)
 if newKept then
   redis.call('HSET', lockKey, holderField, holderValue(leaseEnd, weight), 'fence', fence, 'kept', newKept)
 else

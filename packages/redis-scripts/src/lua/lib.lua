@@ -61,6 +61,46 @@ local function readPlace(value)
   return numbers
 end
 
+-- The whole lock as of `now`: its last fence, `kept`, whether it is marked `queued`, the holders
+-- whose lease still runs ({ field, leaseEnd, weight }), the queue places that have not run out
+-- (the numbers of readPlace, with `field`, in arrival order), and the fields of the expired ones.
+local function readLock(lockKey, now)
+  local lock = { fence = 0, kept = 0, queued = false, holders = {}, places = {}, expired = {} }
+  local fields = redis.call('HGETALL', lockKey)
+  for i = 1, #fields, 2 do
+    local name, value = fields[i], fields[i + 1]
+    local kind = string.sub(name, 1, 1)
+    if kind == '#' then
+      local leaseEnd, weight = splitPair(value, 1)
+      if leaseEnd <= now then
+        lock.expired[#lock.expired + 1] = name
+      else
+        lock.holders[#lock.holders + 1] = { field = name, leaseEnd = leaseEnd, weight = weight }
+      end
+    elseif kind == '?' then
+      local place = readPlace(value)
+      if place[2] <= now then
+        lock.expired[#lock.expired + 1] = name
+      else
+        place.field = name
+        lock.places[#lock.places + 1] = place
+      end
+    elseif name == 'fence' then
+      lock.fence = tonumber(value)
+    elseif name == 'kept' then
+      lock.kept = tonumber(value)
+    elseif name == 'queued' then
+      lock.queued = true
+    end
+  end
+  if #lock.places > 1 then
+    table.sort(lock.places, function(a, b)
+      return a[1] < b[1] or (a[1] == b[1] and a.field < b.field)
+    end)
+  end
+  return lock
+end
+
 -- A holder's field value: the lease end, and the weight only when it is not 1.
 local function holderValue(leaseEnd, weight)
   if weight == 1 then

@@ -28,40 +28,15 @@ if not found[3] then
 end
 
 -- Someone may queue: read the whole lock to see who is next.
-local fence, kept, used = 0, 0, 0
-local places, gone = {}, {}
-local fields = redis.call('HGETALL', lockKey)
-for i = 1, #fields, 2 do
-  local name, value = fields[i], fields[i + 1]
-  local kind = string.sub(name, 1, 1)
-  if kind == '#' then
-    local leaseEnd, held = splitPair(value, 1)
-    if leaseEnd <= now then
-      gone[#gone + 1] = name
-    else
-      used = used + held
-    end
-  elseif kind == '?' then
-    local place = readPlace(value)
-    if place[2] <= now then
-      gone[#gone + 1] = name
-    else
-      place.field = name
-      places[#places + 1] = place
-    end
-  elseif name == 'fence' then
-    fence = tonumber(value)
-  elseif name == 'kept' then
-    kept = tonumber(value)
-  end
+local lock = readLock(lockKey, now)
+local fence, used, gone = lock.fence, 0, lock.expired
+for _, holder in ipairs(lock.holders) do
+  used = used + holder.weight
 end
-table.sort(places, function(a, b)
-  return a[1] < b[1] or (a[1] == b[1] and a.field < b.field)
-end)
 
 local writes, grants, limit = {}, {}, nil
 local latestEnd = 0
-for _, place in ipairs(places) do
+for _, place in ipairs(lock.places) do
   local renewedAt, ttlMs, weight = place[3], place[4], place[5]
   -- A waiter that stopped renewing its place may have died: it keeps its place until it runs out,
   -- but is not handed a lease it may never give back.
@@ -85,12 +60,12 @@ end
 if #grants > 0 then
   writes[#writes + 1] = 'fence'
   writes[#writes + 1] = fence
-  local newKept = renewedKept(kept, latestEnd)
+  local newKept = renewedKept(lock.kept, latestEnd)
   if newKept then
     writes[#writes + 1] = 'kept'
     writes[#writes + 1] = newKept
   end
-  if #grants == #places then
+  if #grants == #lock.places then
     gone[#gone + 1] = 'queued'
   end
   redis.call('HSET', lockKey, unpack(writes))
@@ -102,7 +77,7 @@ if #grants > 0 then
     notify(publish, lockKey, grant)
   end
 else
-  if #places == 0 then
+  if #lock.places == 0 then
     gone[#gone + 1] = 'queued'
   end
   deleteFields(lockKey, gone)
