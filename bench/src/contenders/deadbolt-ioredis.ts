@@ -1,7 +1,7 @@
 import { LockManager } from '@deadbolt/core';
 import { IoredisBackend } from '@deadbolt/ioredis';
 import { Redis } from 'ioredis';
-import type { Contender } from './types.js';
+import { type Contender, managerClient } from './types.js';
 
 /**
  * deadbolt over an ioredis client: with the library's defaults, or with `fair: false` (waiters
@@ -22,18 +22,10 @@ function deadboltIoredisContender(options: { fair?: false } = {}): Contender {
       await redis.ping();
       const backend = new IoredisBackend(redis);
       const locks = new LockManager({ backend, ...(racing ? { defaults: { fair: false } } : {}) });
-      return {
-        async acquire(key) {
-          const lock = await locks.acquire(key);
-          return async () => {
-            await lock.release();
-          };
-        },
-        async close() {
-          await backend.close();
-          await redis.quit();
-        },
-      };
+      return managerClient(locks, async () => {
+        await backend.close();
+        await redis.quit();
+      });
     },
   };
 }

@@ -1,6 +1,6 @@
 import { LockManager } from '@deadbolt/core';
 import { MemoryBackend } from '@deadbolt/memory';
-import type { Contender } from './types.js';
+import { type Contender, managerClient } from './types.js';
 
 /** One in-process backend shared by every client of this contender, as Redis is shared. */
 let shared: MemoryBackend | undefined;
@@ -17,14 +17,6 @@ export const deadboltMemory: Contender = {
     shared ??= new MemoryBackend();
     // Each client is its own manager (its own local queue), like a separate process.
     const locks = new LockManager({ backend: shared });
-    return {
-      async acquire(key) {
-        const lock = await locks.acquire(key);
-        return async () => {
-          await lock.release();
-        };
-      },
-      async close() {},
-    };
+    return managerClient(locks, async () => {});
   },
 };

@@ -1,7 +1,7 @@
 import { LockManager } from '@deadbolt/core';
 import { NodeRedisBackend } from '@deadbolt/node-redis';
 import { createClient } from 'redis';
-import type { Contender } from './types.js';
+import { type Contender, managerClient } from './types.js';
 
 /** deadbolt with the library's defaults, over a node-redis client. */
 export const deadboltNodeRedis: Contender = {
@@ -15,17 +15,9 @@ export const deadboltNodeRedis: Contender = {
     const client = await createClient({ url: redisUrl }).connect();
     const backend = new NodeRedisBackend(client);
     const locks = new LockManager({ backend });
-    return {
-      async acquire(key) {
-        const lock = await locks.acquire(key);
-        return async () => {
-          await lock.release();
-        };
-      },
-      async close() {
-        await backend.close();
-        client.destroy();
-      },
-    };
+    return managerClient(locks, async () => {
+      await backend.close();
+      client.destroy();
+    });
   },
 };

@@ -1,3 +1,5 @@
+import type { LockManager } from '@deadbolt/core';
+
 /** Gives a held lock back; resolves once the library reports the release done. */
 export type Release = () => Promise<void>;
 
@@ -36,6 +38,19 @@ export interface Contender {
    * (the same Redis, or the same in-process backend), so two of them contend like two processes.
    */
   open(redisUrl: string): Promise<LockClient>;
+}
+
+/** A deadbolt `LockManager` as a {@link LockClient}: `acquire` waits with its defaults, `close` is the caller's. */
+export function managerClient(locks: LockManager, close: () => Promise<void>): LockClient {
+  return {
+    async acquire(key) {
+      const lock = await locks.acquire(key);
+      return async () => {
+        await lock.release();
+      };
+    },
+    close,
+  };
 }
 
 /** The lease every contender asks for where the library needs one: deadbolt's default TTL. */
