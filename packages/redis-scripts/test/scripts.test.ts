@@ -421,6 +421,37 @@ describe('release', () => {
     expect(await client.hexists(hashOf(key), 'queued')).toBe(0);
   });
 
+  it('hands a semaphore to every head that fits, in arrival order, with one fence each', async () => {
+    const key = unique('handoff-many');
+    const permits = { key, ttlMs: 10_000, limit: 3 };
+    const queued = (token: string, weight: number) =>
+      backend.acquire({ ...permits, token, weight, queueTtlMs: 10_000, handoff: true });
+    let fenceBefore = 0;
+    const messages = await messagesDuring(key, async () => {
+      await backend.acquire({ ...permits, token: 'all', weight: 3 });
+      for (const [token, weight] of [
+        ['one', 1],
+        ['two', 1],
+        ['big', 2],
+        ['last', 1],
+      ] as const) {
+        expect((await queued(token, weight)).ok).toBe(false);
+      }
+      fenceBefore = (await backend.inspect(key))?.fence ?? 0;
+      expect(await backend.release({ key, token: 'all' })).toBe(true);
+    });
+    // 'big' does not fit next to 'one' and 'two', and 'last' may not pass it: one permit stays
+    // free, so everyone else hears of the release too.
+    const grants = messages.filter((message) => message.startsWith('granted '));
+    expect(grants.map((message) => message.split(' ').slice(4).join(' '))).toEqual(['one', 'two']);
+    const fences = grants.map((message) => Number(message.split(' ')[1]));
+    expect(fences[0]).toBeGreaterThan(fenceBefore);
+    expect(fences[1]).toBeGreaterThan(fences[0] as number);
+    expect(messages.at(-1)).toBe('released');
+    expect(await holderFields(key)).toEqual(['#one', '#two']);
+    expect(await client.hexists(hashOf(key), 'queued')).toBe(1);
+  });
+
   it('gives up a queue place, and tells the next in line', async () => {
     const key = unique('leave-queue');
     const queued = (token: string) => backend.acquire({ ...mutex(key, token), queueTtlMs: 10_000 });
