@@ -50,7 +50,6 @@ end
 
 -- A holder asking again (its reply or its handoff message was lost) has already passed the queue.
 if used + weight > limit or (headField and headField ~= placeField and not holdsAlready) then
-  local newKept = nil
   if queueTtlMs > 0 then
     local placeEnd = now + queueTtlMs
     local place
@@ -64,17 +63,9 @@ if used + weight > limit or (headField and headField ~= placeField and not holds
       writes[#writes + 1] = 'queued'
       writes[#writes + 1] = 1
     end
-    newKept = renewedKept(lock.kept, placeEnd)
-    if newKept then
-      writes[#writes + 1] = 'kept'
-      writes[#writes + 1] = newKept
-    end
-    redis.call('HSET', lockKey, unpack(writes))
+    writeFields(lockKey, writes, lock.kept, placeEnd)
   end
   deleteFields(lockKey, gone)
-  if newKept then
-    redis.call('PEXPIREAT', lockKey, newKept)
-  end
   return { 0, earliestEnd and earliestEnd - now or -1 }
 end
 
@@ -89,17 +80,9 @@ end
 local wakeNext = used + weight < limit and places > 0
 fence = nextFence(fence, nowMicros)
 local leaseEnd = now + ttlMs
-local newKept = renewedKept(lock.kept, leaseEnd)
-if newKept then
-  redis.call('HSET', lockKey, holderField, holderValue(leaseEnd, weight), 'fence', fence, 'kept', newKept)
-else
-  redis.call('HSET', lockKey, holderField, holderValue(leaseEnd, weight), 'fence', fence)
-end
+writeFields(lockKey, { holderField, holderValue(leaseEnd, weight), 'fence', fence }, lock.kept, leaseEnd)
 -- Only after the write: removing the last other field first would delete the hash, expiry and all.
 deleteFields(lockKey, gone)
-if newKept then
-  redis.call('PEXPIREAT', lockKey, newKept)
-end
 if wakeNext then
   notify(publish, lockKey, 'queue')
 end

@@ -14,11 +14,5 @@ if leaseEnd <= now then
   return 0
 end
 leaseEnd = now + ttlMs
-local newKept = renewedKept(tonumber(found[2]) or 0, leaseEnd)
-if newKept then
-  redis.call('HSET', lockKey, holderField, holderValue(leaseEnd, weight), 'kept', newKept)
-  redis.call('PEXPIREAT', lockKey, newKept)
-else
-  redis.call('HSET', lockKey, holderField, holderValue(leaseEnd, weight))
-end
+writeFields(lockKey, { holderField, holderValue(leaseEnd, weight) }, tonumber(found[2]) or 0, leaseEnd)
 return 1

@@ -109,14 +109,19 @@ local function holderValue(leaseEnd, weight)
   return string.format('%.0f %d', leaseEnd, weight)
 end
 
--- The `kept` that makes the hash live until at least `needed` + FENCE_GRACE_MS, or nil when the
--- current one already covers it. The caller stores it with its HSET, then sets the expiry
--- (PEXPIREAT after the write: on a hash that does not exist yet it would do nothing).
-local function renewedKept(kept, needed)
-  if needed + FENCE_GRACE_MS <= kept then
-    return nil
+-- HSET of `fields` (name, value, ...), keeping the hash until at least `needed` + FENCE_GRACE_MS;
+-- `kept` is its current `kept`. The expiry is only renewed when due, and set after the write: on a
+-- hash that does not exist yet PEXPIREAT would do nothing.
+local function writeFields(lockKey, fields, kept, needed)
+  if needed + FENCE_GRACE_MS > kept then
+    local until_ = needed + FENCE_GRACE_MS + KEEP_SLACK_MS
+    fields[#fields + 1] = 'kept'
+    fields[#fields + 1] = until_
+    redis.call('HSET', lockKey, unpack(fields))
+    redis.call('PEXPIREAT', lockKey, until_)
+  else
+    redis.call('HSET', lockKey, unpack(fields))
   end
-  return needed + FENCE_GRACE_MS + KEEP_SLACK_MS
 end
 
 -- The fence of a new grant: strictly above the last one, and never below the server clock in

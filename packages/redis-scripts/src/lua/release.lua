@@ -48,31 +48,23 @@ for _, place in ipairs(lock.places) do
   fence = nextFence(fence, nowMicros)
   local leaseEnd = now + ttlMs
   latestEnd = math.max(latestEnd, leaseEnd)
-  local holder = '#' .. string.sub(place.field, 2)
-  writes[#writes + 1] = holder
+  local waiter = string.sub(place.field, 2)
+  writes[#writes + 1] = '#' .. waiter
   writes[#writes + 1] = holderValue(leaseEnd, weight)
   gone[#gone + 1] = place.field
   -- Whole milliseconds on both sides: the lease began at least one less after the renewal.
   local afterMs = math.max(0, now - renewedAt - 1)
-  grants[#grants + 1] = string.format('granted %.0f %.0f %.0f %s', fence, ttlMs, afterMs, string.sub(place.field, 2))
+  grants[#grants + 1] = string.format('granted %.0f %.0f %.0f %s', fence, ttlMs, afterMs, waiter)
 end
 
 if #grants > 0 then
   writes[#writes + 1] = 'fence'
   writes[#writes + 1] = fence
-  local newKept = renewedKept(lock.kept, latestEnd)
-  if newKept then
-    writes[#writes + 1] = 'kept'
-    writes[#writes + 1] = newKept
-  end
   if #grants == #lock.places then
     gone[#gone + 1] = 'queued'
   end
-  redis.call('HSET', lockKey, unpack(writes))
+  writeFields(lockKey, writes, lock.kept, latestEnd)
   deleteFields(lockKey, gone)
-  if newKept then
-    redis.call('PEXPIREAT', lockKey, newKept)
-  end
   for _, grant in ipairs(grants) do
     notify(publish, lockKey, grant)
   end
