@@ -147,6 +147,23 @@ export function expectIncreasing(fences: readonly number[]): void {
   }
 }
 
+/** A backend that has `waitForRelease`. */
+export type WaitingBackend = LockBackend & Required<Pick<LockBackend, 'waitForRelease'>>;
+
+/**
+ * Lets a backend send the wake-up it may send when it starts listening on `key` (a Redis backend
+ * does, for a release it might have missed meanwhile), so the waits after it see only releases;
+ * the channel then stays open for them.
+ */
+export async function absorbFirstWakeUp(backend: WaitingBackend, key: string): Promise<void> {
+  const priming = new AbortController();
+  await Promise.race([
+    backend.waitForRelease(key, priming.signal).catch(() => undefined),
+    sleep(500),
+  ]);
+  priming.abort();
+}
+
 export function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }

@@ -1,25 +1,18 @@
-import { type HandedOff, type LockBackend, LockManager } from '@deadbolt/core';
+import { type HandedOff, LockManager } from '@deadbolt/core';
 import { expect, it, type TestContext } from 'vitest';
-import { type ConformanceContext, eventually, expectGranted, request, sleep } from './context.js';
-
-type WaitingBackend = LockBackend & Required<Pick<LockBackend, 'waitForRelease'>>;
+import {
+  absorbFirstWakeUp,
+  type ConformanceContext,
+  eventually,
+  expectGranted,
+  request,
+  sleep,
+  type WaitingBackend,
+} from './context.js';
 
 /** A queued request that asks to be handed the lock on release. */
 const queued = (key: string, token: string, overrides: Parameters<typeof request>[2] = {}) =>
   request(key, token, { queueTtlMs: 10_000, handoff: true, ...overrides });
-
-/**
- * Lets a backend send the wake-up it may send when it starts listening on `key`, so the waits
- * after it see only releases (see the wake-up topic); the channel then stays open for them.
- */
-async function startListening(backend: WaitingBackend, key: string): Promise<void> {
-  const priming = new AbortController();
-  await Promise.race([
-    backend.waitForRelease(key, priming.signal).catch(() => undefined),
-    sleep(500),
-  ]);
-  priming.abort();
-}
 
 /**
  * Handoff is optional: a backend that answers a handoff request's wait without a grant must not
@@ -49,7 +42,7 @@ export function handoffTests(ctx: ConformanceContext): void {
     withWaits(async (backend, skip) => {
       const key = ctx.key();
       const holder = expectGranted(await backend.acquire(request(key, 'holder')));
-      await startListening(backend, key);
+      await absorbFirstWakeUp(backend, key);
       const sentAt = Date.now();
       expect((await backend.acquire(queued(key, 'waiter', { ttlMs: 20_000 }))).ok).toBe(false);
       const waiting = backend.waitForRelease(key, new AbortController().signal, sentAt, 'waiter');
@@ -74,7 +67,7 @@ export function handoffTests(ctx: ConformanceContext): void {
     withWaits(async (backend, skip) => {
       const key = ctx.key();
       expectGranted(await backend.acquire(request(key, 'holder')));
-      await startListening(backend, key);
+      await absorbFirstWakeUp(backend, key);
       expect((await backend.acquire(queued(key, 'waiter'))).ok).toBe(false);
       // As when the release lands while the waiter's last request is still on its way back.
       expect(await backend.release({ key, token: 'holder' })).toBe(true);
@@ -113,7 +106,7 @@ export function handoffTests(ctx: ConformanceContext): void {
       const permits = { limit: 2 };
       expectGranted(await backend.acquire(request(key, 'a', permits)));
       expectGranted(await backend.acquire(request(key, 'b', permits)));
-      await startListening(backend, key);
+      await absorbFirstWakeUp(backend, key);
       expect((await backend.acquire(queued(key, 'two', { ...permits, weight: 2 }))).ok).toBe(false);
       expect((await backend.acquire(queued(key, 'one', permits))).ok).toBe(false);
       // One permit back: not enough for the head, and the one behind it may not pass it.
@@ -164,7 +157,7 @@ export function handoffTests(ctx: ConformanceContext): void {
       });
       const lock = await holderSide!.acquire(key);
       // Subscribed before the waiter arrives: a new subscription asks its waiter to try again.
-      await startListening(backend, key);
+      await absorbFirstWakeUp(backend, key);
       const waiting = waiterSide.acquire(key, { fair: true, wait: 30_000 });
       await eventually('the waiter asked', () => counted.calls.includes('acquire'));
       await sleep(50);

@@ -1,11 +1,15 @@
-import type { LockBackend } from '@deadbolt/core';
 import { expect, it, type TestContext } from 'vitest';
-import { type ConformanceContext, expectGranted, request, sleep } from './context.js';
+import {
+  absorbFirstWakeUp,
+  type ConformanceContext,
+  expectGranted,
+  request,
+  sleep,
+  type WaitingBackend,
+} from './context.js';
 
 /** Backoff so slow that only a wake-up from the backend can serve a waiter in time. */
 const NO_POLLING = { backoff: { initialMs: 600_000, maxMs: 600_000 } };
-
-type WaitingBackend = LockBackend & Required<Pick<LockBackend, 'waitForRelease'>>;
 
 /**
  * Runs `body` on a backend with `waitForRelease`. Without one, waiting falls back to
@@ -36,19 +40,6 @@ async function backoffServesWaiter(ctx: ConformanceContext): Promise<void> {
   const next = await waiting;
   expect(next.fence).toBeGreaterThan(lock.fence);
   expect(await next.release()).toBe(true);
-}
-
-/**
- * Lets a backend send the wake-up it may send when it starts listening on `key` (a Redis backend
- * does, for a release it might have missed meanwhile), so the waiters after it see only releases.
- */
-async function absorbFirstWakeUp(backend: WaitingBackend, key: string): Promise<void> {
-  const priming = new AbortController();
-  await Promise.race([
-    backend.waitForRelease(key, priming.signal).catch(() => undefined),
-    sleep(500),
-  ]);
-  priming.abort();
 }
 
 /** Tracks whether a waitForRelease promise settled, and how. */
