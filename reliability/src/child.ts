@@ -12,6 +12,7 @@ import {
   type LockBackend,
   LockManager,
   quorum,
+  type WaitRequest,
 } from '@deadbolt/core';
 import { IoredisBackend } from '@deadbolt/ioredis';
 import { Redis, type RedisOptions } from 'ioredis';
@@ -31,14 +32,16 @@ const FAIL_FAST: RedisOptions = {
 
 /**
  * Passes every call through and notes, on the monotonic clock, when the lease of the last grant
- * began at the earliest: when its acquire request left, or for a lease handed over on release,
- * when the waiter's last request left plus the time the server says passed until the handoff.
+ * began at the earliest: when its acquire (or last extend) request left, or for a lease handed over
+ * on release, when the request it answers left plus the time the server says passed until the
+ * handoff.
  * The detector bounds each holder's lease by that plus the granted TTL (the server counts from
  * later), without trusting anything the lock computes.
  */
 class TimedBackend implements LockBackend {
   readonly #inner: LockBackend;
-  #lastRequestSentAt = 0;
+  /** Per token, the attempt of its last request and when that request left. */
+  readonly #lastRequests = new Map<string, { attempt: number; sentAt: number }>();
   lastSentAt = 0;
   lastGrantTtlMs = 0;
 
@@ -48,30 +51,42 @@ class TimedBackend implements LockBackend {
 
   async acquire(request: AcquireRequest): Promise<AcquireResult> {
     const sentAt = nowMs();
-    this.#lastRequestSentAt = sentAt;
+    this.#lastRequests.set(request.token, { attempt: request.handoff?.attempt ?? 0, sentAt });
     const result = await this.#inner.acquire(request);
     if (result.ok) {
+      this.#lastRequests.delete(request.token);
       this.lastSentAt = sentAt;
       this.lastGrantTtlMs = result.ttlMs;
     }
     return result;
   }
 
-  extend: LockBackend['extend'] = (request) => this.#inner.extend(request);
-  release: LockBackend['release'] = (request) => this.#inner.release(request);
+  extend: LockBackend['extend'] = async (request) => {
+    const sentAt = nowMs();
+    const extended = await this.#inner.extend(request);
+    // A handed-over lease is a short claim that the lock extends: the lease now runs from here.
+    if (extended) {
+      this.lastSentAt = sentAt;
+      this.lastGrantTtlMs = request.ttlMs;
+    }
+    return extended;
+  };
+  release: LockBackend['release'] = (request) => {
+    this.#lastRequests.delete(request.token);
+    return this.#inner.release(request);
+  };
   advanceFence: NonNullable<LockBackend['advanceFence']> = (request) =>
     this.#inner.advanceFence?.(request) ?? Promise.resolve();
-  waitForRelease = async (
-    key: string,
-    signal: AbortSignal,
-    since?: number,
-    token?: string,
-  ): Promise<HandedOff | undefined> => {
+  waitForRelease = async (request: WaitRequest): Promise<HandedOff | undefined> => {
     const inner = this.#inner;
     if (inner.waitForRelease === undefined) return new Promise(() => undefined);
-    const handedOff = await inner.waitForRelease(key, signal, since, token);
-    if (!handedOff) return undefined;
-    this.lastSentAt = this.#lastRequestSentAt + handedOff.afterMs;
+    const handedOff = await inner.waitForRelease(request);
+    if (!handedOff || request.handoff === undefined) return handedOff;
+    // The lease began after the request that the grant answers left, not after any later one.
+    const answered = this.#lastRequests.get(request.handoff.token);
+    if (answered?.attempt !== handedOff.attempt) return handedOff;
+    this.#lastRequests.delete(request.handoff.token);
+    this.lastSentAt = answered.sentAt + handedOff.afterMs;
     this.lastGrantTtlMs = handedOff.ttlMs;
     return handedOff;
   };

@@ -11,20 +11,42 @@ export interface AcquireRequest {
   /** Permits this acquisition takes, from 1 to `limit`. */
   weight: number;
   /**
-   * Optional: take (or keep) a place in the key's arrival-order queue for this many ms and be
-   * granted only at its head. Fair locks and read-write writers queue; a request without a place
-   * is refused while anyone queues, so a waiting writer blocks new readers. Every attempt renews
-   * the place; a waiter that stops attempting (it died or gave up) drops out when it runs out.
+   * Optional: take (or keep) a place in the key's queue for this many ms and be granted only at
+   * its head. Fair locks and read-write writers queue; a request without a place is refused while
+   * anyone queues, so a waiting writer blocks new readers. Every attempt renews the place; a
+   * waiter that stops attempting (it died or gave up) drops out when it runs out.
    */
   queueTtlMs?: number;
   /**
-   * Optional, with `queueTtlMs`: when the lock frees up while this request waits at the head of
-   * the queue, the backend may grant it then and there (a handoff) and report the grant to
-   * `waitForRelease` called with this `token`, so the waiter need not ask again. A backend that
-   * does not hand off ignores it; one that does holds the grant exactly as if it had answered
-   * this request with it.
+   * Optional, with `queueTtlMs`: where a new place goes in the queue. Places are ordered by this
+   * number (then by token) instead of by when they reached the backend. `quorum()` gives every
+   * member the same one, so that all members agree on who is first.
    */
-  handoff?: boolean;
+  queueOrder?: number;
+  /**
+   * Optional, with `queueTtlMs`: when the lock frees up while this request's place is at the head
+   * of the queue, the backend may grant it then and there (a handoff) and report the grant to a
+   * `waitForRelease` of this token and attempt, so the waiter need not ask again. A backend that
+   * does not hand off ignores it; one that does holds the grant exactly as if it had answered
+   * this request with it, for `handoff.ttlMs`.
+   */
+  handoff?: HandoffRequest;
+}
+
+/** What a queued request asks for in case the lock is handed to it (see {@link AcquireRequest.handoff}). */
+export interface HandoffRequest {
+  /**
+   * Which request of this acquisition (same token) this is, counting from 1. A handoff names the
+   * attempt whose place it went to, so the waiter can tell a grant meant for an earlier attempt,
+   * whose lease may have ended since, from one meant for its latest.
+   */
+  attempt: number;
+  /**
+   * Lease to grant on a handoff, at most `ttlMs`. LockManager asks for a short one and extends it
+   * once the waiter holds the lock, so a waiter that died while queued holds up the ones behind it
+   * for this long only, whatever TTL it asked for.
+   */
+  ttlMs: number;
 }
 
 /** A granted acquisition. */
@@ -48,9 +70,11 @@ export type AcquireResult = AcquireGranted | AcquireRefused;
 
 /** A grant the backend made to a waiting request when the lock freed up (see {@link AcquireRequest.handoff}). */
 export interface HandedOff extends AcquireGranted {
+  /** The {@link HandoffRequest.attempt} of the request whose queue place was handed the lock. */
+  attempt: number;
   /**
-   * Milliseconds, by the backend's clock, from when the waiter's last request reached the backend
-   * to the grant, rounded down: the lease started at least this long after that request was sent.
+   * Milliseconds, by the backend's clock, from when that attempt reached the backend to the grant,
+   * rounded down: the lease started at least this long after that attempt was sent.
    */
   afterMs: number;
 }
@@ -71,6 +95,21 @@ export interface ReleaseRequest {
   key: string;
   /** The token that acquired it. */
   token: string;
+}
+
+/** Asks to be told when a key may have been released. */
+export interface WaitRequest {
+  /** The lock's key. */
+  key: string;
+  /** Aborting it ends the wait, which rejects with `signal.reason`. */
+  signal: AbortSignal;
+  /**
+   * When the caller's last attempt started (`Date.now()`): a release the backend saw after it,
+   * while the caller was busy attempting, resolves the wait at once.
+   */
+  since?: number;
+  /** The token and attempt of a request that asked for a handoff, to be told of the grant. */
+  handoff?: { token: string; attempt: number };
 }
 
 /** Asks that every later fence of `key` be greater than `fence`. */
@@ -119,19 +158,12 @@ export interface LockBackend {
   /** Optional: make every later fence of `key` exceed `fence`; `quorum()` needs it to keep fences increasing. */
   advanceFence?(request: AdvanceFenceRequest): Promise<void>;
   /**
-   * Optional: resolve when `key` may have been released (pub/sub, events); reject on abort.
-   * `since` is when the caller's last attempt started (`Date.now()`): a release the backend saw
-   * after it, while the caller was busy attempting, should resolve the wait at once. With the
-   * `token` of a request that asked for a handoff, resolve with the grant when the backend handed
-   * it the lock, even if that happened while the caller was attempting.
+   * Optional: resolve when `key` may have been released (pub/sub, events); reject on abort. With
+   * `request.handoff`, resolve with the grant when the backend handed the lock to that token's
+   * attempt, even if that happened while the caller was attempting; never with a grant for
+   * another attempt.
    */
-  waitForRelease?(
-    key: string,
-    signal: AbortSignal,
-    since?: number,
-    token?: string,
-    // biome-ignore lint/suspicious/noConfusingVoidType: a backend that never hands off may keep returning Promise<void>
-  ): Promise<HandedOff | void>;
+  waitForRelease?(request: WaitRequest): Promise<HandedOff | undefined>;
   /** Optional: current holders, for inspection tools; null when nobody holds `key`. */
   inspect?(key: string): Promise<LockInfo | null>;
   /** Optional: free what the backend opened itself (never the user's client). */

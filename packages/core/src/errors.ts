@@ -71,8 +71,24 @@ export class LockNotHeldError extends DeadboltError {
   }
 }
 
-/** A quorum could not reach a majority; `causes` holds one entry per member backend. */
-export class QuorumError extends DeadboltError {
+/**
+ * The backend (Redis, the network, a driver) failed; the original error is `cause`. A
+ * {@link QuorumError} is one too: the backend that failed is a majority of a quorum's members.
+ */
+export class BackendError extends DeadboltError {
+  constructor(message: string, cause: unknown);
+  /** @internal For {@link QuorumError}: the code and the full message. */
+  constructor(message: string, cause: unknown, code: 'QUORUM');
+  constructor(message: string, cause: unknown, code: 'BACKEND' | 'QUORUM' = 'BACKEND') {
+    super(code, code === 'BACKEND' ? `${message}: ${describe(cause)}` : message, { cause });
+  }
+}
+
+/**
+ * A quorum could not reach a majority; `causes` holds one entry per member backend. It is a
+ * {@link BackendError}, so code that handles an unreachable backend handles it too.
+ */
+export class QuorumError extends BackendError {
   /** Per member: the error it raised, or null if it answered (but refused). */
   readonly causes: readonly (unknown | null)[];
 
@@ -80,17 +96,8 @@ export class QuorumError extends DeadboltError {
     const detail = causes
       .map((cause, index) => `#${index}: ${cause === null ? 'refused' : describe(cause)}`)
       .join('; ');
-    super('QUORUM', `${message} (${detail})`, {
-      cause: new AggregateError(causes.filter(Boolean)),
-    });
+    super(`${message} (${detail})`, new AggregateError(causes.filter(Boolean)), 'QUORUM');
     this.causes = causes;
-  }
-}
-
-/** The backend (Redis, the network, a driver) failed; the original error is `cause`. */
-export class BackendError extends DeadboltError {
-  constructor(message: string, cause: unknown) {
-    super('BACKEND', `${message}: ${describe(cause)}`, { cause });
   }
 }
 

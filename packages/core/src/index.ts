@@ -9,10 +9,12 @@ export type {
   AdvanceFenceRequest,
   ExtendRequest,
   HandedOff,
+  HandoffRequest,
   HolderInfo,
   LockBackend,
   LockInfo,
   ReleaseRequest,
+  WaitRequest,
 } from './backend.js';
 export type { DeadboltErrorCode } from './errors.js';
 export {
@@ -39,7 +41,7 @@ export type {
   TryAcquireOptions,
   TryPermitOptions,
 } from './manager.js';
-export { LockManager, QUEUE_PLACE_TTL_MS } from './manager.js';
+export { HANDOFF_LEASE_MS, LockManager, QUEUE_PLACE_TTL_MS } from './manager.js';
 export type { QuorumOptions } from './quorum.js';
 export { quorum } from './quorum.js';
 export { hideTokens } from './redact.js';
@@ -49,7 +51,7 @@ export {
   assertExtendRequest,
   assertKey,
   assertReleaseRequest,
-  assertWaitForRelease,
+  assertWaitRequest,
   MAX_DURATION_MS,
   MAX_KEY_BYTES,
 } from './validation.js';

@@ -26,8 +26,14 @@ export interface LockGrant {
   key: string;
   token: string;
   fence: number;
+  /** The TTL the caller asked for. */
   ttlMs: number;
-  /** `Date.now()` just before the acquire request was sent: the lease cannot have started earlier. */
+  /**
+   * The lease the backend granted, at most `ttlMs`: shorter for a lock handed over on release
+   * (a claim), which the lock then extends to `ttlMs` if it still holds a third of the way in.
+   */
+  leaseMs: number;
+  /** `Date.now()` at the latest when the lease began (for a grant, before its request was sent). */
   requestedAt: number;
   autoExtend: boolean;
   /** Called once the lock was given back or lost, so local waiters can try at once. */
@@ -69,7 +75,10 @@ export class Lock implements AsyncDisposable {
   #lossReason: LockLostError | undefined;
   readonly #autoExtend: boolean;
   readonly #onSettled: () => void;
+  /** The lease length the holder wants: what it asked for, or last extended to. */
   #ttlMs: number;
+  /** The length of the current lease, counted from `#expiresAt - #leaseMs`; at most `#ttlMs`. */
+  #leaseMs: number;
   #expiresAt: number;
   /** When `signal` aborts unless a renewal gets through first. */
   #lossAt = 0;
@@ -86,7 +95,8 @@ export class Lock implements AsyncDisposable {
     this.#autoExtend = grant.autoExtend;
     this.#onSettled = grant.onSettled;
     this.#ttlMs = grant.ttlMs;
-    this.#expiresAt = grant.requestedAt + grant.ttlMs;
+    this.#leaseMs = grant.leaseMs;
+    this.#expiresAt = grant.requestedAt + grant.leaseMs;
     this.#armTimers(grant.requestedAt);
   }
 
@@ -100,8 +110,10 @@ export class Lock implements AsyncDisposable {
   }
 
   /**
-   * When the lease ends at the latest, in epoch milliseconds by this process's clock
-   * (measured from before the request was sent, so never later than the backend's view).
+   * When the lease ends at the latest, in epoch milliseconds by this process's clock (measured
+   * from before the request was sent, so never later than the backend's view). A lock handed over
+   * on release starts with a short lease (at most `HANDOFF_LEASE_MS`, 2 s), extended to the TTL
+   * asked for a third of the way in if it is still held: `expiresAt` moves out then.
    */
   get expiresAt(): number {
     return this.#expiresAt;
@@ -202,6 +214,7 @@ export class Lock implements AsyncDisposable {
       throw error;
     }
     this.#ttlMs = ttlMs;
+    this.#leaseMs = ttlMs;
     this.#expiresAt = requestedAt + ttlMs;
     this.#armTimers(requestedAt);
   }
@@ -209,12 +222,14 @@ export class Lock implements AsyncDisposable {
   #armTimers(leaseStartedAt: number): void {
     this.#clearTimers();
     const now = Date.now();
-    const lossAt = lossPoint(this.#expiresAt - this.#ttlMs, this.#ttlMs);
+    const lossAt = lossPoint(leaseStartedAt, this.#leaseMs);
     this.#lossAt = lossAt;
     this.#lossTimer = setTimeout(() => this.#lose(unconfirmed(this.key)), lossAt - now);
     this.#lossTimer.unref();
-    if (this.#autoExtend)
-      this.#scheduleRenewal(leaseStartedAt + this.#ttlMs * RENEW_FRACTION - now);
+    // A lease shorter than the holder wants (a handoff's claim) is extended like an auto-extended one.
+    if (this.#autoExtend || this.#leaseMs < this.#ttlMs) {
+      this.#scheduleRenewal(leaseStartedAt + this.#leaseMs * RENEW_FRACTION - now);
+    }
   }
 
   #scheduleRenewal(delayMs: number): void {
@@ -224,7 +239,7 @@ export class Lock implements AsyncDisposable {
           // LockLostError already aborted the signal; anything else is transient, so try again
           // soon: the loss timer aborts the signal if no renewal gets through in time.
           if (this.#state === 'held' && !(error instanceof LockLostError)) {
-            this.#scheduleRenewal(Math.max(1, this.#ttlMs * SAFETY_FRACTION * 0.25));
+            this.#scheduleRenewal(Math.max(1, this.#leaseMs * SAFETY_FRACTION * 0.25));
           }
         });
       },

@@ -144,6 +144,12 @@ const ACQUIRE_OPTIONS = ['ttl', 'wait', 'signal', 'autoExtend', 'fair'] as const
  */
 export const QUEUE_PLACE_TTL_MS = 2_000;
 /**
+ * The longest lease a waiter asks to be handed on release (a claim): the waiter extends it to its
+ * TTL once it holds the lock, if it still does a third of the way in. A waiter that died while
+ * queued, after its last renewal, so holds up the ones behind it for this long at most.
+ */
+export const HANDOFF_LEASE_MS = 2_000;
+/**
  * Permits of a read-write lock: readers take 1, a writer takes all. Large enough that readers
  * never run out, small enough for every backend's integer arithmetic.
  */
@@ -422,17 +428,20 @@ export class LockManager {
         !call.queued &&
         ticket.behindLocalGrant !== undefined &&
         ticket.behindLocalGrant + call.weight > call.limit;
-      // When the last request that reached the backend was sent: a handed-off lease began after it.
+      // The last request that reached the backend, counting from 1, and when it was sent: a grant
+      // handed over on release answers one attempt, and its lease began after that attempt left.
+      let attempt = 0;
       let lastSentAt = startedAt;
-      for (let attempt = 0; ; attempt++) {
+      for (let round = 0; ; round++) {
         const requestedAt = Date.now();
         let result: AcquireResult = NOT_ASKED;
         if (skipAttempt) {
           skipAttempt = false;
         } else {
           ticket.forgetWakeups();
+          attempt += 1;
           lastSentAt = requestedAt;
-          const pending = this.#tryBackend(call, token);
+          const pending = this.#tryBackend(call, token, attempt);
           // The last wait's timers and listeners go only once this attempt is on its way: after a
           // wake-up, the request leaves first. From here on, a local release is kept for the next wait.
           stopWaiting?.();
@@ -447,17 +456,28 @@ export class LockManager {
         const remaining = deadline - Date.now();
         if (remaining <= 0) throw new LockTimeoutError(key, Date.now() - startedAt);
         const delay = Math.min(
-          this.#backoffDelay(attempt),
+          this.#backoffDelay(round),
           // A grant that came back too late was given back at once: try again right away.
           (result.ok ? 0 : result.retryInMs) ?? remaining,
           remaining,
           // Attempts renew the queue place: attempt often enough that it never runs out.
           call.queued ? QUEUE_PLACE_TTL_MS / 4 : Number.POSITIVE_INFINITY,
         );
-        const wait = this.#armWakeUps(call, token, ticket, Math.max(1, delay), requestedAt);
+        const wait = this.#armWakeUps(
+          call,
+          token,
+          attempt,
+          ticket,
+          Math.max(1, delay),
+          requestedAt,
+        );
         stopWaiting = wait.stop;
         const handedOff = await wait.woken;
-        if (handedOff) {
+        // Every attempt before the last was answered with a refusal after its place was renewed by
+        // the next: a grant for one of those is stale (its lease had ended by then), and only a
+        // grant for the last attempt can still hold. Backends already drop stale grants; this
+        // check keeps a backend that does not from handing out a phantom lock.
+        if (handedOff?.attempt === attempt) {
           const handedLock = this.#grant(call, token, handedOff, lastSentAt + handedOff.afterMs);
           if (handedLock) {
             granted = true;
@@ -474,13 +494,16 @@ export class LockManager {
     }
   }
 
-  /** One acquire request; a plain function so that, without a signal, no async frame wraps it. */
-  #tryBackend(call: ResolvedCall, token: string): Promise<AcquireResult> {
+  /**
+   * One acquire request, the `attempt`-th of its acquisition; a plain function so that, without a
+   * signal, no async frame wraps it.
+   */
+  #tryBackend(call: ResolvedCall, token: string, attempt = 1): Promise<AcquireResult> {
     const { key, limit, weight, ttlMs, signal } = call;
     const request: AcquireRequest = { key, token, ttlMs, limit, weight };
     if (call.queued) {
       request.queueTtlMs = QUEUE_PLACE_TTL_MS;
-      if (call.handoff) request.handoff = true;
+      if (call.handoff) request.handoff = { attempt, ttlMs: Math.min(ttlMs, HANDOFF_LEASE_MS) };
     }
     const onFailure = (error: unknown): never => {
       // The request may have been applied before the reply was lost: give back whatever the
@@ -488,15 +511,15 @@ export class LockManager {
       this.backend.release({ key, token }).catch(() => undefined);
       throw wrapBackendError(error, `acquire of "${key}" failed`);
     };
-    let attempt: Promise<AcquireResult>;
+    let sent: Promise<AcquireResult>;
     try {
-      attempt = this.backend.acquire(request).catch(onFailure);
+      sent = this.backend.acquire(request).catch(onFailure);
     } catch (error) {
       // A backend that throws instead of rejecting.
-      attempt = Promise.reject(error).catch(onFailure);
+      sent = Promise.reject(error).catch(onFailure);
     }
-    if (signal === undefined) return attempt;
-    return this.#raceAbort(attempt, signal, key, token);
+    if (signal === undefined) return sent;
+    return this.#raceAbort(sent, signal, key, token);
   }
 
   /** An abort must not wait for a request stuck on a slow connection. */
@@ -535,6 +558,8 @@ export class LockManager {
     requestedAt: number,
   ): Lock | null {
     if (Date.now() >= lossPoint(requestedAt, granted.ttlMs)) {
+      // Only the attempt being answered can hold this token's lease or place now: giving it back
+      // cannot take a place that a later attempt made.
       this.backend.release({ key: call.key, token }).catch(() => undefined);
       return null;
     }
@@ -543,7 +568,8 @@ export class LockManager {
       key: call.key,
       token,
       fence: granted.fence,
-      ttlMs: granted.ttlMs,
+      ttlMs: call.ttlMs,
+      leaseMs: granted.ttlMs,
       requestedAt,
       autoExtend: call.autoExtend,
       onSettled: () => this.#queue.notifyReleased(call.key),
@@ -551,11 +577,8 @@ export class LockManager {
   }
 
   /** Full-jitter exponential backoff: spreads retries so waiters do not collide. */
-  #backoffDelay(attempt: number): number {
-    const ceiling = Math.min(
-      this.#backoffMaxMs,
-      this.#backoffInitialMs * 2 ** Math.min(attempt, 30),
-    );
+  #backoffDelay(round: number): number {
+    const ceiling = Math.min(this.#backoffMaxMs, this.#backoffInitialMs * 2 ** Math.min(round, 30));
     return ceiling / 2 + (Math.random() * ceiling) / 2;
   }
 
@@ -585,6 +608,7 @@ export class LockManager {
   #armWakeUps(
     call: ResolvedCall,
     token: string,
+    attempt: number,
     ticket: Ticket,
     delayMs: number,
     lastAttemptAt: number,
@@ -607,9 +631,14 @@ export class LockManager {
         backendWait = undefined;
       };
       wakeUps.push(
-        // A release that came while the attempt was under way must still wake us.
         this.backend
-          .waitForRelease(key, controller.signal, lastAttemptAt, call.handoff ? token : undefined)
+          .waitForRelease({
+            key,
+            signal: controller.signal,
+            // A release that came while the attempt was under way must still wake us.
+            since: lastAttemptAt,
+            ...(call.handoff ? { handoff: { token, attempt } } : {}),
+          })
           .then(
             (value) => {
               done();
@@ -651,10 +680,11 @@ export class LockManager {
 /** What a backend's wait resolved with, when it is a grant (a backend may resolve with anything). */
 function asHandedOff(value: unknown): HandedOff | undefined {
   if (typeof value !== 'object' || value === null) return undefined;
-  const { ok, fence, ttlMs, afterMs } = value as Partial<HandedOff>;
+  const { ok, fence, ttlMs, afterMs, attempt } = value as Partial<HandedOff>;
   const valid =
     ok === true &&
     Number.isSafeInteger(fence) &&
+    Number.isSafeInteger(attempt) &&
     typeof ttlMs === 'number' &&
     ttlMs > 0 &&
     typeof afterMs === 'number' &&

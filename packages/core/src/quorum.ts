@@ -8,6 +8,7 @@ import type {
   LockBackend,
   LockInfo,
   ReleaseRequest,
+  WaitRequest,
 } from './backend.js';
 import { InvalidArgumentError, QuorumError } from './errors.js';
 import { hideTokens } from './redact.js';
@@ -20,7 +21,7 @@ import {
   assertOptions,
   assertPositiveDuration,
   assertReleaseRequest,
-  assertWaitForRelease,
+  assertWaitRequest,
   show,
 } from './validation.js';
 
@@ -48,9 +49,14 @@ export interface QuorumOptions {
  * every later majority intersects that one. This holds as long as no majority of members loses
  * its data at once (for example by restarting empty together).
  *
- * Waiters race for a quorum lock: members keep no queue places (each would order waiters by
- * when their requests reached it, and with a different head on each, nobody would win a
- * majority), so `fair` has no effect and no grant is handed over on release.
+ * Waiters queue on every member in one order that the quorum gives them (members ordering
+ * waiters by when each request reached them would each have another head, and nobody would win a
+ * majority), so fair waiting and a waiting writer's block on new readers hold across the quorum.
+ * No grant is handed over on release (a handoff happens on one member alone): the head of the
+ * queue is woken and asks the members again.
+ *
+ * `extend` repairs the lease on members that lost it (a server that restarted empty) while a
+ * majority still holds it, so a long-held lock survives a rolling restart of its servers.
  *
  * Members must implement `advanceFence` (every deadbolt backend does). `close()` of the quorum
  * closes nothing: the members belong to the caller.
@@ -75,11 +81,46 @@ type Member = LockBackend & Pick<Required<LockBackend>, 'advanceFence'>;
 
 type Settled<T> = { ok: true; value: T } | { ok: false; error: unknown };
 
+/**
+ * Entries by token, each kept until a deadline: a Map keeps insertion order, and every `set`
+ * moves its entry to the end, so the entries past their deadline are always at the front and
+ * pruning them costs only what it removes.
+ */
+class ExpiringMap<V> {
+  readonly #entries = new Map<string, { value: V; until: number }>();
+
+  get(token: string): V | undefined {
+    return this.#entries.get(token)?.value;
+  }
+
+  set(token: string, value: V, until: number): void {
+    this.#entries.delete(token);
+    this.#entries.set(token, { value, until });
+    this.prune(Date.now());
+  }
+
+  delete(token: string): void {
+    this.#entries.delete(token);
+  }
+
+  prune(now: number): void {
+    for (const [token, entry] of this.#entries) {
+      if (entry.until > now) return;
+      this.#entries.delete(token);
+    }
+  }
+}
+
 class QuorumBackend implements LockBackend {
   readonly #members: readonly Member[];
   readonly #majority: number;
   readonly #driftFactor: number;
   readonly #retryInMs: number | undefined;
+  /** The queue order of each waiting token, the same on every member, while its place lasts. */
+  readonly #queueOrders = new ExpiringMap<number>();
+  #lastQueueOrder = 0;
+  /** What each granted token holds, while its lease lasts, to take it again on a member that lost it. */
+  readonly #leases = new ExpiringMap<Pick<AcquireRequest, 'limit' | 'weight'>>();
 
   constructor(backends: readonly LockBackend[], options: QuorumOptions | undefined) {
     if (!Array.isArray(backends) || backends.length === 0) {
@@ -121,10 +162,11 @@ class QuorumBackend implements LockBackend {
   async acquire(request: AcquireRequest): Promise<AcquireResult> {
     assertAcquireRequest(request);
     const startedAt = Date.now();
-    // Members never queue: each would put waiters in the order their requests reached it, and
-    // with a different head on each member no waiter could win a majority. Nor do they hand off,
-    // which would grant a lease on one member alone.
-    const { queueTtlMs: _place, handoff: _handoff, ...forMembers } = request;
+    // No handoff: it would grant a lease on one member alone.
+    const { handoff: _handoff, ...forMembers } = request;
+    if (forMembers.queueTtlMs !== undefined && forMembers.queueOrder === undefined) {
+      forMembers.queueOrder = this.#queueOrder(request.token, startedAt + forMembers.queueTtlMs);
+    }
     const answers = await this.#onAll((member) => member.acquire(forMembers));
     const grants = answers.flatMap((answer) =>
       answer.ok && answer.value.ok ? [answer.value] : [],
@@ -133,29 +175,45 @@ class QuorumBackend implements LockBackend {
       const fence = Math.max(...grants.map((grant) => grant.fence));
       if (await this.#writeBackFence(request.key, fence, answers)) {
         const validity = this.#validity(request.ttlMs, grants, startedAt);
-        if (validity > 0) return { ok: true, fence, ttlMs: validity };
+        if (validity > 0) {
+          this.#queueOrders.delete(request.token);
+          const { limit, weight } = request;
+          this.#leases.set(request.token, { limit, weight }, startedAt + request.ttlMs);
+          return { ok: true, fence, ttlMs: validity };
+        }
       }
     }
     // No usable majority: undo every partial grant (also where the answer was lost in an error,
-    // since the member may have applied it) so nothing blocks others until its TTL.
-    await this.#onAll((member) => member.release({ key: request.key, token: request.token }));
+    // since the member may have applied it) so nothing blocks others until its TTL. Members that
+    // refused keep the request's queue place.
+    const { key, token } = request;
+    await this.#onAll((member, index) =>
+      answers[index]?.ok && !answers[index].value.ok
+        ? Promise.resolve(false)
+        : member.release({ key, token }),
+    );
     this.#throwIfMajorityUnreachable(answers, `acquire of "${request.key}"`);
     return { ok: false, ...this.#retryHint(answers) };
   }
 
   async extend(request: ExtendRequest): Promise<boolean> {
     assertExtendRequest(request);
+    const startedAt = Date.now();
     const answers = await this.#onAll((member) => member.extend(request));
     if (answers.filter((answer) => answer.ok && answer.value).length >= this.#majority) {
+      await this.#repair(request, answers, startedAt);
       return true;
     }
     // Too few members answered to tell: a transient failure the caller may retry.
     this.#throwIfMajorityUnreachable(answers, `extend of "${request.key}"`);
+    this.#leases.delete(request.token);
     return false;
   }
 
   async release(request: ReleaseRequest): Promise<boolean> {
     assertReleaseRequest(request);
+    this.#queueOrders.delete(request.token);
+    this.#leases.delete(request.token);
     const answers = await this.#onAll((member) => member.release(request));
     if (answers.filter((answer) => answer.ok && answer.value).length >= this.#majority) {
       return true;
@@ -170,18 +228,16 @@ class QuorumBackend implements LockBackend {
     this.#throwIfMajorityUnreachable(answers, `advancing the fence of "${request.key}"`);
   }
 
-  /**
-   * Wakes on the first member that reports a release (since `since`, if given). A quorum never
-   * hands off (see `acquire`), so `token` changes nothing.
-   */
-  waitForRelease(key: string, signal: AbortSignal, since?: number, token?: string): Promise<void> {
+  /** Wakes on the first member that reports a release. A quorum never hands off (see `acquire`). */
+  waitForRelease(request: WaitRequest): Promise<undefined> {
     try {
-      assertWaitForRelease(key, signal, since, token);
+      assertWaitRequest(request);
     } catch (error) {
       return Promise.reject(error);
     }
+    const { key, signal, since } = request;
     const watching = this.#members.filter((member) => member.waitForRelease);
-    return new Promise<void>((resolve, reject) => {
+    return new Promise<undefined>((resolve, reject) => {
       if (signal.aborted) return reject(signal.reason);
       const stop = new AbortController();
       const finish = (settle: () => void) => {
@@ -193,15 +249,17 @@ class QuorumBackend implements LockBackend {
       signal.addEventListener('abort', onAbort, { once: true });
       let failures = 0;
       for (const member of watching) {
-        member.waitForRelease?.(key, stop.signal, since).then(
-          () => finish(resolve),
-          (error: unknown) => {
-            // One member failing to watch is no reason to stop waiting on the others; the
-            // manager's backoff still retries meanwhile.
-            failures += 1;
-            if (failures === watching.length && !stop.signal.aborted) finish(() => reject(error));
-          },
-        );
+        member
+          .waitForRelease?.({ key, signal: stop.signal, ...(since === undefined ? {} : { since }) })
+          .then(
+            () => finish(() => resolve(undefined)),
+            (error: unknown) => {
+              // One member failing to watch is no reason to stop waiting on the others; the
+              // manager's backoff still retries meanwhile.
+              failures += 1;
+              if (failures === watching.length && !stop.signal.aborted) finish(() => reject(error));
+            },
+          );
       }
     });
   }
@@ -225,6 +283,43 @@ class QuorumBackend implements LockBackend {
       }));
     if (holders.length === 0) return null;
     return hideTokens({ key, holders, fence: Math.max(0, ...infos.map((info) => info.fence)) });
+  }
+
+  /**
+   * Takes the lease again, for `token`, on the members that answered an extension with false while
+   * a majority still holds it: a member that restarted empty lost it, and without this a few
+   * restarts of different members would lose a lock that a majority could have kept.
+   */
+  async #repair(
+    request: ExtendRequest,
+    answers: readonly Settled<boolean>[],
+    startedAt: number,
+  ): Promise<void> {
+    const held = this.#leases.get(request.token);
+    if (held === undefined) return;
+    const { key, token, ttlMs } = request;
+    this.#leases.set(token, held, startedAt + ttlMs);
+    const lost = this.#members.filter((_, index) => {
+      const answer = answers[index];
+      return answer?.ok === true && !answer.value;
+    });
+    await Promise.allSettled(
+      lost.map((member) => member.acquire({ key, token, ttlMs, ...held }).catch(() => undefined)),
+    );
+  }
+
+  /**
+   * The order of `token`'s place on every member: when the quorum first saw it queue, in
+   * microseconds, strictly increasing, kept while the place may last.
+   */
+  #queueOrder(token: string, placeEnd: number): number {
+    let order = this.#queueOrders.get(token);
+    if (order === undefined) {
+      this.#lastQueueOrder = Math.max(this.#lastQueueOrder + 1, Date.now() * 1000);
+      order = this.#lastQueueOrder;
+    }
+    this.#queueOrders.set(token, order, placeEnd);
+    return order;
   }
 
   /** Makes a majority know `fence`, counting members that granted exactly it. */
@@ -280,11 +375,11 @@ class QuorumBackend implements LockBackend {
     );
   }
 
-  #onAll<T>(call: (member: Member) => Promise<T>): Promise<Settled<T>[]> {
+  #onAll<T>(call: (member: Member, index: number) => Promise<T>): Promise<Settled<T>[]> {
     return Promise.all(
-      this.#members.map(async (member): Promise<Settled<T>> => {
+      this.#members.map(async (member, index): Promise<Settled<T>> => {
         try {
-          return { ok: true, value: await call(member) };
+          return { ok: true, value: await call(member, index) };
         } catch (error) {
           return { ok: false, error };
         }

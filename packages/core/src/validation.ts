@@ -4,6 +4,7 @@ import type {
   ExtendRequest,
   LockBackend,
   ReleaseRequest,
+  WaitRequest,
 } from './backend.js';
 import { InvalidArgumentError } from './errors.js';
 
@@ -164,14 +165,37 @@ export function assertAcquireRequest(request: AcquireRequest): void {
   if (request.queueTtlMs !== undefined) {
     assertPositiveDuration(request.queueTtlMs, 'request.queueTtlMs');
   }
-  if (request.handoff !== undefined) {
-    assertBoolean(request.handoff, 'request.handoff');
-    if (request.handoff && request.queueTtlMs === undefined) {
+  const needsPlace = (argument: string) =>
+    new InvalidArgumentError(
+      argument,
+      'needs request.queueTtlMs: only a queued request has a place',
+    );
+  if (request.queueOrder !== undefined) {
+    if (!Number.isSafeInteger(request.queueOrder) || request.queueOrder < 0) {
       throw new InvalidArgumentError(
-        'request.handoff',
-        'needs request.queueTtlMs: only a request with a queue place can be handed the lock',
+        'request.queueOrder',
+        `expected a non-negative safe integer, got ${show(request.queueOrder)}`,
       );
     }
+    if (request.queueTtlMs === undefined) throw needsPlace('request.queueOrder');
+  }
+  if (request.handoff !== undefined) {
+    const { handoff } = request;
+    if (typeof handoff !== 'object' || handoff === null) {
+      throw new InvalidArgumentError(
+        'request.handoff',
+        `expected { attempt, ttlMs }, got ${typeName(handoff)}`,
+      );
+    }
+    assertPositiveInteger(handoff.attempt, 'request.handoff.attempt');
+    assertPositiveDuration(handoff.ttlMs, 'request.handoff.ttlMs');
+    if (handoff.ttlMs > request.ttlMs) {
+      throw new InvalidArgumentError(
+        'request.handoff.ttlMs',
+        `${handoff.ttlMs} is more than request.ttlMs ${request.ttlMs}`,
+      );
+    }
+    if (request.queueTtlMs === undefined) throw needsPlace('request.handoff');
   }
   if (request.weight > request.limit) {
     throw new InvalidArgumentError(
@@ -193,23 +217,34 @@ export function assertReleaseRequest(request: ReleaseRequest): void {
 }
 
 /**
- * Checks the arguments of `waitForRelease` before any I/O (see {@link assertAcquireRequest}): a
- * valid key, an `AbortSignal`, `since`, when given, a finite number of epoch milliseconds, and
- * `token`, when given, a non-empty string.
+ * Checks a {@link WaitRequest} before any I/O (see {@link assertAcquireRequest}): a valid key, an
+ * `AbortSignal`, `since`, when given, a finite number of epoch milliseconds, and `handoff`, when
+ * given, a non-empty token and an attempt from 1 up.
  */
-export function assertWaitForRelease(
-  key: unknown,
-  signal: unknown,
-  since?: unknown,
-  token?: unknown,
-): void {
-  assertKey(key);
-  assertSignal(signal, 'signal');
-  if (since !== undefined && (typeof since !== 'number' || !Number.isFinite(since))) {
-    throw new InvalidArgumentError('since', `expected epoch milliseconds, got ${show(since)}`);
+export function assertWaitRequest(request: WaitRequest): void {
+  if (typeof request !== 'object' || request === null) {
+    throw new InvalidArgumentError('request', `expected an object, got ${typeName(request)}`);
   }
-  if (token !== undefined && (typeof token !== 'string' || token.length === 0)) {
-    throw new InvalidArgumentError('token', 'expected a non-empty string');
+  const { key, signal, since, handoff } = request;
+  assertKey(key, 'request.key');
+  assertSignal(signal, 'request.signal');
+  if (since !== undefined && (typeof since !== 'number' || !Number.isFinite(since))) {
+    throw new InvalidArgumentError(
+      'request.since',
+      `expected epoch milliseconds, got ${show(since)}`,
+    );
+  }
+  if (handoff !== undefined) {
+    if (typeof handoff !== 'object' || handoff === null) {
+      throw new InvalidArgumentError(
+        'request.handoff',
+        `expected { token, attempt }, got ${typeName(handoff)}`,
+      );
+    }
+    if (typeof handoff.token !== 'string' || handoff.token.length === 0) {
+      throw new InvalidArgumentError('request.handoff.token', 'expected a non-empty string');
+    }
+    assertPositiveInteger(handoff.attempt, 'request.handoff.attempt');
   }
 }
 

@@ -6,6 +6,7 @@ import type {
   ExtendRequest,
   LockBackend,
   ReleaseRequest,
+  WaitRequest,
 } from '../src/index.js';
 
 /** One backend call as a {@link RecordingBackend} saw it: the operation and the fake time. */
@@ -86,10 +87,10 @@ export class RecordingBackend implements LockBackend {
     return this.inner.advanceFence(request);
   }
 
-  waitForRelease(key: string, signal: AbortSignal, since?: number, token?: string) {
+  waitForRelease(request: WaitRequest) {
     this.#record('waitForRelease');
     if (this.waitFault) return Promise.reject(new Error('subscriber lost'));
-    return this.inner.waitForRelease(key, signal, since, token);
+    return this.inner.waitForRelease(request);
   }
 
   inspect(key: string) {

@@ -10,6 +10,7 @@ import {
   QuorumError,
   quorum,
   type ReleaseRequest,
+  type WaitRequest,
 } from '../src/index.js';
 
 /** A real memory backend behind a switch: while `down`, every call fails like an unreachable server. */
@@ -40,8 +41,8 @@ class Switchable implements LockBackend {
     this.#guard();
     return this.inner.advanceFence(request);
   }
-  waitForRelease(key: string, signal: AbortSignal) {
-    return this.inner.waitForRelease(key, signal);
+  waitForRelease(request: WaitRequest) {
+    return this.inner.waitForRelease(request);
   }
   async inspect(key: string) {
     this.#guard();
@@ -140,7 +141,7 @@ describe('quorum()', () => {
     expect(lock.signal.aborted).toBe(true);
   });
 
-  it('serves waiters of several processes in turn, with no queue places on the members', async () => {
+  it('serves waiters of several processes in turn, queued in one order on every member', async () => {
     const five = members(5);
     const processes = Array.from({ length: 4 }, () => new LockManager({ backend: quorum(five) }));
     const holder = await processes[0]!.acquire('q:turns', { ttl: 10_000 });
@@ -150,7 +151,7 @@ describe('quorum()', () => {
     );
     await new Promise((resolve) => setTimeout(resolve, 50));
     for (const member of five) {
-      expect((await member.inner.inspect('q:turns'))?.queued).toBe(0);
+      expect((await member.inner.inspect('q:turns'))?.queued).toBe(4);
     }
     await holder.release();
     expect(await Promise.all(waiting)).toEqual([true, true, true, true]);
@@ -161,9 +162,11 @@ describe('quorum()', () => {
     const backend = quorum(three);
     const controller = new AbortController();
     let woken = false;
-    const waiting = backend.waitForRelease?.('q:wake', controller.signal).then(() => {
-      woken = true;
-    });
+    const waiting = backend
+      .waitForRelease?.({ key: 'q:wake', signal: controller.signal })
+      .then(() => {
+        woken = true;
+      });
     await three[1]!.inner.acquire({
       key: 'q:wake',
       token: 't',
@@ -244,9 +247,9 @@ describe('quorum()', () => {
     const backend = quorum(members(3));
     const signal = new AbortController().signal;
     for (const [call, argument] of [
-      [() => backend.waitForRelease!('', signal), 'key'],
-      [() => backend.waitForRelease!('k', {} as never), 'signal'],
-      [() => backend.waitForRelease!('k', signal, Number.NaN), 'since'],
+      [() => backend.waitForRelease!({ key: '', signal }), 'request.key'],
+      [() => backend.waitForRelease!({ key: 'k', signal: {} as never }), 'request.signal'],
+      [() => backend.waitForRelease!({ key: 'k', signal, since: Number.NaN }), 'request.since'],
     ] as const) {
       await expect(call()).rejects.toMatchObject({ code: 'INVALID_ARGUMENT', argument });
     }

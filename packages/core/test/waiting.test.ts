@@ -1,7 +1,13 @@
 import { getEventListeners } from 'node:events';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { MemoryBackend } from '../../memory/src/index.js';
-import { BackendError, type Lock, LockManager, LockTimeoutError } from '../src/index.js';
+import {
+  BackendError,
+  HANDOFF_LEASE_MS,
+  type Lock,
+  LockManager,
+  LockTimeoutError,
+} from '../src/index.js';
 import { flush, pollingOnly, RecordingBackend, watch } from './helpers.js';
 
 beforeEach(() => {
@@ -67,9 +73,37 @@ describe('wake-ups', () => {
     const lock = await attempt.result;
     expect(lock.fence).toBeGreaterThan(holder.fence);
     // The lease began when the backend handed it over, which the waiter knows as the time of
-    // its last request plus the wait the backend reports: never from when the news arrived.
-    expect(lock.expiresAt).toBe(askedAt + (releasedAt - askedAt) + 10_000);
+    // its last request plus the wait the backend reports: never from when the news arrived. It is
+    // the short lease a waiter asks to be handed, so a waiter that died while queued would have
+    // held up the next one only that long.
+    expect(lock.expiresAt).toBe(askedAt + (releasedAt - askedAt) + HANDOFF_LEASE_MS);
     expect(lock.held).toBe(true);
+    // A third of the way in, the lock still held, it extends the lease to the TTL asked for.
+    await vi.advanceTimersByTimeAsync(HANDOFF_LEASE_MS / 3);
+    expect(backend.calls).toEqual(['acquire', 'waitForRelease', 'extend']);
+    expect(lock.expiresAt).toBe(Date.now() + 10_000);
+    expect((await backend.inner.inspect('hand'))?.holders[0]?.ttlMs).toBe(10_000);
+    // Only that once: it was not asked to auto-extend.
+    await vi.advanceTimersByTimeAsync(8_000);
+    expect(backend.count('extend')).toBe(1);
+    expect(lock.held).toBe(true);
+  });
+
+  it('does not extend a handed-over lease released before its extension was due', async () => {
+    const backend = new RecordingBackend();
+    const holder = await new LockManager({ backend: backend.inner }).acquire('short', {
+      ttl: 600_000,
+    });
+    const attempt = new LockManager({ backend, backoff: NO_POLLING }).acquire('short', {
+      wait: 120_000,
+      ttl: 60_000,
+    });
+    await vi.advanceTimersByTimeAsync(100);
+    await holder.release();
+    const lock = await attempt;
+    expect(await lock.release()).toBe(true);
+    await vi.advanceTimersByTimeAsync(HANDOFF_LEASE_MS);
+    expect(backend.count('extend')).toBe(0);
   });
 
   it('hands a fair waiter a local release through the backend, without asking again', async () => {

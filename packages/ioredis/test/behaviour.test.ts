@@ -89,7 +89,9 @@ describe('IoredisBackend wake-ups', () => {
       const controller = new AbortController();
       setMaxListeners(100, controller.signal);
       const waits = Array.from({ length: 100 }, (_, index) =>
-        backend.waitForRelease(`key ${index % 25}`, controller.signal).catch(() => undefined),
+        backend
+          .waitForRelease({ key: `key ${index % 25}`, signal: controller.signal })
+          .catch(() => undefined),
       );
       await eventually('25 channels are subscribed', async () => {
         return (await channels(`${namespace}:*`)).length === 25;
@@ -120,17 +122,17 @@ describe('IoredisBackend close()', () => {
     const backend = new IoredisBackend(client, { prefix: namespace });
     const controller = new AbortController();
     // The first wait resolves as soon as its subscription is in place; the second one waits.
-    await backend.waitForRelease('k', controller.signal);
-    const pending = backend.waitForRelease('k', controller.signal);
+    await backend.waitForRelease({ key: 'k', signal: controller.signal });
+    const pending = backend.waitForRelease({ key: 'k', signal: controller.signal });
     await sleep(50);
     await backend.close();
     const error = await pending.catch((reason: unknown) => reason);
     expect(error).toBeInstanceOf(BackendError);
     expect((error as BackendError).message).toMatch(/^\[deadbolt\] \[ioredis\] /);
     await expect(backend.acquire(request('k'))).rejects.toBeInstanceOf(BackendError);
-    await expect(backend.waitForRelease('k', controller.signal)).rejects.toBeInstanceOf(
-      BackendError,
-    );
+    await expect(
+      backend.waitForRelease({ key: 'k', signal: controller.signal }),
+    ).rejects.toBeInstanceOf(BackendError);
     await backend.close();
     expect(await client.ping()).toBe('PONG');
     const again = new IoredisBackend(client, { prefix: namespace });

@@ -8,7 +8,7 @@ import {
   assertExtendRequest,
   assertKey,
   assertReleaseRequest,
-  assertWaitForRelease,
+  assertWaitRequest,
   BackendError,
   type ExtendRequest,
   type HandedOff,
@@ -17,6 +17,7 @@ import {
   type LockBackend,
   type LockInfo,
   type ReleaseRequest,
+  type WaitRequest,
 } from '@deadbolt/core';
 
 /** Options of {@link MemoryBackend}. */
@@ -36,17 +37,19 @@ interface Holder {
 }
 
 interface Place {
+  /** Where it stands in the queue: places are kept sorted by it (then by token). */
+  order: number;
   /** When the place runs out unless renewed. */
   deadline: number;
   /** When the last request renewed it. */
   renewedAt: number;
-  /** What to grant it on release, when it asked for a handoff. */
-  handoff?: { ttlMs: number; weight: number; limit: number };
+  /** What to grant it on release, when it asked for a handoff: the lease, and which attempt asked. */
+  handoff?: { ttlMs: number; weight: number; limit: number; attempt: number };
 }
 
 interface KeyState {
   holders: Map<string, Holder>;
-  /** Queued tokens in arrival order (a Map keeps insertion order). */
+  /** Queued tokens in queue order (a Map keeps insertion order; see `#enqueue`). */
   queue: Map<string, Place>;
   /** Last fence granted; kept after the holders leave so fences never repeat. */
   fence: number;
@@ -69,8 +72,10 @@ export class MemoryBackend implements LockBackend {
   readonly #clock: () => number;
   readonly #keys = new Map<string, KeyState>();
   readonly #waiters = new Map<string, Set<Waiter>>();
-  /** Per key, the waiters that can be handed a grant, by token. */
-  readonly #grantees = new Map<string, Map<string, Waiter>>();
+  /** Per key, the waiters that can be handed a grant, by token, with the attempt they wait for. */
+  readonly #grantees = new Map<string, Map<string, { attempt: number; settle: Waiter }>>();
+  /** Orders new places by arrival: microseconds of the clock, kept strictly increasing. */
+  #lastArrival = 0;
   #closed = false;
 
   constructor(options: MemoryBackendOptions = {}) {
@@ -95,12 +100,17 @@ export class MemoryBackend implements LockBackend {
     const queueTtlMs = request.queueTtlMs === undefined ? undefined : Math.ceil(request.queueTtlMs);
     const now = this.#clock();
     const state = this.#live(key, now);
-    // Setting an existing place renews it without moving it.
     if (queueTtlMs !== undefined) {
-      state.queue.set(token, {
+      const { handoff } = request;
+      this.#enqueue(state, token, {
+        order: state.queue.get(token)?.order ?? request.queueOrder ?? this.#arrival(now),
         deadline: now + queueTtlMs,
         renewedAt: now,
-        ...(request.handoff ? { handoff: { ttlMs, weight, limit } } : {}),
+        ...(handoff
+          ? {
+              handoff: { ttlMs: Math.ceil(handoff.ttlMs), weight, limit, attempt: handoff.attempt },
+            }
+          : {}),
       });
     }
     // A token that already holds (its earlier reply was lost) replaces its own grant.
@@ -153,35 +163,35 @@ export class MemoryBackend implements LockBackend {
   }
 
   /**
-   * Resolves on the next release of `key`; with the `token` of a request that asked for a handoff,
-   * resolves with the grant when the lock was handed to it (also one handed over before this call).
+   * Resolves on the next release of `key`; with `request.handoff`, resolves with the grant when
+   * the lock was handed to that token's attempt (also one handed over before this call).
    */
-  waitForRelease(
-    key: string,
-    signal: AbortSignal,
-    since?: number,
-    token?: string,
-  ): Promise<HandedOff | undefined> {
+  waitForRelease(request: WaitRequest): Promise<HandedOff | undefined> {
     return new Promise((resolve, reject) => {
-      assertWaitForRelease(key, signal, since, token);
+      assertWaitRequest(request);
+      const { key, signal, handoff } = request;
       if (signal.aborted) return reject(signal.reason);
       if (this.#closed) return reject(closedError());
+      const token = handoff?.token;
       const holder = token === undefined ? undefined : this.#keys.get(key)?.holders.get(token);
       if (holder?.undelivered) {
         const handedOff = holder.undelivered;
         delete holder.undelivered;
-        return resolve(handedOff);
+        // A grant for an earlier attempt is stale: that attempt's refusal came after it.
+        if (handedOff.attempt === handoff?.attempt) return resolve(handedOff);
       }
       const waitersOfKey = getOrCreate(this.#waiters, key, () => new Set<Waiter>());
       const granteesOfKey =
-        token === undefined ? undefined : getOrCreate(this.#grantees, key, () => new Map());
+        handoff === undefined ? undefined : getOrCreate(this.#grantees, key, () => new Map());
       const settle: Waiter = (error, handedOff) => {
         waitersOfKey.delete(settle);
         if (waitersOfKey.size === 0 && this.#waiters.get(key) === waitersOfKey) {
           this.#waiters.delete(key);
         }
-        if (granteesOfKey !== undefined && token !== undefined) {
-          if (granteesOfKey.get(token) === settle) granteesOfKey.delete(token);
+        if (granteesOfKey !== undefined && handoff !== undefined) {
+          if (granteesOfKey.get(handoff.token)?.settle === settle) {
+            granteesOfKey.delete(handoff.token);
+          }
           if (granteesOfKey.size === 0 && this.#grantees.get(key) === granteesOfKey) {
             this.#grantees.delete(key);
           }
@@ -192,7 +202,9 @@ export class MemoryBackend implements LockBackend {
       };
       const onAbort = () => settle(signal.reason);
       waitersOfKey.add(settle);
-      if (token !== undefined) granteesOfKey?.set(token, settle);
+      if (handoff !== undefined) {
+        granteesOfKey?.set(handoff.token, { attempt: handoff.attempt, settle });
+      }
       signal.addEventListener('abort', onAbort, { once: true });
     });
   }
@@ -236,6 +248,29 @@ export class MemoryBackend implements LockBackend {
     return state;
   }
 
+  /**
+   * Puts (or renews) `token`'s place. A renewal keeps its order and so its position; a new place
+   * goes where its order puts it, which is last unless the request gave an order of its own.
+   */
+  #enqueue(state: KeyState, token: string, place: Place): void {
+    const { queue } = state;
+    const last = [...queue].at(-1);
+    if (queue.has(token) || last === undefined || before(last[1], last[0], place, token)) {
+      queue.set(token, place);
+      return;
+    }
+    const entries = [...queue, [token, place] as const];
+    entries.sort(([tokenA, a], [tokenB, b]) => (before(a, tokenA, b, tokenB) ? -1 : 1));
+    queue.clear();
+    for (const [queuedToken, queuedPlace] of entries) queue.set(queuedToken, queuedPlace);
+  }
+
+  /** A new place's order by arrival: the clock in microseconds, strictly above the last one. */
+  #arrival(now: number): number {
+    this.#lastArrival = Math.max(this.#lastArrival + 1, now * 1000);
+    return this.#lastArrival;
+  }
+
   /** Records a grant to `token` and returns its fence. */
   #grant(state: KeyState, token: string, weight: number, expiresAt: number, now: number): number {
     state.holders.set(token, { weight, expiresAt });
@@ -261,9 +296,15 @@ export class MemoryBackend implements LockBackend {
       state.queue.delete(token);
       const fence = this.#grant(state, token, handoff.weight, now + handoff.ttlMs, now);
       const afterMs = now - place.renewedAt;
-      const handedOff: HandedOff = { ok: true, fence, ttlMs: handoff.ttlMs, afterMs };
+      const handedOff: HandedOff = {
+        ok: true,
+        fence,
+        ttlMs: handoff.ttlMs,
+        afterMs,
+        attempt: handoff.attempt,
+      };
       const grantee = this.#grantees.get(key)?.get(token);
-      if (grantee) grantee(undefined, handedOff);
+      if (grantee?.attempt === handoff.attempt) grantee.settle(undefined, handedOff);
       else (state.holders.get(token) as Holder).undelivered = handedOff;
     }
     return limit !== undefined && usage(state).used >= limit;
@@ -290,6 +331,11 @@ function usage(state: KeyState, except?: string): { used: number; earliestExpiry
     earliestExpiry = Math.min(earliestExpiry, holder.expiresAt);
   }
   return { used, earliestExpiry };
+}
+
+/** Whether place `a` of `tokenA` stands before place `b` of `tokenB`: by order, then by token. */
+function before(a: Place, tokenA: string, b: Place, tokenB: string): boolean {
+  return a.order < b.order || (a.order === b.order && tokenA < tokenB);
 }
 
 function getOrCreate<K, V>(map: Map<K, V>, key: K, create: () => V): V {

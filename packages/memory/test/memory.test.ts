@@ -85,8 +85,8 @@ describe('MemoryBackend.close()', () => {
     const backend = new MemoryBackend();
     await backend.acquire({ key: 'k', token: 'a', ttlMs: 10_000, ...mutex });
     const waiting = [
-      backend.waitForRelease('k', new AbortController().signal),
-      backend.waitForRelease('other', new AbortController().signal),
+      backend.waitForRelease({ key: 'k', signal: new AbortController().signal }),
+      backend.waitForRelease({ key: 'other', signal: new AbortController().signal }),
     ];
     await backend.close();
     for (const waiter of waiting) await expect(waiter).rejects.toBeInstanceOf(BackendError);
@@ -107,7 +107,10 @@ describe('MemoryBackend.close()', () => {
     ['extend', (b: MemoryBackend) => b.extend({ key: 'k', token: 't', ttlMs: 1 })],
     ['release', (b: MemoryBackend) => b.release({ key: 'k', token: 't' })],
     ['advanceFence', (b: MemoryBackend) => b.advanceFence({ key: 'k', fence: 1 })],
-    ['waitForRelease', (b: MemoryBackend) => b.waitForRelease('k', new AbortController().signal)],
+    [
+      'waitForRelease',
+      (b: MemoryBackend) => b.waitForRelease({ key: 'k', signal: new AbortController().signal }),
+    ],
     ['inspect', (b: MemoryBackend) => b.inspect('k')],
   ])('makes a later %s reject with BackendError', async (_, call) => {
     const backend = new MemoryBackend();

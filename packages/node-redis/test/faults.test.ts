@@ -149,7 +149,7 @@ describe.each([
       backoff: { initialMs: 60_000, maxMs: 60_000 },
     });
     // Open the subscriber (a first wait resolves once subscribed), then lose it for good.
-    await waiterBackend.waitForRelease('before', new AbortController().signal);
+    await waiterBackend.waitForRelease({ key: 'before', signal: new AbortController().signal });
     await server.restart();
     await eventually('the waiter client gave up', async () => !waiterClient.isOpen);
     await waiterClient.connect();

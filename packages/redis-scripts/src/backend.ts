@@ -7,7 +7,7 @@ import {
   assertExtendRequest,
   assertKey,
   assertReleaseRequest,
-  assertWaitForRelease,
+  assertWaitRequest,
   BackendError,
   DeadboltError,
   type ExtendRequest,
@@ -16,6 +16,7 @@ import {
   type LockBackend,
   type LockInfo,
   type ReleaseRequest,
+  type WaitRequest,
 } from '@deadbolt/core';
 import { lockKey, type RedisBackendOptions } from './keys.js';
 import { type ReleaseSubscriber, ReleaseWaiters } from './release-waiters.js';
@@ -94,7 +95,7 @@ export class RedisScriptBackend implements LockBackend {
   async acquire(request: AcquireRequest): Promise<AcquireResult> {
     assertAcquireRequest(request);
     this.#assertOpen();
-    const { token, ttlMs, limit, weight, queueTtlMs, handoff } = request;
+    const { token, ttlMs, limit, weight, queueTtlMs, queueOrder, handoff } = request;
     const args = [token, String(Math.ceil(ttlMs))];
     // A plain mutex sends only token and TTL: the script's defaults are the rest.
     if (limit !== 1 || weight !== 1 || queueTtlMs !== undefined || this.#publish !== 'PUBLISH') {
@@ -103,7 +104,9 @@ export class RedisScriptBackend implements LockBackend {
         String(weight),
         String(queueTtlMs === undefined ? 0 : Math.ceil(queueTtlMs)),
         this.#publish,
-        handoff ? '1' : '0',
+        String(handoff === undefined ? 0 : Math.ceil(handoff.ttlMs)),
+        String(handoff?.attempt ?? 0),
+        String(queueOrder ?? 0),
       );
     }
     const reply = await this.#run(scripts.acquire, [this.lockKey(request.key)], args);
@@ -139,22 +142,18 @@ export class RedisScriptBackend implements LockBackend {
 
   /**
    * Resolves on the next release of `key` reported through pub/sub, or at once if one came after
-   * `since` while the caller was not listening; with `token`, resolves with the grant when the
-   * release handed the lock to it. Rejects on abort or close.
+   * `request.since` while the caller was not listening; with `request.handoff`, resolves with the
+   * grant when a release handed the lock to that attempt. Rejects on abort or close.
    */
-  waitForRelease(
-    key: string,
-    signal: AbortSignal,
-    since?: number,
-    token?: string,
-  ): Promise<HandedOff | undefined> {
+  waitForRelease(request: WaitRequest): Promise<HandedOff | undefined> {
     try {
       // Before any subscription: a bad signal must not leave a channel subscribed.
-      assertWaitForRelease(key, signal, since, token);
+      assertWaitRequest(request);
     } catch (error) {
       return Promise.reject(error);
     }
-    return this.#waiters.wait(this.lockKey(key), signal, since, token).catch((error: unknown) => {
+    const { key, signal, since, handoff } = request;
+    return this.#waiters.wait(this.lockKey(key), signal, since, handoff).catch((error: unknown) => {
       throw error === signal.reason ? error : this.#wrap(error, `waiting for "${key}"`);
     });
   }

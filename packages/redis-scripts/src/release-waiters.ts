@@ -14,8 +14,8 @@ type Settle = (error?: unknown, handedOff?: HandedOff) => void;
 interface Channel {
   /** One settle function per waiter. */
   waiters: Set<Settle>;
-  /** The waiters that can be handed a grant, by token. */
-  grantees: Map<string, Settle>;
+  /** The waiters that can be handed a grant, by token, with the attempt each waits for. */
+  grantees: Map<string, { attempt: number; settle: Settle }>;
   /** Grants that came for a token nobody was waiting with, and when (`Date.now()`). */
   unclaimed: Map<string, { handedOff: HandedOff; at: number }>;
   /** Settles when the subscription is in place (or failed to be). */
@@ -39,14 +39,18 @@ export interface ReleaseWaitersOptions {
   lingerMs?: number;
 }
 
-/** How long a grant waits for its waiter to listen again before it is dropped (the waiter then asks again). */
+/**
+ * How long a grant waits for its waiter to listen again before it is dropped (the waiter then asks
+ * again). Only a bound on memory: whether a grant is still good is told by its attempt.
+ */
 const UNCLAIMED_MS = 10_000;
 
 /**
  * Multiplexes the waiters of every key over one subscriber connection: a channel is subscribed
  * when its first waiter arrives and unsubscribed when its last one leaves, whether woken, aborted
  * or failed. A message wakes every waiter of its channel, except a grant
- * (`granted <fence> <ttlMs> <afterMs> <token>`), which goes to the waiter of that token only.
+ * (`granted <fence> <ttlMs> <afterMs> <attempt> <token>`), which goes to the waiter of that token
+ * and attempt only: a grant for an earlier attempt of the token is stale and dropped.
  *
  * @example
  * ```ts
@@ -84,30 +88,33 @@ export class ReleaseWaiters {
   /**
    * Resolves on the next message on `channel`, or as soon as a new subscription of it is in
    * place: a release that came between the caller's last attempt and the subscription would
-   * otherwise be missed, so the caller should simply try again. With `token`, resolves with the
-   * grant when one comes for it (or came while the caller was not listening). Rejects with
-   * `signal.reason` on abort, with the subscriber's error when subscribing fails, and with the
-   * close error after {@link close}.
+   * otherwise be missed, so the caller should simply try again. With `handoff`, resolves with the
+   * grant when one comes for that token and attempt (or came while the caller was not listening).
+   * Rejects with `signal.reason` on abort, with the subscriber's error when subscribing fails, and
+   * with the close error after {@link close}.
    *
    * @param channel - the release channel of one key
    * @param signal - abort to stop waiting
    * @param since - when the caller's last attempt started (`Date.now()`): a message that came
    *   after it, while the caller was not listening, resolves the wait at once
-   * @param token - the caller's token, when its request asked to be handed the lock
+   * @param handoff - the caller's token and attempt, when its request asked to be handed the lock
    */
   wait(
     channel: string,
     signal: AbortSignal,
     since?: number,
-    token?: string,
+    handoff?: { token: string; attempt: number },
   ): Promise<HandedOff | undefined> {
     if (this.#closedWith) return Promise.reject(this.#closedWith);
     if (signal.aborted) return Promise.reject(signal.reason);
     const known = this.#channels.get(channel);
-    const unclaimed = token === undefined ? undefined : known?.unclaimed.get(token);
-    if (unclaimed !== undefined && token !== undefined) {
-      known?.unclaimed.delete(token);
-      return Promise.resolve(unclaimed.handedOff);
+    const unclaimed = handoff && known?.unclaimed.get(handoff.token);
+    if (handoff && unclaimed) {
+      known?.unclaimed.delete(handoff.token);
+      // A grant for an earlier attempt is stale: that attempt's refusal came after it.
+      if (unclaimed.handedOff.attempt === handoff.attempt) {
+        return Promise.resolve(unclaimed.handedOff);
+      }
     }
     if (since !== undefined && known !== undefined && known.lastMessageAt >= since) {
       return Promise.resolve(undefined);
@@ -118,8 +125,8 @@ export class ReleaseWaiters {
       entry.lingering = undefined;
       const settle: Settle = (error, handedOff) => {
         if (!entry.waiters.delete(settle)) return;
-        if (token !== undefined && entry.grantees.get(token) === settle) {
-          entry.grantees.delete(token);
+        if (handoff && entry.grantees.get(handoff.token)?.settle === settle) {
+          entry.grantees.delete(handoff.token);
         }
         this.#rejecters.delete(settle);
         stopListening();
@@ -128,7 +135,7 @@ export class ReleaseWaiters {
         else reject(error);
       };
       entry.waiters.add(settle);
-      if (token !== undefined) entry.grantees.set(token, settle);
+      if (handoff) entry.grantees.set(handoff.token, { attempt: handoff.attempt, settle });
       this.#rejecters.add(settle);
       const stopListening = whenAborted(signal, () => settle(signal.reason));
       entry.subscribed.catch((error: unknown) => settle(error));
@@ -171,7 +178,8 @@ export class ReleaseWaiters {
       // A grant is news for its waiter only: for everyone else the lock is as taken as before.
       const grantee = entry.grantees.get(grant.token);
       if (grantee) {
-        grantee(undefined, grant.handedOff);
+        // A waiter listens for its latest attempt only: a grant for an earlier one is stale.
+        if (grantee.attempt === grant.handedOff.attempt) grantee.settle(undefined, grant.handedOff);
         return;
       }
       const now = Date.now();
@@ -234,24 +242,21 @@ export class ReleaseWaiters {
   }
 }
 
-/** The grant in a `granted <fence> <ttlMs> <afterMs> <token>` message; undefined for any other. */
+/** The grant in a `granted <fence> <ttlMs> <afterMs> <attempt> <token>` message; undefined for any other. */
 function parseGrant(message: string): { token: string; handedOff: HandedOff } | undefined {
   if (!message.startsWith('granted ')) return undefined;
-  // Three numbers, then the token, which may hold spaces of its own.
-  const first = 8;
-  const second = message.indexOf(' ', first) + 1;
-  const third = second && message.indexOf(' ', second) + 1;
-  const rest = third && message.indexOf(' ', third) + 1;
-  if (!rest || rest === message.length) return undefined;
-  const fence = Number(message.slice(first, second - 1));
-  const ttlMs = Number(message.slice(second, third - 1));
-  const afterMs = Number(message.slice(third, rest - 1));
-  if (
-    !Number.isSafeInteger(fence) ||
-    !Number.isSafeInteger(ttlMs) ||
-    !Number.isSafeInteger(afterMs)
-  ) {
-    return undefined;
+  // Four numbers, then the token, which may hold spaces of its own.
+  const numbers: number[] = [];
+  let start = 8;
+  for (let index = 0; index < 4; index++) {
+    const end = message.indexOf(' ', start);
+    if (end === -1) return undefined;
+    const number = Number(message.slice(start, end));
+    if (!Number.isSafeInteger(number)) return undefined;
+    numbers.push(number);
+    start = end + 1;
   }
-  return { token: message.slice(rest), handedOff: { ok: true, fence, ttlMs, afterMs } };
+  if (start === message.length) return undefined;
+  const [fence, ttlMs, afterMs, attempt] = numbers as [number, number, number, number];
+  return { token: message.slice(start), handedOff: { ok: true, fence, ttlMs, afterMs, attempt } };
 }

@@ -64,29 +64,33 @@ describe('ReleaseWaiters', () => {
     expect(await numsub(channel)).toBe(1);
   });
 
-  it('gives a grant to the waiter of its token only, and keeps one that came for nobody', async () => {
+  it('gives a grant to the waiter of its token and attempt only, and keeps one that came for nobody', async () => {
     const channel = unique('grant');
     const { subscriber } = recordingSubscriber();
     const waiters = new ReleaseWaiters(subscriber);
     await waiters.wait(channel, never());
     const state = { other: 'pending', plain: 'pending' };
-    const grantee = waiters.wait(channel, never(), undefined, 'a b');
-    void waiters.wait(channel, never(), undefined, 'other').then(() => {
+    const grantee = waiters.wait(channel, never(), undefined, { token: 'a b', attempt: 2 });
+    void waiters.wait(channel, never(), undefined, { token: 'other', attempt: 1 }).then(() => {
       state.other = 'woken';
     });
     void waiters.wait(channel, never()).then(() => {
       state.plain = 'woken';
     });
     await sleep(20);
-    await client.publish(channel, 'granted 17 5000 3 a b');
-    expect(await grantee).toEqual({ ok: true, fence: 17, ttlMs: 5_000, afterMs: 3 });
+    // A grant for an earlier attempt of the same token is stale: its waiter does not take it.
+    await client.publish(channel, 'granted 16 5000 3 1 a b');
+    await client.publish(channel, 'granted 17 5000 3 2 a b');
+    expect(await grantee).toEqual({ ok: true, fence: 17, ttlMs: 5_000, afterMs: 3, attempt: 2 });
     await sleep(50);
     // For the others the lock is as taken as before: nobody else woke.
     expect(state).toEqual({ other: 'pending', plain: 'pending' });
     // A grant for a token that is not listening waits for it.
-    await client.publish(channel, 'granted 18 5000 0 later');
+    await client.publish(channel, 'granted 18 5000 0 1 later');
     await sleep(50);
-    expect(await waiters.wait(channel, never(), undefined, 'later')).toMatchObject({ fence: 18 });
+    expect(
+      await waiters.wait(channel, never(), undefined, { token: 'later', attempt: 1 }),
+    ).toMatchObject({ fence: 18 });
     // Anything else is a release for all of them.
     await client.publish(channel, 'released');
     await eventually(
@@ -264,8 +268,11 @@ describe('RedisScriptBackend waiting', () => {
     await backend.acquire(mutex(key, 'holder'));
     expect(opened.count).toBe(0);
     // The first wait ends when the subscription is up; the channel then lingers for the next.
-    await backend.waitForRelease(key, never());
-    const waits = [backend.waitForRelease(key, never()), backend.waitForRelease(key, never())];
+    await backend.waitForRelease({ key: key, signal: never() });
+    const waits = [
+      backend.waitForRelease({ key: key, signal: never() }),
+      backend.waitForRelease({ key: key, signal: never() }),
+    ];
     await backend.release({ key, token: 'holder' });
     await Promise.all(waits);
     expect(opened.count).toBe(1);
@@ -275,14 +282,14 @@ describe('RedisScriptBackend waiting', () => {
     const { backend, opened } = countingBackend();
     const key = unique('close');
     const controller = new AbortController();
-    await backend.waitForRelease(key, never());
-    const waiting = backend.waitForRelease(key, never());
-    const aborted = backend.waitForRelease(unique('close'), controller.signal);
+    await backend.waitForRelease({ key: key, signal: never() });
+    const waiting = backend.waitForRelease({ key: key, signal: never() });
+    const aborted = backend.waitForRelease({ key: unique('close'), signal: controller.signal });
     await backend.close();
     await expect(waiting).rejects.toBeInstanceOf(BackendError);
     await expect(aborted).rejects.toThrow(/closed/);
     controller.abort();
-    await expect(backend.waitForRelease(key, never())).rejects.toThrow(/closed/);
+    await expect(backend.waitForRelease({ key: key, signal: never() })).rejects.toThrow(/closed/);
     await expect(backend.acquire(mutex(key, 't'))).rejects.toThrow(/closed/);
     await sleep(50);
     expect(opened.count).toBe(1);
@@ -291,8 +298,8 @@ describe('RedisScriptBackend waiting', () => {
   it('hands the abort reason back unwrapped', async () => {
     const { backend } = countingBackend();
     const reason = new Error('stop waiting');
-    await expect(backend.waitForRelease(unique('k'), AbortSignal.abort(reason))).rejects.toBe(
-      reason,
-    );
+    await expect(
+      backend.waitForRelease({ key: unique('k'), signal: AbortSignal.abort(reason) }),
+    ).rejects.toBe(reason);
   });
 });

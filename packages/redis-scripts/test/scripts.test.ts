@@ -400,11 +400,15 @@ describe('release', () => {
     expect(messages).toEqual(['released']);
   });
 
-  it('hands the lock to the head of the queue, announcing it to that token alone', async () => {
+  it('hands the lock to the head of the queue for the lease it asked to be handed, announcing it to that token alone', async () => {
     const key = unique('handoff');
     const messages = await messagesDuring(key, async () => {
       await backend.acquire(mutex(key, 'holder'));
-      const waiter = { ...mutex(key, 'tök en', 7_000), queueTtlMs: 10_000, handoff: true };
+      const waiter = {
+        ...mutex(key, 'tök en', 60_000),
+        queueTtlMs: 10_000,
+        handoff: { attempt: 3, ttlMs: 7_000 },
+      };
       expect((await backend.acquire(waiter)).ok).toBe(false);
       expect(await client.hget(hashOf(key), 'queued')).toBe('1');
       await sleep(20);
@@ -412,11 +416,13 @@ describe('release', () => {
     });
     // It took all there was: nobody else is woken.
     expect(messages).toHaveLength(1);
-    const [word, fence, ttlMs, afterMs, ...token] = (messages[0] as string).split(' ');
-    expect([word, ttlMs, token.join(' ')]).toEqual(['granted', '7000', 'tök en']);
+    const [word, fence, ttlMs, afterMs, attempt, ...token] = (messages[0] as string).split(' ');
+    expect([word, ttlMs, attempt, token.join(' ')]).toEqual(['granted', '7000', '3', 'tök en']);
     expect(Number(afterMs)).toBeGreaterThanOrEqual(18);
     expect(Number(fence)).toBe((await backend.inspect(key))?.fence);
     expect(await holderFields(key)).toEqual(['#tök en']);
+    // The lease is the 7 s asked for on handoff, not the 60 s of the request.
+    expect((await backend.inspect(key))?.holders[0]?.ttlMs).toBeLessThanOrEqual(7_000);
     // The queue is empty again: the next release has nobody to look for.
     expect(await client.hexists(hashOf(key), 'queued')).toBe(0);
   });
@@ -425,7 +431,13 @@ describe('release', () => {
     const key = unique('handoff-many');
     const permits = { key, ttlMs: 10_000, limit: 3 };
     const queued = (token: string, weight: number) =>
-      backend.acquire({ ...permits, token, weight, queueTtlMs: 10_000, handoff: true });
+      backend.acquire({
+        ...permits,
+        token,
+        weight,
+        queueTtlMs: 10_000,
+        handoff: { attempt: 1, ttlMs: 10_000 },
+      });
     let fenceBefore = 0;
     const messages = await messagesDuring(key, async () => {
       await backend.acquire({ ...permits, token: 'all', weight: 3 });
@@ -443,7 +455,7 @@ describe('release', () => {
     // 'big' does not fit next to 'one' and 'two', and 'last' may not pass it: one permit stays
     // free, so everyone else hears of the release too.
     const grants = messages.filter((message) => message.startsWith('granted '));
-    expect(grants.map((message) => message.split(' ').slice(4).join(' '))).toEqual(['one', 'two']);
+    expect(grants.map((message) => message.split(' ').slice(5).join(' '))).toEqual(['one', 'two']);
     const fences = grants.map((message) => Number(message.split(' ')[1]));
     expect(fences[0]).toBeGreaterThan(fenceBefore);
     expect(fences[1]).toBeGreaterThan(fences[0] as number);
@@ -551,7 +563,10 @@ describe('the runner', () => {
       ['request.key', () => checked.release({ key: 'x'.repeat(600), token: 't' })],
       ['request.fence', () => checked.advanceFence({ key: 'k', fence: -1 })],
       ['key', () => checked.inspect('')],
-      ['key', () => checked.waitForRelease('', new AbortController().signal)],
+      [
+        'request.key',
+        () => checked.waitForRelease({ key: '', signal: new AbortController().signal }),
+      ],
     ];
     for (const [argument, call] of bad) {
       const error = await call().then(

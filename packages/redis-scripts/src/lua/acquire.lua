@@ -1,9 +1,10 @@
 local lockKey = KEYS[1]
-local token, ttlMs, limit, weight, queueTtlMs, publish, handoff = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3] or '1'), tonumber(ARGV[4] or '1'), tonumber(ARGV[5] or '0'), ARGV[6], ARGV[7] == '1'
+local token, ttlMs, limit, weight, queueTtlMs, publish, handoffTtlMs, attempt, queueOrder = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3] or '1'), tonumber(ARGV[4] or '1'), tonumber(ARGV[5] or '0'), ARGV[6], tonumber(ARGV[7] or '0'), tonumber(ARGV[8] or '0'), tonumber(ARGV[9] or '0')
 -- Takes `weight` of `limit` permits for `token` for `ttlMs` (a mutex sends only the first two
--- arguments). With `queueTtlMs` > 0 the request also takes (or renews) a place in the
--- arrival-order queue and is granted only at its head; without one it is refused while anyone
--- queues. With `handoff`, the place asks release.lua to grant it the lock when it frees up.
+-- arguments). With `queueTtlMs` > 0 the request also takes (or renews) a place in the queue and
+-- is granted only at its head; without one it is refused while anyone queues. A new place goes
+-- last, or where `queueOrder` (> 0) puts it. With `handoffTtlMs` > 0, the place asks release.lua
+-- to grant it the lock for that long when it frees up, naming `attempt` in the grant.
 -- Returns { 1, fence, ttlMs } when granted, { 0, retryInMs } when refused (retryInMs -1: no hint).
 -- Each request is judged by its own `limit`; nothing stores or compares the limits of holders, so
 -- callers must use one limit per key (LockManager does: a semaphore or read-write lock owns its key).
@@ -11,7 +12,6 @@ local token, ttlMs, limit, weight, queueTtlMs, publish, handoff = ARGV[1], tonum
 local nowMicros, now = serverTime()
 local holderField, placeField = '#' .. token, '?' .. token
 local lock = readLock(lockKey, now)
-local fence, gone = lock.fence, {}
 -- A token that already holds is asking again because its earlier reply (or its handoff message)
 -- was lost: its own grant does not count against it, and is replaced.
 local used, earliestEnd, holdsAlready = 0, nil, false
@@ -25,51 +25,49 @@ for _, holder in ipairs(lock.holders) do
     end
   end
 end
--- Expired holders and places whose waiter stopped renewing them (it died or gave up) leave
--- before any decision; an expired lease of this very token is about to be replaced.
-for _, field in ipairs(lock.expired) do
-  if field ~= holderField then
-    gone[#gone + 1] = field
-  end
-end
+-- Expired holders and places whose waiter stopped renewing them (it died or gave up) leave with
+-- this request's write (commit keeps what the write puts back).
+local gone = lock.expired
 local places = #lock.places
-local headField = lock.places[1] and lock.places[1].field
-local ownArrival
+local head = lock.places[1]
+local ownOrder
 for _, place in ipairs(lock.places) do
   if place.field == placeField then
-    ownArrival = place[1]
+    ownOrder = place[1]
   end
 end
-
-if queueTtlMs > 0 and not ownArrival then
-  -- A new place goes last: every place already there arrived before now.
-  ownArrival = nowMicros
+local atHead = head ~= nil and head.field == placeField
+if queueTtlMs > 0 and not ownOrder then
+  -- A new place: last (every place there arrived before now), unless the request gave an order.
+  ownOrder = queueOrder > 0 and queueOrder or nowMicros
   places = places + 1
-  headField = headField or placeField
+  atHead = not head or ownOrder < head[1] or (ownOrder == head[1] and placeField < head.field)
 end
 
 -- A holder asking again (its reply or its handoff message was lost) has already passed the queue.
-if used + weight > limit or (headField and headField ~= placeField and not holdsAlready) then
+if used + weight > limit or (head and not atHead and not holdsAlready) then
+  local writes = {}
   if queueTtlMs > 0 then
     local placeEnd = now + queueTtlMs
     local place
-    if handoff then
-      place = string.format('%.0f %.0f %.0f %.0f %d %d', ownArrival, placeEnd, now, ttlMs, weight, limit)
+    if handoffTtlMs > 0 then
+      place = string.format('%.0f %.0f %.0f %.0f %d %d %d', ownOrder, placeEnd, now, handoffTtlMs, weight, limit, attempt)
     else
-      place = string.format('%.0f %.0f', ownArrival, placeEnd)
+      place = string.format('%.0f %.0f', ownOrder, placeEnd)
     end
-    local writes = { placeField, place }
+    writes = { placeField, place }
     if not lock.queued then
       writes[#writes + 1] = 'queued'
       writes[#writes + 1] = 1
     end
-    writeFields(lockKey, writes, lock.kept, placeEnd)
+    commit(lockKey, writes, gone, lock.kept, placeEnd)
+  else
+    commit(lockKey, writes, gone, lock.kept, 0)
   end
-  deleteFields(lockKey, gone)
   return { 0, earliestEnd and earliestEnd - now or -1 }
 end
 
-if ownArrival then
+if ownOrder then
   gone[#gone + 1] = placeField
   places = places - 1
 end
@@ -78,11 +76,9 @@ if places == 0 and lock.queued then
 end
 -- The next in line may fit in what is left: let it try now rather than at its next retry.
 local wakeNext = used + weight < limit and places > 0
-fence = nextFence(fence, nowMicros)
+local fence = nextFence(lock.fence, nowMicros)
 local leaseEnd = now + ttlMs
-writeFields(lockKey, { holderField, holderValue(leaseEnd, weight), 'fence', fence }, lock.kept, leaseEnd)
--- Only after the write: removing the last other field first would delete the hash, expiry and all.
-deleteFields(lockKey, gone)
+commit(lockKey, { holderField, holderValue(leaseEnd, weight), 'fence', fence }, gone, lock.kept, leaseEnd)
 if wakeNext then
   notify(publish, lockKey, 'queue')
 end

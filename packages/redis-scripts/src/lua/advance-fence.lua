@@ -6,5 +6,5 @@ local fence = tonumber(ARGV[1])
 local _, now = serverTime()
 local found = redis.call('HMGET', lockKey, 'fence', 'kept')
 local stored = math.max(tonumber(found[1]) or 0, fence)
-writeFields(lockKey, { 'fence', stored }, tonumber(found[2]) or 0, now)
+commit(lockKey, { 'fence', stored }, {}, tonumber(found[2]) or 0, now)
 return stored

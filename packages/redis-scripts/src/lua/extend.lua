@@ -14,5 +14,5 @@ if leaseEnd <= now then
   return 0
 end
 leaseEnd = now + ttlMs
-writeFields(lockKey, { holderField, holderValue(leaseEnd, weight) }, tonumber(found[2]) or 0, leaseEnd)
+commit(lockKey, { holderField, holderValue(leaseEnd, weight) }, {}, tonumber(found[2]) or 0, leaseEnd)
 return 1

@@ -5,9 +5,10 @@
 --   fence        the last fence granted
 --   kept         when the hash expires (server ms), as last set, so expiry is only renewed when due
 --   #<token>     a holder: its lease end (server ms), then ' <weight>' when it holds more than 1
---   ?<token>     a queue place: its arrival (server µs) and when it runs out (server ms), then for
---                a waiter that asked to be handed the lock, when it last renewed the place (server
---                ms) and the TTL, weight and limit to grant it; numbers separated by spaces
+--   ?<token>     a queue place: its order (its arrival in server µs, or the order the request
+--                gave) and when it runs out (server ms), then for a waiter that asked to be handed
+--                the lock, when it last renewed the place (server ms), the TTL, weight and limit to
+--                grant it and the attempt that renewed it; numbers separated by spaces
 --   queued       present while queue places may exist, so a release looks for one only then
 -- One key per lock keeps each operation to a handful of calls on one structure, and the hash goes
 -- as a whole once the last lease is an hour past (see FENCE_GRACE_MS).
@@ -63,7 +64,7 @@ end
 
 -- The whole lock as of `now`: its last fence, `kept`, whether it is marked `queued`, the holders
 -- whose lease still runs ({ field, leaseEnd, weight }), the queue places that have not run out
--- (the numbers of readPlace, with `field`, in arrival order), and the fields of the expired ones.
+-- (the numbers of readPlace, with `field`, in queue order), and the fields of the expired ones.
 local function readLock(lockKey, now)
   local lock = { fence = 0, kept = 0, queued = false, holders = {}, places = {}, expired = {} }
   local fields = redis.call('HGETALL', lockKey)
@@ -109,18 +110,39 @@ local function holderValue(leaseEnd, weight)
   return string.format('%.0f %d', leaseEnd, weight)
 end
 
--- HSET of `fields` (name, value, ...), keeping the hash until at least `needed` + FENCE_GRACE_MS;
--- `kept` is its current `kept`. The expiry is only renewed when due, and set after the write: on a
--- hash that does not exist yet PEXPIREAT would do nothing.
-local function writeFields(lockKey, fields, kept, needed)
-  if needed + FENCE_GRACE_MS > kept then
-    local until_ = needed + FENCE_GRACE_MS + KEEP_SLACK_MS
-    fields[#fields + 1] = 'kept'
-    fields[#fields + 1] = until_
-    redis.call('HSET', lockKey, unpack(fields))
-    redis.call('PEXPIREAT', lockKey, until_)
-  else
-    redis.call('HSET', lockKey, unpack(fields))
+-- HSET of `writes` (name, value, ...) and HDEL of `gone` (names), keeping the hash until at least
+-- `needed` + FENCE_GRACE_MS; `kept` is its current `kept`. A name in both is written, not deleted:
+-- a field this operation just wrote (a lease handed to a waiter whose own earlier lease had
+-- expired, a new place of a waiter whose old one ran out) must survive the clean-up of the expired
+-- field it replaces. Writes go first: removing the last other field first would delete the hash,
+-- expiry and all. The expiry is only renewed when due, and set after the write: on a hash that
+-- does not exist yet PEXPIREAT would do nothing.
+local function commit(lockKey, writes, gone, kept, needed)
+  if #writes > 0 then
+    local written = {}
+    for i = 1, #writes, 2 do
+      written[writes[i]] = true
+    end
+    local stale = {}
+    for _, name in ipairs(gone) do
+      if not written[name] then
+        stale[#stale + 1] = name
+      end
+    end
+    gone = stale
+    if needed + FENCE_GRACE_MS > kept then
+      local until_ = needed + FENCE_GRACE_MS + KEEP_SLACK_MS
+      writes[#writes + 1] = 'kept'
+      writes[#writes + 1] = until_
+      redis.call('HSET', lockKey, unpack(writes))
+      redis.call('PEXPIREAT', lockKey, until_)
+    else
+      redis.call('HSET', lockKey, unpack(writes))
+    end
+  end
+  -- In batches: unpack() of a long list would overflow Lua's stack.
+  for first = 1, #gone, 1000 do
+    redis.call('HDEL', lockKey, unpack(gone, first, math.min(first + 999, #gone)))
   end
 end
 
@@ -132,11 +154,4 @@ end
 -- are exact.
 local function nextFence(last, nowMicros)
   return math.max(last + 1, nowMicros)
-end
-
--- HDEL of `names`, in batches: unpack() of a long list would overflow Lua's stack.
-local function deleteFields(lockKey, names)
-  for first = 1, #names, 1000 do
-    redis.call('HDEL', lockKey, unpack(names, first, math.min(first + 999, #names)))
-  end
 end

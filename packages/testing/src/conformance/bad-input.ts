@@ -42,6 +42,20 @@ const badCalls: BadCall[] = [
   badAcquire('a weight over the limit', { limit: 5, weight: 6 }, 'weight'),
   badAcquire('a queue ttl of 0', { queueTtlMs: 0 }, 'queueTtlMs'),
   badAcquire('a negative queue ttl', { queueTtlMs: -1 }, 'queueTtlMs'),
+  badAcquire('a queue order without a queue ttl', { queueOrder: 5 }, 'queueOrder'),
+  badAcquire('a fractional queue order', { queueTtlMs: 1_000, queueOrder: 1.5 }, 'queueOrder'),
+  badAcquire('a handoff without a queue ttl', { handoff: { attempt: 1, ttlMs: 1_000 } }, 'handoff'),
+  badAcquire('a handoff as true', { queueTtlMs: 1_000, handoff: true }, 'handoff'),
+  badAcquire(
+    'a handoff attempt of 0',
+    { queueTtlMs: 1_000, handoff: { attempt: 0, ttlMs: 1_000 } },
+    'attempt',
+  ),
+  badAcquire(
+    'a handoff ttl over the ttl',
+    { queueTtlMs: 1_000, handoff: { attempt: 1, ttlMs: 60_000 } },
+    'handoff.ttlMs',
+  ),
   ['extend without a request', (backend) => backend.extend(loose(undefined)), 'request'],
   ['extend with an empty key', (b) => b.extend({ key: '', token: 't', ttlMs: 1_000 }), 'key'],
   [
@@ -87,7 +101,7 @@ const badOptionalCalls: [method: keyof LockBackend, ...BadCall][] = [
   [
     'waitForRelease',
     'waitForRelease with an empty key',
-    (b) => b.waitForRelease!('', new AbortController().signal),
+    (b) => b.waitForRelease!({ key: '', signal: new AbortController().signal }),
     'key',
   ],
 ];

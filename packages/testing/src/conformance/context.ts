@@ -158,7 +158,7 @@ export type WaitingBackend = LockBackend & Required<Pick<LockBackend, 'waitForRe
 export async function absorbFirstWakeUp(backend: WaitingBackend, key: string): Promise<void> {
   const priming = new AbortController();
   await Promise.race([
-    backend.waitForRelease(key, priming.signal).catch(() => undefined),
+    backend.waitForRelease({ key, signal: priming.signal }).catch(() => undefined),
     sleep(500),
   ]);
   priming.abort();

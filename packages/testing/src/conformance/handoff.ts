@@ -10,9 +10,29 @@ import {
   type WaitingBackend,
 } from './context.js';
 
-/** A queued request that asks to be handed the lock on release. */
-const queued = (key: string, token: string, overrides: Parameters<typeof request>[2] = {}) =>
-  request(key, token, { queueTtlMs: 10_000, handoff: true, ...overrides });
+/**
+ * A queued request that asks to be handed the lock on release, as its `attempt`-th request, for
+ * the lease the request asks for unless `handoffTtlMs` says less.
+ */
+const queued = (
+  key: string,
+  token: string,
+  { attempt = 1, handoffTtlMs, ...overrides }: QueuedOptions = {},
+) => {
+  const base = request(key, token, { queueTtlMs: 10_000, ...overrides });
+  return { ...base, handoff: { attempt, ttlMs: handoffTtlMs ?? base.ttlMs } };
+};
+
+type QueuedOptions = Parameters<typeof request>[2] & { attempt?: number; handoffTtlMs?: number };
+
+/** Waits for a release of `key` as the waiter of `token`'s `attempt`. */
+const waitAs = (backend: WaitingBackend, key: string, token: string, attempt = 1, since?: number) =>
+  backend.waitForRelease({
+    key,
+    signal: new AbortController().signal,
+    handoff: { token, attempt },
+    ...(since === undefined ? {} : { since }),
+  });
 
 /**
  * Handoff is optional: a backend that answers a handoff request's wait without a grant must not
@@ -45,11 +65,11 @@ export function handoffTests(ctx: ConformanceContext): void {
       await absorbFirstWakeUp(backend, key);
       const sentAt = Date.now();
       expect((await backend.acquire(queued(key, 'waiter', { ttlMs: 20_000 }))).ok).toBe(false);
-      const waiting = backend.waitForRelease(key, new AbortController().signal, sentAt, 'waiter');
+      const waiting = waitAs(backend, key, 'waiter', 1, sentAt);
       await sleep(50);
       expect(await backend.release({ key, token: 'holder' })).toBe(true);
       const handedOff = expectHandedOff(await waiting, skip);
-      expect(handedOff).toMatchObject({ ok: true, ttlMs: 20_000 });
+      expect(handedOff).toMatchObject({ ok: true, ttlMs: 20_000, attempt: 1 });
       expect(handedOff.fence).toBeGreaterThan(holder.fence);
       expect(handedOff.afterMs).toBeGreaterThanOrEqual(40);
       expect(handedOff.afterMs).toBeLessThanOrEqual(Date.now() - sentAt);
@@ -72,12 +92,7 @@ export function handoffTests(ctx: ConformanceContext): void {
       // As when the release lands while the waiter's last request is still on its way back.
       expect(await backend.release({ key, token: 'holder' })).toBe(true);
       await sleep(50);
-      const handedOff = await backend.waitForRelease(
-        key,
-        new AbortController().signal,
-        Date.now() - 1_000,
-        'waiter',
-      );
+      const handedOff = await waitAs(backend, key, 'waiter', 1, Date.now() - 1_000);
       expect(expectHandedOff(handedOff, skip).ok).toBe(true);
       expect(await backend.release({ key, token: 'waiter' })).toBe(true);
     }),
@@ -115,7 +130,7 @@ export function handoffTests(ctx: ConformanceContext): void {
       const holders = async () =>
         ((await backend.inspect?.(key))?.holders.map((one) => one.token) ?? []).sort();
       if (backend.inspect) expect(await holders()).toEqual(['b']);
-      const two = backend.waitForRelease(key, new AbortController().signal, Date.now(), 'two');
+      const two = waitAs(backend, key, 'two', 1, Date.now());
       await sleep(50);
       expect(await backend.release({ key, token: 'b' })).toBe(true);
       expect(expectHandedOff(await two, skip).ok).toBe(true);

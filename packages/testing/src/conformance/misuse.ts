@@ -457,18 +457,23 @@ export function misuseTests(ctx: ConformanceContext): void {
     const backend = ctx.backend;
     if (!backend.waitForRelease) return skip('the backend has no waitForRelease');
     const key = ctx.key();
-    for (const [signal, since, argument] of [
-      [{}, undefined, 'signal'],
-      [null, undefined, 'signal'],
-      [new AbortController().signal, Number.NaN, 'since'],
+    const valid = { key, signal: new AbortController().signal };
+    for (const [request, argument] of [
+      [{ ...valid, signal: {} }, 'request.signal'],
+      [{ ...valid, signal: null }, 'request.signal'],
+      [{ ...valid, since: Number.NaN }, 'request.since'],
+      [{ ...valid, handoff: { token: '', attempt: 1 } }, 'request.handoff.token'],
+      [{ ...valid, handoff: { token: 'waiter', attempt: 0 } }, 'request.handoff.attempt'],
     ] as const) {
-      const error = await failureOf(() => backend.waitForRelease!(key, loose(signal), since));
+      const error = await failureOf(() => backend.waitForRelease!(request as never));
       expect(error).toBeInstanceOf(InvalidArgumentError);
       expect(error).toMatchObject({ code: 'INVALID_ARGUMENT', argument });
       expect(error.message).toContain(`invalid ${argument}: `);
     }
     const reason = new Error('gave up');
-    const error = await failureOf(() => backend.waitForRelease!(key, AbortSignal.abort(reason)));
+    const error = await failureOf(() =>
+      backend.waitForRelease!({ key, signal: AbortSignal.abort(reason) }),
+    );
     expect(error).toBe(reason);
     expect(await ctx.leftovers([key])).toEqual([]);
   });

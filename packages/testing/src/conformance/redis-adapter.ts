@@ -218,17 +218,19 @@ export function runRedisAdapterSuite(options: RedisAdapterSuiteOptions): void {
       try {
         const backend = connection.backend;
         for (const signal of [{}, null, 'abort']) {
-          const error = await backend.waitForRelease?.('refused', signal as never).then(
-            () => undefined,
-            (caught: unknown) => caught,
-          );
+          const error = await backend
+            .waitForRelease?.({ key: 'refused', signal: signal as never })
+            .then(
+              () => undefined,
+              (caught: unknown) => caught,
+            );
           expect(error).toBeInstanceOf(InvalidArgumentError);
-          expect(error).toMatchObject({ argument: 'signal' });
+          expect(error).toMatchObject({ argument: 'request.signal' });
         }
         // A valid wait afterwards: once its channel shows, any earlier subscription would too
         // (they share the one subscriber connection, in order).
         const waiting = backend
-          .waitForRelease?.('accepted', controller.signal)
+          .waitForRelease?.({ key: 'accepted', signal: controller.signal })
           .catch(() => undefined);
         const channels = async () =>
           (await server.call('PUBSUB', 'CHANNELS', underPrefix(prefix))) as string[];
@@ -361,7 +363,9 @@ export function runRedisAdapterSuite(options: RedisAdapterSuiteOptions): void {
         // One signal shared by 100 waits is intended here: without this Node warns of a leak.
         setMaxListeners(100, controller.signal);
         const waits = Array.from({ length: 100 }, (_, index) =>
-          backend.waitForRelease?.(`many:${index % 25}`, controller.signal).catch(() => undefined),
+          backend
+            .waitForRelease?.({ key: `many:${index % 25}`, signal: controller.signal })
+            .catch(() => undefined),
         );
         await eventually(
           'the subscriber is connected',

@@ -63,7 +63,7 @@ export function wakeTests(ctx: ConformanceContext): void {
       const key = ctx.key();
       expectGranted(await backend.acquire(request(key, 'holder')));
       await absorbFirstWakeUp(backend, key);
-      const waiting = backend.waitForRelease(key, new AbortController().signal);
+      const waiting = backend.waitForRelease({ key, signal: new AbortController().signal });
       const watched = watch(waiting);
       await sleep(100);
       expect(watched.state()).toBe('pending');
@@ -79,10 +79,12 @@ export function wakeTests(ctx: ConformanceContext): void {
       const key = ctx.key();
       const before = new AbortController();
       before.abort(new Error('aborted before'));
-      await expect(backend.waitForRelease(key, before.signal)).rejects.toBe(before.signal.reason);
+      await expect(backend.waitForRelease({ key, signal: before.signal })).rejects.toBe(
+        before.signal.reason,
+      );
       await absorbFirstWakeUp(backend, key);
       const during = new AbortController();
-      const waiting = backend.waitForRelease(key, during.signal);
+      const waiting = backend.waitForRelease({ key, signal: during.signal });
       await sleep(20);
       const reason = new Error('gave up');
       during.abort(reason);
@@ -97,9 +99,9 @@ export function wakeTests(ctx: ConformanceContext): void {
       expectGranted(await backend.acquire(request(key, 'holder')));
       await absorbFirstWakeUp(backend, key);
       const quitter = new AbortController();
-      const leaving = watch(backend.waitForRelease(key, quitter.signal));
+      const leaving = watch(backend.waitForRelease({ key, signal: quitter.signal }));
       const staying = [1, 2, 3].map(() =>
-        backend.waitForRelease(key, new AbortController().signal),
+        backend.waitForRelease({ key, signal: new AbortController().signal }),
       );
       const watched = staying.map(watch);
       await sleep(50);
