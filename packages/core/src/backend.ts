@@ -107,6 +107,10 @@ export interface LockInfo {
  * The storage primitive every deadbolt backend implements. Waiting, backoff,
  * auto-extension and quorum live in `@deadbolt/core`; a backend only stores leases.
  *
+ * Every method checks its arguments before any I/O (`assertAcquireRequest` and its siblings) and
+ * reports bad input as a promise rejected with `InvalidArgumentError`, never as a synchronous
+ * throw: `LockManager` fires some calls without awaiting them, where a throw would escape.
+ *
  * Run `runBackendConformance` from `@deadbolt/testing` to prove a new backend.
  */
 export interface LockBackend {

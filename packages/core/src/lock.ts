@@ -146,7 +146,8 @@ export class Lock implements AsyncDisposable {
    * Resets the lease to `ttl` ms from now.
    *
    * @param ttl - new lease length in milliseconds; the TTL the lock was acquired with by default
-   * @throws {@link LockLostError} when the lease was lost; {@link LockNotHeldError} after `release()`
+   * @throws {@link LockLostError} when the lease was lost; {@link LockNotHeldError} after `release()`;
+   * `InvalidArgumentError` for a bad `ttl`, before any I/O (all as rejections)
    */
   async extend(ttl: number = this.#ttlMs): Promise<void> {
     assertPositiveDuration(ttl, 'ttl');

@@ -179,6 +179,10 @@ interface ResolvedCall {
 /**
  * Acquires locks on one backend: waiting with wake-ups and backoff, auto-extension, fencing.
  *
+ * Bad input fails with {@link InvalidArgumentError} before any I/O. The calls that return a
+ * promise (`acquire`, `tryAcquire`, `withLock` and those of semaphores and read-write locks)
+ * reject with it and never throw; the constructor, `semaphore()` and `readWriteLock()` throw it.
+ *
  * @example
  * ```ts
  * const locks = new LockManager({ backend: new IoredisBackend(redis) });
@@ -230,7 +234,8 @@ export class LockManager {
    * Waits up to `options.wait` ms for the lock on `key`.
    *
    * @param key - the lock's name (1 to 512 UTF-8 bytes)
-   * @throws {@link LockTimeoutError} when the wait runs out; the signal's reason when aborted
+   * @throws {@link LockTimeoutError} when the wait runs out; the signal's reason when aborted;
+   * {@link InvalidArgumentError} for bad input (all as rejections)
    */
   acquire(key: string, options?: AcquireOptions): Promise<Lock> {
     return this.#mutex(key).acquire(options);
@@ -280,18 +285,21 @@ export class LockManager {
     return {
       key,
       limit,
-      acquire: (permitOptions) => {
-        const [weight, rest] = this.#splitWeight(permitOptions, limit);
-        return handleOf(weight).acquire(rest);
-      },
-      tryAcquire: (permitOptions) => {
-        const [weight, rest] = this.#splitWeight(permitOptions, limit);
-        return handleOf(weight).tryAcquire(rest);
-      },
-      withPermit: (fn, permitOptions) => {
-        const [weight, rest] = this.#splitWeight(permitOptions, limit);
-        return handleOf(weight).withLock(fn, rest);
-      },
+      acquire: (permitOptions) =>
+        rejectOnThrow(() => {
+          const [weight, rest] = this.#splitWeight(permitOptions, limit);
+          return handleOf(weight).acquire(rest);
+        }),
+      tryAcquire: (permitOptions) =>
+        rejectOnThrow(() => {
+          const [weight, rest] = this.#splitWeight(permitOptions, limit);
+          return handleOf(weight).tryAcquire(rest);
+        }),
+      withPermit: (fn, permitOptions) =>
+        rejectOnThrow(() => {
+          const [weight, rest] = this.#splitWeight(permitOptions, limit);
+          return handleOf(weight).withLock(fn, rest);
+        }),
     };
   }
 
@@ -327,16 +335,19 @@ export class LockManager {
   /** The three calls on one primitive, validating their options before any I/O. */
   #handle(primitive: Primitive, weight: number): LockHandle {
     return {
-      acquire: (options) => this.#acquireWaiting(this.#resolve(primitive, weight, options, false)),
-      tryAcquire: (options) => {
-        assertOptions(options, 'options', TRY_OPTIONS);
-        const call = this.#resolve(primitive, weight, options, false);
-        return this.#attemptOnce({ ...call, queued: false, handoff: false });
-      },
-      withLock: (fn, options) => {
-        assertFunction(fn, 'fn');
-        return this.#runHolding(this.#resolve(primitive, weight, options, true), fn);
-      },
+      acquire: (options) =>
+        rejectOnThrow(() => this.#acquireWaiting(this.#resolve(primitive, weight, options, false))),
+      tryAcquire: (options) =>
+        rejectOnThrow(() => {
+          assertOptions(options, 'options', TRY_OPTIONS);
+          const call = this.#resolve(primitive, weight, options, false);
+          return this.#attemptOnce({ ...call, queued: false, handoff: false });
+        }),
+      withLock: (fn, options) =>
+        rejectOnThrow(() => {
+          assertFunction(fn, 'fn');
+          return this.#runHolding(this.#resolve(primitive, weight, options, true), fn);
+        }),
     };
   }
 
@@ -645,6 +656,19 @@ export class LockManager {
         backendWait?.abort(STOPPED);
       },
     };
+  }
+}
+
+/**
+ * Calls `start` and turns a synchronous throw (bad input, found before any I/O) into a rejection:
+ * a call that returns a promise reports every failure through it, so a caller's `.catch()` sees
+ * it. Not an async function, so that a valid call gets no extra promise.
+ */
+function rejectOnThrow<T>(start: () => Promise<T>): Promise<T> {
+  try {
+    return start();
+  } catch (error) {
+    return Promise.reject(error);
   }
 }
 

@@ -6,7 +6,7 @@ import {
   MAX_DURATION_MS,
   MAX_KEY_BYTES,
 } from '../src/index.js';
-import { failureOf, RecordingBackend } from './helpers.js';
+import { RecordingBackend, rejectionOf, thrownBy } from './helpers.js';
 
 let backend: RecordingBackend;
 let locks: LockManager;
@@ -18,9 +18,20 @@ beforeEach(() => {
 /** Each row: what is wrong, the call that gets it, and the argument the error must name. */
 type BadCall = [problem: string, run: (locks: LockManager) => unknown, argument: string];
 
-/** Rejected with InvalidArgumentError, naming the argument, before any backend call. */
+/**
+ * A call that returns a promise: rejected (never thrown at once) with InvalidArgumentError naming
+ * the argument, before any backend call.
+ */
 async function expectRejectedBeforeIo(run: () => unknown, argument: string): Promise<void> {
-  const error = await failureOf(run);
+  expectRefusedBeforeIo(await rejectionOf(run), argument);
+}
+
+/** A constructor or `semaphore()`, which return no promise: thrown at once, as above. */
+function expectThrownBeforeIo(run: () => unknown, argument: string): void {
+  expectRefusedBeforeIo(thrownBy(run), argument);
+}
+
+function expectRefusedBeforeIo(error: unknown, argument: string): void {
   expect(error).toBeInstanceOf(InvalidArgumentError);
   expect((error as InvalidArgumentError).code).toBe('INVALID_ARGUMENT');
   expect((error as InvalidArgumentError).argument).toBe(argument);
@@ -61,8 +72,8 @@ describe('keys', () => {
     expect(fn).not.toHaveBeenCalled();
   });
 
-  it.each(badKeys)('semaphore rejects %s', async (_, key) => {
-    await expectRejectedBeforeIo(() => locks.semaphore(key as string, { limit: 2 }), 'key');
+  it.each(badKeys)('semaphore throws on %s', (_, key) => {
+    expectThrownBeforeIo(() => locks.semaphore(key as string, { limit: 2 }), 'key');
   });
 
   it.each([
@@ -144,6 +155,17 @@ const badOptions: BadCall[] = [
   ['options that are an array', (l) => l.tryAcquire('k', [] as never), 'options'],
   ['a fn that is not a function', (l) => l.withLock('k', 'fn' as never), 'fn'],
   ['a missing fn', (l) => l.withLock('k', undefined as never), 'fn'],
+  ['ttl 0 to a write lock', (l) => l.readWriteLock('k').write.acquire({ ttl: 0 }), 'options.ttl'],
+  [
+    'a typo to a read lock tryAcquire',
+    (l) => l.readWriteLock('k').read.tryAcquire({ tll: 5 } as never),
+    'options.tll',
+  ],
+  [
+    'a fn that is not a function to read.withLock',
+    (l) => l.readWriteLock('k').read.withLock(5 as never),
+    'fn',
+  ],
 ];
 
 describe('call options', () => {
@@ -204,6 +226,9 @@ const badSemaphores: BadCall[] = [
   ['a missing limit', (l) => l.semaphore('k', {} as never), 'options.limit'],
   ['no options', (l) => l.semaphore('k', undefined as never), 'options.limit'],
   ['a typo in its options', (l) => l.semaphore('k', { limt: 2 } as never), 'options.limt'],
+];
+
+const badPermitCalls: BadCall[] = [
   ['weight 0', (l) => l.semaphore('k', { limit: 3 }).acquire({ weight: 0 }), 'options.weight'],
   [
     'a negative weight',
@@ -257,8 +282,21 @@ const badSemaphores: BadCall[] = [
   ],
 ];
 
+describe('readWriteLock arguments', () => {
+  it.each([
+    ['a string as fair', { fair: 'yes' }, 'options.fair'],
+    ['a limit', { limit: 2 }, 'options.limit'],
+  ])('readWriteLock() throws on %s', (_, options, argument) => {
+    expectThrownBeforeIo(() => locks.readWriteLock('k', options as never), argument);
+  });
+});
+
 describe('semaphore arguments', () => {
-  it.each(badSemaphores)('rejects %s', async (_, run, argument) => {
+  it.each(badSemaphores)('semaphore() throws on %s', (_, run, argument) => {
+    expectThrownBeforeIo(() => run(locks), argument);
+  });
+
+  it.each(badPermitCalls)('rejects %s', async (_, run, argument) => {
     await expectRejectedBeforeIo(() => run(locks), argument);
   });
 });
@@ -330,8 +368,8 @@ const badManagers: [problem: string, options: () => unknown, argument: string][]
 ];
 
 describe('LockManager constructor', () => {
-  it.each(badManagers)('rejects %s', async (_, options, argument) => {
-    await expectRejectedBeforeIo(
+  it.each(badManagers)('throws on %s', (_, options, argument) => {
+    expectThrownBeforeIo(
       () => new LockManager(options() as ConstructorParameters<typeof LockManager>[0]),
       argument,
     );
