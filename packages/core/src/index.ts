@@ -52,4 +52,5 @@ export {
   assertWaitForRelease,
   MAX_DURATION_MS,
   MAX_KEY_BYTES,
+  MIN_TTL_MS,
 } from './validation.js';

@@ -20,11 +20,15 @@ import {
   assertPositiveDuration,
   assertPositiveInteger,
   assertSignal,
+  assertTtl,
 } from './validation.js';
 
 /** Options of {@link LockManager.acquire} and the other waiting calls. */
 export interface AcquireOptions {
-  /** Lease length in milliseconds. @default 30_000 (or `defaults.ttl`) */
+  /**
+   * Lease length in milliseconds, at least 1 (`MIN_TTL_MS`); backends round a fraction up to a
+   * whole millisecond. @default 30_000 (or `defaults.ttl`)
+   */
   ttl?: number;
   /** How long to wait for the lock, in milliseconds, before a {@link LockTimeoutError}. @default 10_000 (or `defaults.wait`) */
   wait?: number;
@@ -56,7 +60,7 @@ export type TryPermitOptions = Omit<PermitOptions, 'wait'>;
 
 /** Defaults applied to every call of one {@link LockManager}. */
 export interface LockDefaults {
-  /** @default 30_000 */
+  /** Lease length in milliseconds (see {@link AcquireOptions.ttl}). @default 30_000 */
   ttl?: number;
   /** @default 10_000 */
   wait?: number;
@@ -211,7 +215,7 @@ export class LockManager {
       autoExtend = false,
       fair = true,
     } = options.defaults ?? {};
-    assertPositiveDuration(ttl, 'options.defaults.ttl');
+    assertTtl(ttl, 'options.defaults.ttl');
     assertNonNegativeDuration(wait, 'options.defaults.wait');
     assertBoolean(autoExtend, 'options.defaults.autoExtend');
     assertBoolean(fair, 'options.defaults.fair');
@@ -381,7 +385,7 @@ export class LockManager {
       autoExtend = autoExtendByDefault || this.#defaults.autoExtend,
       fair = primitive.fair ?? this.#defaults.fair,
     }: AcquireOptions = options ?? {};
-    assertPositiveDuration(ttl, 'options.ttl');
+    assertTtl(ttl, 'options.ttl');
     assertNonNegativeDuration(wait, 'options.wait');
     if (signal !== undefined) assertSignal(signal, 'options.signal');
     assertBoolean(autoExtend, 'options.autoExtend');

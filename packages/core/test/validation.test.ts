@@ -91,6 +91,10 @@ describe('keys', () => {
 
 const badOptions: BadCall[] = [
   ['ttl 0', (l) => l.acquire('k', { ttl: 0 }), 'options.ttl'],
+  // Below 1 ms a lease is lost before its grant can arrive: tryAcquire of a free key gave null.
+  ['a ttl of 0.5 ms to tryAcquire', (l) => l.tryAcquire('free', { ttl: 0.5 }), 'options.ttl'],
+  ['a ttl of 0.999 ms', (l) => l.acquire('k', { ttl: 0.999 }), 'options.ttl'],
+  ['a ttl of 1e-9 ms to withLock', (l) => l.withLock('k', vi.fn(), { ttl: 1e-9 }), 'options.ttl'],
   ['a negative ttl', (l) => l.acquire('k', { ttl: -5 }), 'options.ttl'],
   ['a NaN ttl', (l) => l.acquire('k', { ttl: Number.NaN }), 'options.ttl'],
   ['an infinite ttl', (l) => l.acquire('k', { ttl: Number.POSITIVE_INFINITY }), 'options.ttl'],
@@ -175,6 +179,7 @@ describe('call options', () => {
 
   it.each([
     ['ttl 0', 0],
+    ['a ttl of 0.5 ms', 0.5],
     ['a negative ttl', -1],
     ['a NaN ttl', Number.NaN],
     ['an infinite ttl', Number.POSITIVE_INFINITY],
@@ -271,6 +276,11 @@ const badPermitCalls: BadCall[] = [
     'options.wait',
   ],
   [
+    'a ttl of 0.5 ms to a semaphore tryAcquire',
+    (l) => l.semaphore('k', { limit: 3 }).tryAcquire({ ttl: 0.5 }),
+    'options.ttl',
+  ],
+  [
     'ttl 0 to a semaphore acquire',
     (l) => l.semaphore('k', { limit: 3 }).acquire({ ttl: 0 }),
     'options.ttl',
@@ -327,6 +337,7 @@ const badManagers: [problem: string, options: () => unknown, argument: string][]
   ['a typo in defaults', () => ({ backend, defaults: { tll: 5 } }), 'options.defaults.tll'],
   ['defaults that are not an object', () => ({ backend, defaults: 5 }), 'options.defaults'],
   ['a default ttl of 0', () => ({ backend, defaults: { ttl: 0 } }), 'options.defaults.ttl'],
+  ['a default ttl of 0.5 ms', () => ({ backend, defaults: { ttl: 0.5 } }), 'options.defaults.ttl'],
   ['a NaN default ttl', () => ({ backend, defaults: { ttl: Number.NaN } }), 'options.defaults.ttl'],
   ['a negative default wait', () => ({ backend, defaults: { wait: -1 } }), 'options.defaults.wait'],
   [

@@ -30,6 +30,7 @@ const badCalls: BadCall[] = [
   badAcquire('a number as token', { token: 42 }, 'token'),
   badAcquire('no token', { token: undefined }, 'token'),
   badAcquire('a ttl of 0', { ttlMs: 0 }, 'ttlMs'),
+  badAcquire('a ttl below 1 ms', { ttlMs: 0.5 }, 'ttlMs'),
   badAcquire('a negative ttl', { ttlMs: -1 }, 'ttlMs'),
   badAcquire('a NaN ttl', { ttlMs: Number.NaN }, 'ttlMs'),
   badAcquire('an infinite ttl', { ttlMs: Number.POSITIVE_INFINITY }, 'ttlMs'),
@@ -50,6 +51,7 @@ const badCalls: BadCall[] = [
     'token',
   ],
   ['extend with a ttl of 0', (b, key) => b.extend({ key, token: 't', ttlMs: 0 }), 'ttlMs'],
+  ['extend with a ttl below 1 ms', (b, key) => b.extend({ key, token: 't', ttlMs: 0.5 }), 'ttlMs'],
   ['extend with a NaN ttl', (b, key) => b.extend({ key, token: 't', ttlMs: Number.NaN }), 'ttlMs'],
   [
     'extend with an infinite ttl',

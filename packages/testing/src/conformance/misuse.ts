@@ -92,6 +92,7 @@ const misuses: Misuse[] = [
   ],
   // Durations.
   ['a ttl of 0', acquireWith({ ttl: 0 }), 'options.ttl', DURATION],
+  ['a ttl below 1 ms', acquireWith({ ttl: 0.5 }), 'options.ttl', DURATION],
   ['a negative ttl', acquireWith({ ttl: -1 }), 'options.ttl', DURATION],
   ['a NaN ttl', acquireWith({ ttl: Number.NaN }), 'options.ttl', DURATION],
   ['an infinite ttl', acquireWith({ ttl: Number.POSITIVE_INFINITY }), 'options.ttl', DURATION],
@@ -237,6 +238,13 @@ const misuses: Misuse[] = [
     'throws',
   ],
   [
+    'a LockManager with a default ttl below 1 ms',
+    managerWith((backend) => ({ backend, defaults: { ttl: 0.5 } })),
+    'options.defaults.ttl',
+    DURATION,
+    'throws',
+  ],
+  [
     'a LockManager with a backoff maxMs below its initialMs',
     managerWith((backend) => ({ backend, backoff: { initialMs: 100, maxMs: 10 } })),
     'options.backoff.maxMs',
@@ -293,6 +301,12 @@ const misuses: Misuse[] = [
       direct.acquire({ key: '\uDFFF', token: 't', ttlMs: 1_000, limit: 1, weight: 1 }),
     'request.key',
     /lone UTF-16 surrogate/,
+  ],
+  [
+    'a backend request with a 0.5 ms lease',
+    ({ direct, key }) => direct.acquire({ key, token: 't', ttlMs: 0.5, limit: 1, weight: 1 }),
+    'request.ttlMs',
+    DURATION,
   ],
   [
     'a backend extend of 2^31 ms',
@@ -403,7 +417,7 @@ export function misuseTests(ctx: ConformanceContext): void {
     const lock = await new LockManager({ backend: counted.backend }).acquire(key);
     const before = await holdersOf(ctx.backend, key);
     const callsBefore = counted.calls.length;
-    for (const ttl of [0, -1, Number.NaN, Number.POSITIVE_INFINITY, MAX_DURATION_MS + 1]) {
+    for (const ttl of [0, 0.5, -1, Number.NaN, Number.POSITIVE_INFINITY, MAX_DURATION_MS + 1]) {
       const error = await rejectionOf(() => lock.extend(ttl));
       expect(error).toBeInstanceOf(InvalidArgumentError);
       expect(error).toMatchObject({ code: 'INVALID_ARGUMENT', argument: 'ttl' });
