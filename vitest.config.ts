@@ -24,6 +24,8 @@ export default defineConfig({
         include: ['test/**/*.test.ts'],
         testTimeout: 30_000,
         hookTimeout: 60_000,
+        // The memory backend's footprint tests collect garbage before they read the heap.
+        ...(dir === 'packages/memory' ? { execArgv: ['--expose-gc'] } : {}),
       },
     })),
   },

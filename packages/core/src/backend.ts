@@ -4,7 +4,10 @@ export interface AcquireRequest {
   key: string;
   /** 128-bit random token that identifies this acquisition; ownership checks compare it. */
   token: string;
-  /** Lease length in milliseconds, judged by the backend's own clock. */
+  /**
+   * Lease length in milliseconds, judged by the backend's own clock: at least 1 (`MIN_TTL_MS`).
+   * deadbolt's backends keep whole milliseconds and round a fraction up.
+   */
   ttlMs: number;
   /** Permits the key has in all: 1 for a mutex, n for a semaphore of n. */
   limit: number;
@@ -85,7 +88,10 @@ export interface ExtendRequest {
   key: string;
   /** The token that acquired it. */
   token: string;
-  /** New lease length in milliseconds, counted from now on the backend's clock. */
+  /**
+   * New lease length in milliseconds, counted from now on the backend's clock: at least 1, as in
+   * {@link AcquireRequest.ttlMs}.
+   */
   ttlMs: number;
 }
 
@@ -145,6 +151,10 @@ export interface LockInfo {
 /**
  * The storage primitive every deadbolt backend implements. Waiting, backoff,
  * auto-extension and quorum live in `@deadbolt/core`; a backend only stores leases.
+ *
+ * Every method checks its arguments before any I/O (`assertAcquireRequest` and its siblings) and
+ * reports bad input as a promise rejected with `InvalidArgumentError`, never as a synchronous
+ * throw: `LockManager` fires some calls without awaiting them, where a throw would escape.
  *
  * Run `runBackendConformance` from `@deadbolt/testing` to prove a new backend.
  */

@@ -54,4 +54,5 @@ export {
   assertWaitRequest,
   MAX_DURATION_MS,
   MAX_KEY_BYTES,
+  MIN_TTL_MS,
 } from './validation.js';

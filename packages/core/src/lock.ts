@@ -1,7 +1,7 @@
 import type { LockBackend } from './backend.js';
 import { BackendError, DeadboltError, LockLostError, LockNotHeldError } from './errors.js';
 import { inspectSymbol, REDACTED } from './redact.js';
-import { assertPositiveDuration } from './validation.js';
+import { assertTtl } from './validation.js';
 
 /**
  * Share of the TTL kept in reserve: `lock.signal` aborts this long before the lease
@@ -157,11 +157,13 @@ export class Lock implements AsyncDisposable {
   /**
    * Resets the lease to `ttl` ms from now.
    *
-   * @param ttl - new lease length in milliseconds; the TTL the lock was acquired with by default
-   * @throws {@link LockLostError} when the lease was lost; {@link LockNotHeldError} after `release()`
+   * @param ttl - new lease length in milliseconds, at least 1; by default the TTL the lock was
+   * acquired with
+   * @throws {@link LockLostError} when the lease was lost; {@link LockNotHeldError} after `release()`;
+   * `InvalidArgumentError` for a bad `ttl`, before any I/O (all as rejections)
    */
   async extend(ttl: number = this.#ttlMs): Promise<void> {
-    assertPositiveDuration(ttl, 'ttl');
+    assertTtl(ttl, 'ttl');
     if (this.#state === 'released') {
       throw new LockNotHeldError(this.key, 'it was released; acquire it again');
     }

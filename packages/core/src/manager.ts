@@ -20,11 +20,15 @@ import {
   assertPositiveDuration,
   assertPositiveInteger,
   assertSignal,
+  assertTtl,
 } from './validation.js';
 
 /** Options of {@link LockManager.acquire} and the other waiting calls. */
 export interface AcquireOptions {
-  /** Lease length in milliseconds. @default 30_000 (or `defaults.ttl`) */
+  /**
+   * Lease length in milliseconds, at least 1 (`MIN_TTL_MS`); backends round a fraction up to a
+   * whole millisecond. @default 30_000 (or `defaults.ttl`)
+   */
   ttl?: number;
   /** How long to wait for the lock, in milliseconds, before a {@link LockTimeoutError}. @default 10_000 (or `defaults.wait`) */
   wait?: number;
@@ -56,7 +60,7 @@ export type TryPermitOptions = Omit<PermitOptions, 'wait'>;
 
 /** Defaults applied to every call of one {@link LockManager}. */
 export interface LockDefaults {
-  /** @default 30_000 */
+  /** Lease length in milliseconds (see {@link AcquireOptions.ttl}). @default 30_000 */
   ttl?: number;
   /** @default 10_000 */
   wait?: number;
@@ -185,6 +189,10 @@ interface ResolvedCall {
 /**
  * Acquires locks on one backend: waiting with wake-ups and backoff, auto-extension, fencing.
  *
+ * Bad input fails with {@link InvalidArgumentError} before any I/O. The calls that return a
+ * promise (`acquire`, `tryAcquire`, `withLock` and those of semaphores and read-write locks)
+ * reject with it and never throw; the constructor, `semaphore()` and `readWriteLock()` throw it.
+ *
  * @example
  * ```ts
  * const locks = new LockManager({ backend: new IoredisBackend(redis) });
@@ -213,7 +221,7 @@ export class LockManager {
       autoExtend = false,
       fair = true,
     } = options.defaults ?? {};
-    assertPositiveDuration(ttl, 'options.defaults.ttl');
+    assertTtl(ttl, 'options.defaults.ttl');
     assertNonNegativeDuration(wait, 'options.defaults.wait');
     assertBoolean(autoExtend, 'options.defaults.autoExtend');
     assertBoolean(fair, 'options.defaults.fair');
@@ -236,7 +244,8 @@ export class LockManager {
    * Waits up to `options.wait` ms for the lock on `key`.
    *
    * @param key - the lock's name (1 to 512 UTF-8 bytes)
-   * @throws {@link LockTimeoutError} when the wait runs out; the signal's reason when aborted
+   * @throws {@link LockTimeoutError} when the wait runs out; the signal's reason when aborted;
+   * {@link InvalidArgumentError} for bad input (all as rejections)
    */
   acquire(key: string, options?: AcquireOptions): Promise<Lock> {
     return this.#mutex(key).acquire(options);
@@ -286,18 +295,21 @@ export class LockManager {
     return {
       key,
       limit,
-      acquire: (permitOptions) => {
-        const [weight, rest] = this.#splitWeight(permitOptions, limit);
-        return handleOf(weight).acquire(rest);
-      },
-      tryAcquire: (permitOptions) => {
-        const [weight, rest] = this.#splitWeight(permitOptions, limit);
-        return handleOf(weight).tryAcquire(rest);
-      },
-      withPermit: (fn, permitOptions) => {
-        const [weight, rest] = this.#splitWeight(permitOptions, limit);
-        return handleOf(weight).withLock(fn, rest);
-      },
+      acquire: (permitOptions) =>
+        rejectOnThrow(() => {
+          const [weight, rest] = this.#splitWeight(permitOptions, limit);
+          return handleOf(weight).acquire(rest);
+        }),
+      tryAcquire: (permitOptions) =>
+        rejectOnThrow(() => {
+          const [weight, rest] = this.#splitWeight(permitOptions, limit);
+          return handleOf(weight).tryAcquire(rest);
+        }),
+      withPermit: (fn, permitOptions) =>
+        rejectOnThrow(() => {
+          const [weight, rest] = this.#splitWeight(permitOptions, limit);
+          return handleOf(weight).withLock(fn, rest);
+        }),
     };
   }
 
@@ -333,16 +345,19 @@ export class LockManager {
   /** The three calls on one primitive, validating their options before any I/O. */
   #handle(primitive: Primitive, weight: number): LockHandle {
     return {
-      acquire: (options) => this.#acquireWaiting(this.#resolve(primitive, weight, options, false)),
-      tryAcquire: (options) => {
-        assertOptions(options, 'options', TRY_OPTIONS);
-        const call = this.#resolve(primitive, weight, options, false);
-        return this.#attemptOnce({ ...call, queued: false, handoff: false });
-      },
-      withLock: (fn, options) => {
-        assertFunction(fn, 'fn');
-        return this.#runHolding(this.#resolve(primitive, weight, options, true), fn);
-      },
+      acquire: (options) =>
+        rejectOnThrow(() => this.#acquireWaiting(this.#resolve(primitive, weight, options, false))),
+      tryAcquire: (options) =>
+        rejectOnThrow(() => {
+          assertOptions(options, 'options', TRY_OPTIONS);
+          const call = this.#resolve(primitive, weight, options, false);
+          return this.#attemptOnce({ ...call, queued: false, handoff: false });
+        }),
+      withLock: (fn, options) =>
+        rejectOnThrow(() => {
+          assertFunction(fn, 'fn');
+          return this.#runHolding(this.#resolve(primitive, weight, options, true), fn);
+        }),
     };
   }
 
@@ -376,7 +391,7 @@ export class LockManager {
       autoExtend = autoExtendByDefault || this.#defaults.autoExtend,
       fair = primitive.fair ?? this.#defaults.fair,
     }: AcquireOptions = options ?? {};
-    assertPositiveDuration(ttl, 'options.ttl');
+    assertTtl(ttl, 'options.ttl');
     assertNonNegativeDuration(wait, 'options.wait');
     if (signal !== undefined) assertSignal(signal, 'options.signal');
     assertBoolean(autoExtend, 'options.autoExtend');
@@ -674,6 +689,19 @@ export class LockManager {
         backendWait?.abort(STOPPED);
       },
     };
+  }
+}
+
+/**
+ * Calls `start` and turns a synchronous throw (bad input, found before any I/O) into a rejection:
+ * a call that returns a promise reports every failure through it, so a caller's `.catch()` sees
+ * it. Not an async function, so that a valid call gets no extra promise.
+ */
+function rejectOnThrow<T>(start: () => Promise<T>): Promise<T> {
+  try {
+    return start();
+  } catch (error) {
+    return Promise.reject(error);
   }
 }
 

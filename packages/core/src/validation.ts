@@ -18,6 +18,13 @@ export const MAX_KEY_BYTES = 512;
 export const MAX_DURATION_MS = 2_147_483_647;
 
 /**
+ * Shortest lease accepted, in milliseconds. Backends keep whole milliseconds and round a fraction
+ * up, so a shorter lease would be stored as 1 ms while the lock counts only the fraction, and
+ * such a lock is lost before its grant arrives (`tryAcquire` of a free key resolved `null`).
+ */
+export const MIN_TTL_MS = 1;
+
+/**
  * A UTF-16 surrogate that is not half of a pair. Such a string has no UTF-8 form: Redis would
  * store U+FFFD in its place, so two different keys would name one lock there but two in memory.
  */
@@ -45,14 +52,27 @@ export function assertKey(key: unknown, argument = 'key'): asserts key is string
 }
 
 /**
- * A duration that must be a number of milliseconds above 0 and at most {@link MAX_DURATION_MS}.
- * Fractions are allowed (backends round a lease up to the next whole millisecond).
+ * A duration other than a lease (a backoff delay, a queue place, a retry hint): a number of
+ * milliseconds above 0 and at most {@link MAX_DURATION_MS}. Fractions are allowed.
  */
 export function assertPositiveDuration(value: unknown, argument: string): asserts value is number {
   if (typeof value !== 'number' || !(value > 0 && value <= MAX_DURATION_MS)) {
     throw new InvalidArgumentError(
       argument,
       `expected a number of milliseconds > 0 and <= ${MAX_DURATION_MS}, got ${show(value)}`,
+    );
+  }
+}
+
+/**
+ * A lease length: a number of milliseconds from {@link MIN_TTL_MS} to {@link MAX_DURATION_MS}.
+ * Fractions are allowed (backends round a lease up to the next whole millisecond).
+ */
+export function assertTtl(value: unknown, argument: string): asserts value is number {
+  if (typeof value !== 'number' || !(value >= MIN_TTL_MS && value <= MAX_DURATION_MS)) {
+    throw new InvalidArgumentError(
+      argument,
+      `expected a number of milliseconds >= ${MIN_TTL_MS} and <= ${MAX_DURATION_MS}, got ${show(value)}`,
     );
   }
 }
@@ -159,7 +179,7 @@ export function show(value: unknown): string {
  */
 export function assertAcquireRequest(request: AcquireRequest): void {
   assertRequestBase(request, 'request');
-  assertPositiveDuration(request.ttlMs, 'request.ttlMs');
+  assertTtl(request.ttlMs, 'request.ttlMs');
   assertPositiveInteger(request.limit, 'request.limit');
   assertPositiveInteger(request.weight, 'request.weight');
   if (request.queueTtlMs !== undefined) {
@@ -208,7 +228,7 @@ export function assertAcquireRequest(request: AcquireRequest): void {
 /** Checks an {@link ExtendRequest} (see {@link assertAcquireRequest}). */
 export function assertExtendRequest(request: ExtendRequest): void {
   assertRequestBase(request, 'request');
-  assertPositiveDuration(request.ttlMs, 'request.ttlMs');
+  assertTtl(request.ttlMs, 'request.ttlMs');
 }
 
 /** Checks a {@link ReleaseRequest} (see {@link assertAcquireRequest}). */

@@ -81,9 +81,11 @@ describe('fair locks', () => {
     expect(servedAt - startedAt).toBeGreaterThan(0);
   });
 
-  it('rejects a non-boolean fair', () => {
+  it('rejects a non-boolean fair', async () => {
     const locks = new LockManager({ backend: new MemoryBackend() });
-    expect(() => locks.acquire('k', { fair: 'yes' as never })).toThrow(InvalidArgumentError);
+    await expect(locks.acquire('k', { fair: 'yes' as never })).rejects.toThrow(
+      InvalidArgumentError,
+    );
     expect(() => locks.semaphore('k', { limit: 2, fair: 1 as never })).toThrow('options.fair');
     expect(() => locks.readWriteLock('k', { fair: null as never })).toThrow('options.fair');
     expect(

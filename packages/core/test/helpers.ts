@@ -1,4 +1,4 @@
-import { vi } from 'vitest';
+import { expect, vi } from 'vitest';
 import { MemoryBackend } from '../../memory/src/index.js';
 import type {
   AcquireRequest,
@@ -145,10 +145,30 @@ export function watch<T>(promise: Promise<T>): {
   };
 }
 
-/** Runs `run` and returns what it threw, synchronously or by rejecting; undefined if it did not. */
-export async function failureOf(run: () => unknown): Promise<unknown> {
+/**
+ * What a call that returns a promise rejected with; undefined if it resolved. A synchronous throw
+ * fails the test: a caller's `.catch()` never sees such an error.
+ */
+export async function rejectionOf(run: () => unknown): Promise<unknown> {
+  let returned: unknown;
   try {
-    await run();
+    returned = run();
+  } catch (error) {
+    throw new Error(`expected a rejected promise, but the call threw at once: ${error}`);
+  }
+  expect(returned).toBeInstanceOf(Promise);
+  try {
+    await returned;
+  } catch (error) {
+    return error;
+  }
+  return undefined;
+}
+
+/** What a call that returns no promise (a constructor, `semaphore()`) threw; undefined if nothing. */
+export function thrownBy(run: () => unknown): unknown {
+  try {
+    run();
   } catch (error) {
     return error;
   }

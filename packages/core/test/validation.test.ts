@@ -6,7 +6,7 @@ import {
   MAX_DURATION_MS,
   MAX_KEY_BYTES,
 } from '../src/index.js';
-import { failureOf, RecordingBackend } from './helpers.js';
+import { RecordingBackend, rejectionOf, thrownBy } from './helpers.js';
 
 let backend: RecordingBackend;
 let locks: LockManager;
@@ -18,9 +18,20 @@ beforeEach(() => {
 /** Each row: what is wrong, the call that gets it, and the argument the error must name. */
 type BadCall = [problem: string, run: (locks: LockManager) => unknown, argument: string];
 
-/** Rejected with InvalidArgumentError, naming the argument, before any backend call. */
+/**
+ * A call that returns a promise: rejected (never thrown at once) with InvalidArgumentError naming
+ * the argument, before any backend call.
+ */
 async function expectRejectedBeforeIo(run: () => unknown, argument: string): Promise<void> {
-  const error = await failureOf(run);
+  expectRefusedBeforeIo(await rejectionOf(run), argument);
+}
+
+/** A constructor or `semaphore()`, which return no promise: thrown at once, as above. */
+function expectThrownBeforeIo(run: () => unknown, argument: string): void {
+  expectRefusedBeforeIo(thrownBy(run), argument);
+}
+
+function expectRefusedBeforeIo(error: unknown, argument: string): void {
   expect(error).toBeInstanceOf(InvalidArgumentError);
   expect((error as InvalidArgumentError).code).toBe('INVALID_ARGUMENT');
   expect((error as InvalidArgumentError).argument).toBe(argument);
@@ -61,8 +72,8 @@ describe('keys', () => {
     expect(fn).not.toHaveBeenCalled();
   });
 
-  it.each(badKeys)('semaphore rejects %s', async (_, key) => {
-    await expectRejectedBeforeIo(() => locks.semaphore(key as string, { limit: 2 }), 'key');
+  it.each(badKeys)('semaphore throws on %s', (_, key) => {
+    expectThrownBeforeIo(() => locks.semaphore(key as string, { limit: 2 }), 'key');
   });
 
   it.each([
@@ -80,6 +91,10 @@ describe('keys', () => {
 
 const badOptions: BadCall[] = [
   ['ttl 0', (l) => l.acquire('k', { ttl: 0 }), 'options.ttl'],
+  // Below 1 ms a lease is lost before its grant can arrive: tryAcquire of a free key gave null.
+  ['a ttl of 0.5 ms to tryAcquire', (l) => l.tryAcquire('free', { ttl: 0.5 }), 'options.ttl'],
+  ['a ttl of 0.999 ms', (l) => l.acquire('k', { ttl: 0.999 }), 'options.ttl'],
+  ['a ttl of 1e-9 ms to withLock', (l) => l.withLock('k', vi.fn(), { ttl: 1e-9 }), 'options.ttl'],
   ['a negative ttl', (l) => l.acquire('k', { ttl: -5 }), 'options.ttl'],
   ['a NaN ttl', (l) => l.acquire('k', { ttl: Number.NaN }), 'options.ttl'],
   ['an infinite ttl', (l) => l.acquire('k', { ttl: Number.POSITIVE_INFINITY }), 'options.ttl'],
@@ -144,6 +159,17 @@ const badOptions: BadCall[] = [
   ['options that are an array', (l) => l.tryAcquire('k', [] as never), 'options'],
   ['a fn that is not a function', (l) => l.withLock('k', 'fn' as never), 'fn'],
   ['a missing fn', (l) => l.withLock('k', undefined as never), 'fn'],
+  ['ttl 0 to a write lock', (l) => l.readWriteLock('k').write.acquire({ ttl: 0 }), 'options.ttl'],
+  [
+    'a typo to a read lock tryAcquire',
+    (l) => l.readWriteLock('k').read.tryAcquire({ tll: 5 } as never),
+    'options.tll',
+  ],
+  [
+    'a fn that is not a function to read.withLock',
+    (l) => l.readWriteLock('k').read.withLock(5 as never),
+    'fn',
+  ],
 ];
 
 describe('call options', () => {
@@ -153,6 +179,7 @@ describe('call options', () => {
 
   it.each([
     ['ttl 0', 0],
+    ['a ttl of 0.5 ms', 0.5],
     ['a negative ttl', -1],
     ['a NaN ttl', Number.NaN],
     ['an infinite ttl', Number.POSITIVE_INFINITY],
@@ -204,6 +231,9 @@ const badSemaphores: BadCall[] = [
   ['a missing limit', (l) => l.semaphore('k', {} as never), 'options.limit'],
   ['no options', (l) => l.semaphore('k', undefined as never), 'options.limit'],
   ['a typo in its options', (l) => l.semaphore('k', { limt: 2 } as never), 'options.limt'],
+];
+
+const badPermitCalls: BadCall[] = [
   ['weight 0', (l) => l.semaphore('k', { limit: 3 }).acquire({ weight: 0 }), 'options.weight'],
   [
     'a negative weight',
@@ -246,6 +276,11 @@ const badSemaphores: BadCall[] = [
     'options.wait',
   ],
   [
+    'a ttl of 0.5 ms to a semaphore tryAcquire',
+    (l) => l.semaphore('k', { limit: 3 }).tryAcquire({ ttl: 0.5 }),
+    'options.ttl',
+  ],
+  [
     'ttl 0 to a semaphore acquire',
     (l) => l.semaphore('k', { limit: 3 }).acquire({ ttl: 0 }),
     'options.ttl',
@@ -257,8 +292,21 @@ const badSemaphores: BadCall[] = [
   ],
 ];
 
+describe('readWriteLock arguments', () => {
+  it.each([
+    ['a string as fair', { fair: 'yes' }, 'options.fair'],
+    ['a limit', { limit: 2 }, 'options.limit'],
+  ])('readWriteLock() throws on %s', (_, options, argument) => {
+    expectThrownBeforeIo(() => locks.readWriteLock('k', options as never), argument);
+  });
+});
+
 describe('semaphore arguments', () => {
-  it.each(badSemaphores)('rejects %s', async (_, run, argument) => {
+  it.each(badSemaphores)('semaphore() throws on %s', (_, run, argument) => {
+    expectThrownBeforeIo(() => run(locks), argument);
+  });
+
+  it.each(badPermitCalls)('rejects %s', async (_, run, argument) => {
     await expectRejectedBeforeIo(() => run(locks), argument);
   });
 });
@@ -289,6 +337,7 @@ const badManagers: [problem: string, options: () => unknown, argument: string][]
   ['a typo in defaults', () => ({ backend, defaults: { tll: 5 } }), 'options.defaults.tll'],
   ['defaults that are not an object', () => ({ backend, defaults: 5 }), 'options.defaults'],
   ['a default ttl of 0', () => ({ backend, defaults: { ttl: 0 } }), 'options.defaults.ttl'],
+  ['a default ttl of 0.5 ms', () => ({ backend, defaults: { ttl: 0.5 } }), 'options.defaults.ttl'],
   ['a NaN default ttl', () => ({ backend, defaults: { ttl: Number.NaN } }), 'options.defaults.ttl'],
   ['a negative default wait', () => ({ backend, defaults: { wait: -1 } }), 'options.defaults.wait'],
   [
@@ -330,8 +379,8 @@ const badManagers: [problem: string, options: () => unknown, argument: string][]
 ];
 
 describe('LockManager constructor', () => {
-  it.each(badManagers)('rejects %s', async (_, options, argument) => {
-    await expectRejectedBeforeIo(
+  it.each(badManagers)('throws on %s', (_, options, argument) => {
+    expectThrownBeforeIo(
       () => new LockManager(options() as ConstructorParameters<typeof LockManager>[0]),
       argument,
     );

@@ -51,16 +51,23 @@ interface KeyState {
   holders: Map<string, Holder>;
   /** Queued tokens in queue order (a Map keeps insertion order; see `#enqueue`). */
   queue: Map<string, Place>;
-  /** Last fence granted; kept after the holders leave so fences never repeat. */
+  /** Last fence granted (or advanced to) on this key. */
   fence: number;
 }
+
+/**
+ * Keys the sweep looks at per operation (see `#sweep`). More than one, the most keys an operation
+ * can add, so that a round over every key ends and dead keys cannot pile up.
+ */
+const SWEEP_PER_CALL = 2;
 
 /** A waiting `waitForRelease`: resolved with a grant when one is handed to its token. */
 type Waiter = (error?: unknown, handedOff?: HandedOff) => void;
 
 /**
  * Leases kept in this process's memory: the backend to swap in for unit tests, with the same
- * permits, fences, expiry and wake-ups as the Redis backends (not a mock).
+ * permits, fences, expiry and wake-ups as the Redis backends (not a mock). Like Redis, it keeps a
+ * key only while someone holds it or queues for it, and its fences still increase after that.
  *
  * @example
  * ```ts
@@ -70,7 +77,16 @@ type Waiter = (error?: unknown, handedOff?: HandedOff) => void;
  */
 export class MemoryBackend implements LockBackend {
   readonly #clock: () => number;
+  /** Only keys with a live holder or queue place, give or take what the sweep has yet to visit. */
   readonly #keys = new Map<string, KeyState>();
+  /**
+   * The highest fence of every key this backend forgot. A key starts from here when it is used
+   * again, so its fences keep increasing even when the clock stands still (an injected clock,
+   * fake timers), where the clock floor of the fence would not.
+   */
+  #forgottenFence = 0;
+  /** Where the sweep of dead keys resumes. */
+  #sweepCursor: Iterator<[string, KeyState]> = this.#keys.entries();
   readonly #waiters = new Map<string, Set<Waiter>>();
   /** Per key, the waiters that can be handed a grant, by token, with the attempt they wait for. */
   readonly #grantees = new Map<string, Map<string, { attempt: number; settle: Waiter }>>();
@@ -134,8 +150,12 @@ export class MemoryBackend implements LockBackend {
     assertExtendRequest(request);
     this.#assertOpen();
     const now = this.#clock();
-    const holder = this.#live(request.key, now).holders.get(request.token);
-    if (holder === undefined) return false;
+    const state = this.#live(request.key, now);
+    const holder = state.holders.get(request.token);
+    if (holder === undefined) {
+      this.#forgetIfDead(request.key, state);
+      return false;
+    }
     holder.expiresAt = now + Math.ceil(request.ttlMs);
     return true;
   }
@@ -152,6 +172,7 @@ export class MemoryBackend implements LockBackend {
       // Waiters hear of the release unless it went, whole, to those at the head of the queue.
       if (!this.#handOff(request.key, state, now)) this.#wake(request.key);
     }
+    this.#forgetIfDead(request.key, state);
     return released;
   }
 
@@ -160,6 +181,8 @@ export class MemoryBackend implements LockBackend {
     this.#assertOpen();
     const state = this.#live(request.key, this.#clock());
     state.fence = Math.max(state.fence, request.fence);
+    // On a free key, the fence lives on in #forgottenFence.
+    this.#forgetIfDead(request.key, state);
   }
 
   /**
@@ -174,7 +197,8 @@ export class MemoryBackend implements LockBackend {
       if (this.#closed) return reject(closedError());
       const token = handoff?.token;
       const holder = token === undefined ? undefined : this.#keys.get(key)?.holders.get(token);
-      if (holder?.undelivered) {
+      // A grant whose lease already ran out is no news: the waiter asks again.
+      if (holder?.undelivered && holder.expiresAt > this.#clock()) {
         const handedOff = holder.undelivered;
         delete holder.undelivered;
         // A grant for an earlier attempt is stale: that attempt's refusal came after it.
@@ -214,7 +238,10 @@ export class MemoryBackend implements LockBackend {
     this.#assertOpen();
     const now = this.#clock();
     const state = this.#live(key, now);
-    if (state.holders.size === 0) return null;
+    if (state.holders.size === 0) {
+      this.#forgetIfDead(key, state);
+      return null;
+    }
     const holders = [...state.holders].map(([token, holder]) => ({
       token,
       weight: holder.weight,
@@ -232,18 +259,19 @@ export class MemoryBackend implements LockBackend {
     this.#waiters.clear();
   }
 
-  /** The key's state with expired holders pruned, as the Redis scripts prune them. */
+  /**
+   * The key's state with expired holders pruned, as the Redis scripts prune them. Every
+   * operation comes here first, so this is also where the sweep runs; it runs before the lookup
+   * so that it cannot forget the state this operation is about to change.
+   */
   #live(key: string, now: number): KeyState {
+    this.#sweep(now);
     let state = this.#keys.get(key);
     if (state === undefined) {
-      state = { holders: new Map(), queue: new Map(), fence: 0 };
+      state = { holders: new Map(), queue: new Map(), fence: this.#forgottenFence };
       this.#keys.set(key, state);
-    }
-    for (const [token, holder] of state.holders) {
-      if (holder.expiresAt <= now) state.holders.delete(token);
-    }
-    for (const [token, place] of state.queue) {
-      if (place.deadline <= now) state.queue.delete(token);
+    } else {
+      prune(state, now);
     }
     return state;
   }
@@ -269,6 +297,39 @@ export class MemoryBackend implements LockBackend {
   #arrival(now: number): number {
     this.#lastArrival = Math.max(this.#lastArrival + 1, now * 1000);
     return this.#lastArrival;
+  }
+
+  /**
+   * Drops `key` once nobody holds it or queues for it, as Redis drops a hash whose last field
+   * went: a backend that kept every key it ever saw would grow without end. Its fence is kept in
+   * #forgottenFence.
+   */
+  #forgetIfDead(key: string, state: KeyState): void {
+    if (state.holders.size > 0 || state.queue.size > 0) return;
+    this.#forgottenFence = Math.max(this.#forgottenFence, state.fence);
+    this.#keys.delete(key);
+  }
+
+  /**
+   * Forgets the keys whose leases and queue places all ran out, looking at a few per operation
+   * in a round over all keys that resumes where the last operation stopped, like Redis's active
+   * expiry (which samples keys with a TTL every 100 ms). A key is otherwise forgotten only when
+   * an operation on it finds it dead, and a key nobody asks about again would stay forever. (A
+   * timer per lease would cost more than the lease it watches.)
+   */
+  #sweep(now: number): void {
+    for (let visited = 0; visited < SWEEP_PER_CALL; visited++) {
+      let next = this.#sweepCursor.next();
+      if (next.done) {
+        // A Map iterator that finished stays finished: start the next round.
+        this.#sweepCursor = this.#keys.entries();
+        next = this.#sweepCursor.next();
+        if (next.done) return;
+      }
+      const [key, state] = next.value;
+      prune(state, now);
+      this.#forgetIfDead(key, state);
+    }
   }
 
   /** Records a grant to `token` and returns its fence. */
@@ -318,6 +379,16 @@ export class MemoryBackend implements LockBackend {
 
   #assertOpen(): void {
     if (this.#closed) throw closedError();
+  }
+}
+
+/** Drops the holders and queue places of `state` whose time ran out by `now`. */
+function prune(state: KeyState, now: number): void {
+  for (const [token, holder] of state.holders) {
+    if (holder.expiresAt <= now) state.holders.delete(token);
+  }
+  for (const [token, place] of state.queue) {
+    if (place.deadline <= now) state.queue.delete(token);
   }
 }
 

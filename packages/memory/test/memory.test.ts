@@ -80,6 +80,50 @@ describe('MemoryBackend with an injected clock', () => {
   });
 });
 
+describe('MemoryBackend fences after it forgot a key', () => {
+  /** Ways the clock can stand still, so that only the backend's memory keeps fences increasing. */
+  const frozenClocks: [string, () => MemoryBackend][] = [
+    ['an injected clock that stands still', () => new MemoryBackend({ clock: () => 1_000 })],
+    [
+      'vitest fake timers freezing Date.now',
+      () => {
+        vi.useFakeTimers({ toFake: ['Date'] });
+        return new MemoryBackend();
+      },
+    ],
+  ];
+
+  /** Acquires and releases `key` (so the backend may forget it) and returns the fence. */
+  async function fenceOfOneGrant(backend: MemoryBackend, key: string, token: string) {
+    const reply = await backend.acquire({ key, token, ttlMs: 10_000, ...mutex });
+    if (!reply.ok) throw new Error('expected a grant');
+    expect(await backend.release({ key, token })).toBe(true);
+    return reply.fence;
+  }
+
+  it.each(frozenClocks)('keeps them increasing with %s', async (_, create) => {
+    const backend = create();
+    const fences: number[] = [];
+    for (let round = 0; round < 3; round++) {
+      fences.push(await fenceOfOneGrant(backend, 'k', `a${round}`));
+      // Other keys come and go in between.
+      await fenceOfOneGrant(backend, `other:${round}`, 'b');
+    }
+    expect(fences[1]).toBeGreaterThan(fences[0]!);
+    expect(fences[2]).toBeGreaterThan(fences[1]!);
+  });
+
+  it.each(frozenClocks)('keeps a fence advanced on a free key, with %s', async (_, create) => {
+    const backend = create();
+    const first = await fenceOfOneGrant(backend, 'k', 'a');
+    // As quorum() writes back a fence granted elsewhere: nobody holds the key here.
+    const elsewhere = first + 1_000_000_000;
+    await backend.advanceFence({ key: 'k', fence: elsewhere });
+    await fenceOfOneGrant(backend, 'busy', 'b');
+    expect(await fenceOfOneGrant(backend, 'k', 'c')).toBeGreaterThan(elsewhere);
+  });
+});
+
 describe('MemoryBackend.close()', () => {
   it('rejects current waiters with BackendError', async () => {
     const backend = new MemoryBackend();

@@ -187,3 +187,35 @@ export async function eventually(
 
 /** Timeout of the tests that run many contenders: generous, since a remote backend is slower. */
 export const CONTENTION_TIMEOUT_MS = 60_000;
+
+/**
+ * What a call that returns a promise rejects with. Fails the test if it resolves, or if it throws
+ * at once instead: a caller's `.catch()` would never see that error.
+ */
+export async function rejectionOf(call: () => unknown): Promise<Error> {
+  let returned: unknown;
+  try {
+    returned = call();
+  } catch (error) {
+    throw new Error(`expected a rejected promise, but the call threw at once: ${error}`);
+  }
+  expect(returned).toBeInstanceOf(Promise);
+  try {
+    await returned;
+  } catch (error) {
+    expect(error).toBeInstanceOf(Error);
+    return error as Error;
+  }
+  throw new Error('expected the call to fail, but it succeeded');
+}
+
+/** What a constructor or factory (which returns no promise) throws; fails the test if it does not. */
+export function thrownBy(call: () => unknown): Error {
+  try {
+    call();
+  } catch (error) {
+    expect(error).toBeInstanceOf(Error);
+    return error as Error;
+  }
+  throw new Error('expected the call to throw, but it returned');
+}

@@ -45,6 +45,23 @@ export function fairTests(ctx: ConformanceContext): void {
     await lock.release();
   });
 
+  it('keeps the new place of a waiter that asks again after its old place ran out', async () => {
+    const key = ctx.key();
+    const request = { key, ttlMs: 30_000, limit: 1, weight: 1 };
+    const queued = (token: string, queueTtlMs = 10_000) =>
+      ctx.backend.acquire({ ...request, token, queueTtlMs });
+    expect((await ctx.backend.acquire({ ...request, token: 'holder' })).ok).toBe(true);
+    expect((await queued('paused', 100)).ok).toBe(false);
+    // Paused past its place's TTL: the place ran out, and asking again takes a new one.
+    await sleep(200);
+    expect((await queued('paused')).ok).toBe(false);
+    expect((await queued('later')).ok).toBe(false);
+    await ctx.backend.release({ key, token: 'holder' });
+    // 'paused' queued again before 'later' did: it is first.
+    expect((await queued('later')).ok).toBe(false);
+    expect((await queued('paused')).ok).toBe(true);
+  });
+
   it('refuses an unqueued request while someone queues (a waiting writer blocks readers)', async () => {
     const key = ctx.key();
     const request = { key, ttlMs: 30_000, limit: 5, weight: 1 };

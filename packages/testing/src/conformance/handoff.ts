@@ -58,13 +58,14 @@ export function handoffTests(ctx: ConformanceContext): void {
     };
 
   it(
-    'hands the released lock to the queued waiter, with a higher fence, without another request',
+    'hands the released lock to the queued waiter, for the lease it asked to be handed, with a higher fence, without another request',
     withWaits(async (backend, skip) => {
       const key = ctx.key();
       const holder = expectGranted(await backend.acquire(request(key, 'holder')));
       await absorbFirstWakeUp(backend, key);
       const sentAt = Date.now();
-      expect((await backend.acquire(queued(key, 'waiter', { ttlMs: 20_000 }))).ok).toBe(false);
+      const waiter = queued(key, 'waiter', { ttlMs: 60_000, handoffTtlMs: 20_000 });
+      expect((await backend.acquire(waiter)).ok).toBe(false);
       const waiting = waitAs(backend, key, 'waiter', 1, sentAt);
       await sleep(50);
       expect(await backend.release({ key, token: 'holder' })).toBe(true);
@@ -75,10 +76,63 @@ export function handoffTests(ctx: ConformanceContext): void {
       expect(handedOff.afterMs).toBeLessThanOrEqual(Date.now() - sentAt);
       // The waiter holds it: nobody else gets it, and it gives it back with its token.
       expect((await backend.acquire(request(key, 'other'))).ok).toBe(false);
-      const holders = (await backend.inspect?.(key))?.holders.map((one) => one.token);
-      if (holders) expect(holders).toEqual(['waiter']);
+      const holders = (await backend.inspect?.(key))?.holders;
+      if (holders) {
+        expect(holders.map((one) => one.token)).toEqual(['waiter']);
+        expect(holders[0]?.ttlMs).toBeLessThanOrEqual(20_000);
+      }
       expect(await backend.release({ key, token: 'waiter' })).toBe(true);
       expect((await backend.acquire(request(key, 'other'))).ok).toBe(true);
+    }),
+  );
+
+  it(
+    'never hands a waiter the grant of an earlier attempt, whose lease may have ended since',
+    withWaits(async (backend, skip) => {
+      const key = ctx.key();
+      expectGranted(await backend.acquire(request(key, 'holder')));
+      await absorbFirstWakeUp(backend, key);
+      // Attempt 1 is handed a lease of 50 ms while its waiter is not listening (its news is late).
+      expect((await backend.acquire(queued(key, 'waiter', { handoffTtlMs: 50 }))).ok).toBe(false);
+      expect(await backend.release({ key, token: 'holder' })).toBe(true);
+      await sleep(150);
+      // That lease ended: someone else takes the lock, and the waiter's attempt 2 queues again.
+      const other = expectGranted(await backend.acquire(request(key, 'other')));
+      expect((await backend.acquire(queued(key, 'waiter', { attempt: 2 }))).ok).toBe(false);
+      // Waiting for attempt 2, the waiter hears of a grant only once it is handed the lock again.
+      const waiting = waitAs(backend, key, 'waiter', 2);
+      await sleep(50);
+      expect(await backend.release({ key, token: 'other' })).toBe(true);
+      const handedOff = expectHandedOff(await waiting, skip);
+      expect(handedOff.attempt).toBe(2);
+      expect(handedOff.fence).toBeGreaterThan(other.fence);
+      expect(await backend.release({ key, token: 'waiter' })).toBe(true);
+    }),
+  );
+
+  it(
+    'keeps the lease it hands to a waiter whose own earlier lease had expired',
+    withWaits(async (backend, skip) => {
+      const key = ctx.key();
+      const permits = { limit: 2 };
+      expectGranted(await backend.acquire(request(key, 'waiter', { ...permits, ttlMs: 100 })));
+      expectGranted(await backend.acquire(request(key, 'holder', permits)));
+      await absorbFirstWakeUp(backend, key);
+      // Still holding one permit, the waiter asks for both and queues for the second.
+      const both = queued(key, 'waiter', { ...permits, weight: 2 });
+      expect((await backend.acquire(both)).ok).toBe(false);
+      // Its lease of one permit runs out while it waits.
+      await sleep(200);
+      const waiting = waitAs(backend, key, 'waiter');
+      await sleep(50);
+      expect(await backend.release({ key, token: 'holder' })).toBe(true);
+      expectHandedOff(await waiting, skip);
+      // It holds both permits: nobody else gets one, and only it can give them back.
+      expect((await backend.acquire(request(key, 'other', permits))).ok).toBe(false);
+      const holders = (await backend.inspect?.(key))?.holders;
+      if (holders) expect(holders).toMatchObject([{ token: 'waiter', weight: 2 }]);
+      expect(await backend.release({ key, token: 'waiter' })).toBe(true);
+      expectGranted(await backend.acquire(request(key, 'other', permits)));
     }),
   );
 

@@ -13,7 +13,7 @@ import {
   quorum,
 } from '@deadbolt/core';
 import { expect, it } from 'vitest';
-import { type ConformanceContext, eventually } from './context.js';
+import { type ConformanceContext, eventually, rejectionOf, thrownBy } from './context.js';
 
 /** What a misuse case gets: a manager and a backend that count their I/O, and a fresh key. */
 interface Tools {
@@ -27,8 +27,19 @@ interface Tools {
   key: string;
 }
 
-/** One kind of bad input through the public API: what is wrong, the call, the argument it names. */
-type Misuse = [problem: string, call: (tools: Tools) => unknown, argument: string, says: RegExp];
+/**
+ * One kind of bad input through the public API: what is wrong, the call, the argument it names,
+ * and how it fails. A call that returns a promise rejects (a caller's `.catch()` sees the error);
+ * only constructors and factories that return no promise (`new LockManager()`, `semaphore()`,
+ * `readWriteLock()`, `quorum()`) throw.
+ */
+type Misuse = [
+  problem: string,
+  call: (tools: Tools) => unknown,
+  argument: string,
+  says: RegExp,
+  fails?: 'throws',
+];
 
 /** Hands a deliberately ill-typed value to the API, as untyped (JavaScript) callers can. */
 const loose = <T>(value: unknown): T => value as T;
@@ -71,6 +82,7 @@ const misuses: Misuse[] = [
     ({ locks }) => locks.semaphore('🔒'.repeat(129), { limit: 2 }),
     'key',
     /is 516 bytes/,
+    'throws',
   ],
   [
     'a key with a lone surrogate',
@@ -80,6 +92,7 @@ const misuses: Misuse[] = [
   ],
   // Durations.
   ['a ttl of 0', acquireWith({ ttl: 0 }), 'options.ttl', DURATION],
+  ['a ttl below 1 ms', acquireWith({ ttl: 0.5 }), 'options.ttl', DURATION],
   ['a negative ttl', acquireWith({ ttl: -1 }), 'options.ttl', DURATION],
   ['a NaN ttl', acquireWith({ ttl: Number.NaN }), 'options.ttl', DURATION],
   ['an infinite ttl', acquireWith({ ttl: Number.POSITIVE_INFINITY }), 'options.ttl', DURATION],
@@ -127,24 +140,28 @@ const misuses: Misuse[] = [
     ({ locks, key }) => locks.semaphore(key, { limit: 0 }),
     'options.limit',
     INTEGER,
+    'throws',
   ],
   [
     'a semaphore of 1.5 permits',
     ({ locks, key }) => locks.semaphore(key, { limit: 1.5 }),
     'options.limit',
     INTEGER,
+    'throws',
   ],
   [
     'a semaphore without options',
     ({ locks, key }) => locks.semaphore(key, loose(undefined)),
     'options.limit',
     INTEGER,
+    'throws',
   ],
   [
     'a typo in semaphore options',
     ({ locks, key }) => locks.semaphore(key, loose({ limt: 2 })),
     'options.limt',
     UNKNOWN,
+    'throws',
   ],
   [
     'a weight of 0',
@@ -175,12 +192,14 @@ const misuses: Misuse[] = [
     ({ locks, key }) => locks.readWriteLock(key, loose({ fair: 'yes' })),
     'options.fair',
     BOOLEAN,
+    'throws',
   ],
   [
     'a read-write lock given a limit',
     ({ locks, key }) => locks.readWriteLock(key, loose({ limit: 2 })),
     'options.limit',
     UNKNOWN,
+    'throws',
   ],
   [
     'a write.withLock callback that is not a function',
@@ -189,63 +208,85 @@ const misuses: Misuse[] = [
     FUNCTION,
   ],
   // Managers.
-  ['a LockManager without options', managerWith(() => undefined), 'options', /expected/],
-  ['a LockManager without a backend', managerWith(() => ({})), 'options.backend', /LockBackend/],
+  ['a LockManager without options', managerWith(() => undefined), 'options', /expected/, 'throws'],
+  [
+    'a LockManager without a backend',
+    managerWith(() => ({})),
+    'options.backend',
+    /LockBackend/,
+    'throws',
+  ],
   [
     'a LockManager given a client-like object as backend',
     managerWith(() => ({ backend: { get: noop, set: noop } })),
     'options.backend',
     /missing the method acquire\(\)/,
+    'throws',
   ],
   [
     'a LockManager given a prefix (prefixes belong to the backend)',
     managerWith((backend) => ({ backend, prefix: 'app' })),
     'options.prefix',
     UNKNOWN,
+    'throws',
   ],
   [
     'a LockManager with a NaN default ttl',
     managerWith((backend) => ({ backend, defaults: { ttl: Number.NaN } })),
     'options.defaults.ttl',
     DURATION,
+    'throws',
+  ],
+  [
+    'a LockManager with a default ttl below 1 ms',
+    managerWith((backend) => ({ backend, defaults: { ttl: 0.5 } })),
+    'options.defaults.ttl',
+    DURATION,
+    'throws',
   ],
   [
     'a LockManager with a backoff maxMs below its initialMs',
     managerWith((backend) => ({ backend, backoff: { initialMs: 100, maxMs: 10 } })),
     'options.backoff.maxMs',
     /must be >= options\.backoff\.initialMs/,
+    'throws',
   ],
   // Quorums.
-  ['a quorum of no backends', () => quorum([]), 'backends', /non-empty array/],
+  ['a quorum of no backends', () => quorum([]), 'backends', /non-empty array/, 'throws'],
   [
     'a quorum given one backend instead of an array',
     ({ backend }) => quorum(loose(backend)),
     'backends',
     /non-empty array/,
+    'throws',
   ],
   [
     'a quorum with a NaN driftFactor',
     ({ backend }) => quorum([backend], { driftFactor: Number.NaN }),
     'options.driftFactor',
     /from 0 to below 0\.5, got NaN/,
+    'throws',
   ],
   [
     'a quorum with a driftFactor of 0.5',
     ({ backend }) => quorum([backend], { driftFactor: 0.5 }),
     'options.driftFactor',
     /got 0\.5/,
+    'throws',
   ],
   [
     'a quorum with an infinite retryInMs',
     ({ backend }) => quorum([backend], { retryInMs: Number.POSITIVE_INFINITY }),
     'options.retryInMs',
     DURATION,
+    'throws',
   ],
   [
     'a quorum with an unknown option',
     ({ backend }) => quorum([backend], loose({ drift: 0.1 })),
     'options.drift',
     UNKNOWN,
+    'throws',
   ],
   // Requests straight to the backend, as a tool or another algorithm builds them.
   [
@@ -262,23 +303,18 @@ const misuses: Misuse[] = [
     /lone UTF-16 surrogate/,
   ],
   [
+    'a backend request with a 0.5 ms lease',
+    ({ direct, key }) => direct.acquire({ key, token: 't', ttlMs: 0.5, limit: 1, weight: 1 }),
+    'request.ttlMs',
+    DURATION,
+  ],
+  [
     'a backend extend of 2^31 ms',
     ({ direct, key }) => direct.extend({ key, token: 't', ttlMs: 2 ** 31 }),
     'request.ttlMs',
     DURATION,
   ],
 ];
-
-/** Whatever `call` throws or rejects with; fails the test if it succeeds. */
-async function failureOf(call: () => unknown): Promise<Error> {
-  try {
-    await call();
-  } catch (error) {
-    expect(error).toBeInstanceOf(Error);
-    return error as Error;
-  }
-  throw new Error('expected the call to fail, but it succeeded');
-}
 
 /** The holders of `key` as the backend shows them (tokens and weights), for before/after checks. */
 async function holdersOf(backend: LockBackend, key: string): Promise<unknown> {
@@ -289,12 +325,13 @@ async function holdersOf(backend: LockBackend, key: string): Promise<unknown> {
 export function misuseTests(ctx: ConformanceContext): void {
   it.each(misuses)(
     'refuses %s with InvalidArgumentError naming it, before any I/O, leaving nothing behind',
-    async (_, call, argument, says) => {
+    async (_, call, argument, says, fails) => {
       const key = ctx.key();
       const counted = ctx.counted();
       const locks = new LockManager({ backend: counted.backend });
       const tools = { locks, backend: counted.backend, direct: ctx.backend, key };
-      const error = await failureOf(() => call(tools));
+      const error =
+        fails === 'throws' ? thrownBy(() => call(tools)) : await rejectionOf(() => call(tools));
       expect(error).toBeInstanceOf(InvalidArgumentError);
       expect(error).toMatchObject({
         name: 'InvalidArgumentError',
@@ -319,7 +356,7 @@ export function misuseTests(ctx: ConformanceContext): void {
 
   it('refuses a quorum that names one backend twice', async () => {
     const backend = ctx.backend;
-    const error = await failureOf(() => quorum([backend, backend]));
+    const error = thrownBy(() => quorum([backend, backend]));
     expect(error).toBeInstanceOf(InvalidArgumentError);
     expect(error).toMatchObject({ code: 'INVALID_ARGUMENT' });
     if (backend.advanceFence) {
@@ -350,7 +387,7 @@ export function misuseTests(ctx: ConformanceContext): void {
     const lock = await new LockManager({ backend: counted.backend }).acquire(key);
     await lock.release();
     const callsAfterRelease = counted.calls.length;
-    const error = await failureOf(() => lock.extend());
+    const error = await rejectionOf(() => lock.extend());
     expect(error).toBeInstanceOf(LockNotHeldError);
     expect(error).toMatchObject({ code: 'LOCK_NOT_HELD', key });
     expect(error.message).toContain(`the lock on "${key}" is not held: it was released`);
@@ -362,7 +399,7 @@ export function misuseTests(ctx: ConformanceContext): void {
     const [locks] = ctx.managers(1);
     const lock = await locks!.acquire(key, { ttl: 200 });
     await eventually('the lease is over', async () => !lock.held);
-    const error = await failureOf(() => lock.extend(10_000));
+    const error = await rejectionOf(() => lock.extend(10_000));
     expect(error).toBeInstanceOf(LockLostError);
     expect(error).toMatchObject({ code: 'LOCK_LOST', key });
     expect(error.message).toContain(`lost the lock on "${key}"`);
@@ -380,8 +417,8 @@ export function misuseTests(ctx: ConformanceContext): void {
     const lock = await new LockManager({ backend: counted.backend }).acquire(key);
     const before = await holdersOf(ctx.backend, key);
     const callsBefore = counted.calls.length;
-    for (const ttl of [0, -1, Number.NaN, Number.POSITIVE_INFINITY, MAX_DURATION_MS + 1]) {
-      const error = await failureOf(() => lock.extend(ttl));
+    for (const ttl of [0, 0.5, -1, Number.NaN, Number.POSITIVE_INFINITY, MAX_DURATION_MS + 1]) {
+      const error = await rejectionOf(() => lock.extend(ttl));
       expect(error).toBeInstanceOf(InvalidArgumentError);
       expect(error).toMatchObject({ code: 'INVALID_ARGUMENT', argument: 'ttl' });
       expect(error.message).toMatch(DURATION);
@@ -428,7 +465,7 @@ export function misuseTests(ctx: ConformanceContext): void {
         () => locks.readWriteLock(key).read.tryAcquire({ signal }),
       ];
       for (const call of calls) {
-        const error = await failureOf(call);
+        const error = await rejectionOf(call);
         expect(error).toBe(signal.reason);
       }
       expect(ran).toBe(false);
@@ -465,13 +502,13 @@ export function misuseTests(ctx: ConformanceContext): void {
       [{ ...valid, handoff: { token: '', attempt: 1 } }, 'request.handoff.token'],
       [{ ...valid, handoff: { token: 'waiter', attempt: 0 } }, 'request.handoff.attempt'],
     ] as const) {
-      const error = await failureOf(() => backend.waitForRelease!(request as never));
+      const error = await rejectionOf(() => backend.waitForRelease!(request as never));
       expect(error).toBeInstanceOf(InvalidArgumentError);
       expect(error).toMatchObject({ code: 'INVALID_ARGUMENT', argument });
       expect(error.message).toContain(`invalid ${argument}: `);
     }
     const reason = new Error('gave up');
-    const error = await failureOf(() =>
+    const error = await rejectionOf(() =>
       backend.waitForRelease!({ key, signal: AbortSignal.abort(reason) }),
     );
     expect(error).toBe(reason);
@@ -492,7 +529,7 @@ export function misuseTests(ctx: ConformanceContext): void {
       () => backend.extend({ key, token: 't', ttlMs: 1_000 }),
       () => backend.release({ key, token: 't' }),
     ]) {
-      const error = await failureOf(call);
+      const error = await rejectionOf(call);
       expect(error).toBeInstanceOf(BackendError);
       expect(error).toBeInstanceOf(DeadboltError);
       expect(error).toMatchObject({ code: 'BACKEND' });
