@@ -2,6 +2,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { InvalidArgumentError } from '@deadbolt/core';
 import {
+  clientKeyPrefix,
   type OwnedSubscriber,
   type RedisBackendOptions,
   RedisScriptBackend,
@@ -17,6 +18,8 @@ export interface IoredisClusterClient {
     options?: { shardedSubscribers?: boolean },
   ): IoredisClusterSubscriber;
   nodes(): unknown[];
+  /** Read for its `keyPrefix`. */
+  readonly options: object;
 }
 
 /** The slice of a duplicated ioredis `Cluster` used as the subscriber. */
@@ -44,6 +47,8 @@ export interface NodeRedisClusterClient {
   eval(source: string, options: NodeRedisClusterEvalOptions): Promise<unknown>;
   duplicate(): NodeRedisClusterSubscriber;
   readonly masters: unknown;
+  /** Read for node-redis 6's `keyPrefix` (it has no public getter; 5 has no `keyPrefix`). */
+  readonly _options?: unknown;
 }
 
 /** The slice of a duplicated node-redis cluster used as the subscriber. */
@@ -120,6 +125,11 @@ function ioredisConnection(cluster: IoredisClusterClient, sharded: boolean) {
     transport: { evalsha: run('evalsha'), eval: run('eval') },
     openSubscriber: async (): Promise<OwnedSubscriber> => {
       const subscriber = cluster.duplicate(undefined, { shardedSubscribers: sharded });
+      // ioredis adds `keyPrefix` to the KEYS of EVALSHA, so releases are published on the
+      // prefixed name. It adds it to the channels of SSUBSCRIBE too (Redis gives them key
+      // positions, for slot routing), but not to those of SUBSCRIBE: classic subscriptions add it
+      // here, and messages of both kinds arrive under the prefixed name.
+      const keyPrefix = clientKeyPrefix(cluster.options);
       // Until the duplicate knows the slots, a sharded subscription can go to the wrong place:
       // commands wait for 'ready', close() does not (it must not hang on a cluster that is down).
       const ready =
@@ -136,10 +146,10 @@ function ioredisConnection(cluster: IoredisClusterClient, sharded: boolean) {
         ...withClassicFallback(sharded, {
           sharded: (channel) => ready.then(() => subscriber.ssubscribe(channel)),
           shardedOff: (channel) => ready.then(() => subscriber.sunsubscribe(channel)),
-          classic: (channel) => ready.then(() => subscriber.subscribe(channel)),
-          classicOff: (channel) => ready.then(() => subscriber.unsubscribe(channel)),
-          listen: (channel, onMessage) => listeners.set(channel, onMessage),
-          forget: (channel) => listeners.delete(channel),
+          classic: (channel) => ready.then(() => subscriber.subscribe(keyPrefix + channel)),
+          classicOff: (channel) => ready.then(() => subscriber.unsubscribe(keyPrefix + channel)),
+          listen: (channel, onMessage) => listeners.set(keyPrefix + channel, onMessage),
+          forget: (channel) => listeners.delete(keyPrefix + channel),
         }),
         close: async () => subscriber.disconnect(),
       };
@@ -175,6 +185,9 @@ function nodeRedisConnection(cluster: NodeRedisClusterClient, sharded: boolean) 
     openSubscriber: async (): Promise<OwnedSubscriber> => {
       const subscriber = cluster.duplicate();
       subscriber.on('error', () => undefined);
+      // node-redis 6 adds a cluster's `keyPrefix` to the KEYS of EVALSHA, so releases are
+      // published on the prefixed name, but to no pub/sub channel.
+      const keyPrefix = clientKeyPrefix(cluster._options);
       // Commands wait for the connection; close() does not.
       const connected = subscriber.connect();
       connected.catch(() => undefined);
@@ -182,12 +195,16 @@ function nodeRedisConnection(cluster: NodeRedisClusterClient, sharded: boolean) 
       const dispatch = (message: string, channel: string) => listeners.get(channel)?.(message);
       return {
         ...withClassicFallback(sharded, {
-          sharded: (channel) => connected.then(() => subscriber.sSubscribe(channel, dispatch)),
-          shardedOff: (channel) => connected.then(() => subscriber.sUnsubscribe(channel)),
-          classic: (channel) => connected.then(() => subscriber.subscribe(channel, dispatch)),
-          classicOff: (channel) => connected.then(() => subscriber.unsubscribe(channel)),
-          listen: (channel, onMessage) => listeners.set(channel, onMessage),
-          forget: (channel) => listeners.delete(channel),
+          sharded: (channel) =>
+            connected.then(() => subscriber.sSubscribe(keyPrefix + channel, dispatch)),
+          shardedOff: (channel) =>
+            connected.then(() => subscriber.sUnsubscribe(keyPrefix + channel)),
+          classic: (channel) =>
+            connected.then(() => subscriber.subscribe(keyPrefix + channel, dispatch)),
+          classicOff: (channel) =>
+            connected.then(() => subscriber.unsubscribe(keyPrefix + channel)),
+          listen: (channel, onMessage) => listeners.set(keyPrefix + channel, onMessage),
+          forget: (channel) => listeners.delete(keyPrefix + channel),
         }),
         close: async () => {
           subscriber.destroy();

@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { LockManager } from '@deadbolt/core';
 import { lockKey } from '@deadbolt/redis-scripts';
 import { type RedisCluster, runBackendConformance, startRedisCluster } from '@deadbolt/testing';
@@ -262,6 +263,96 @@ describe.each(clusterClients)('ClusterBackend (%s) through a slot migration', (_
     }
   });
 });
+
+/** Cluster clients of each library with the `keyPrefix` each adds to the KEYS of EVALSHA. */
+const prefixedClusterClients = [
+  [
+    'ioredis',
+    async () => {
+      const client = new Cluster([...cluster.rootNodes], { keyPrefix: 'app:' });
+      client.on('error', () => undefined);
+      return { client, close: () => client.disconnect() };
+    },
+  ],
+  [
+    'node-redis',
+    async () => {
+      const client = createCluster({
+        rootNodes: cluster.rootNodes.map(({ host, port }) => ({ url: `redis://${host}:${port}` })),
+        keyPrefix: 'app:',
+      });
+      client.on('error', () => undefined);
+      await client.connect();
+      return { client, close: () => client.destroy() };
+    },
+  ],
+] as const;
+
+/** Subscribers of `channel` on every node, of sharded or classic pub/sub. */
+async function subscriberCount(channel: string, pubsub: 'sharded' | 'classic'): Promise<number> {
+  let count = 0;
+  for (const node of cluster.nodes) {
+    const admin = adminOf(node);
+    try {
+      const command = pubsub === 'sharded' ? 'SHARDNUMSUB' : 'NUMSUB';
+      const [, subscribers] = (await admin.call('PUBSUB', command, channel)) as [string, number];
+      count += subscribers;
+    } finally {
+      admin.disconnect();
+    }
+  }
+  return count;
+}
+
+describe.each(prefixedClusterClients)(
+  "ClusterBackend (%s) under the client's keyPrefix",
+  (_, connect) => {
+    it.each(['sharded', 'classic'] as const)(
+      'wakes a waiter through %s pub/sub when the holder releases',
+      async (pubsub) => {
+        const prefix = `key-prefix-${randomUUID()}`;
+        const clients = await Promise.all([connect(), connect()]);
+        const [holderBackend, waiterBackend] = clients.map(
+          ({ client }) => new ClusterBackend(client, { prefix, pubsub }),
+        );
+        const giveUp = new AbortController();
+        try {
+          const key = 'woken';
+          // The holder's lease outlasts the wait, so its retry hint cannot serve the waiter either.
+          const lock = await new LockManager({ backend: holderBackend! }).acquire(key, {
+            ttl: 120_000,
+          });
+          // Polling effectively off (the first retry comes after 300 s at the earliest), and racing
+          // instead of queueing, so that no renewal of a queue place asks again: only the release's
+          // message can wake the waiter before the deadline below.
+          const waiting = new LockManager({
+            backend: waiterBackend!,
+            backoff: { initialMs: 600_000, maxMs: 600_000 },
+          }).acquire(key, { wait: 60_000, fair: false, signal: giveUp.signal });
+          // Awaited below; until then a rejection must not count as unhandled.
+          waiting.catch(() => undefined);
+          // The client publishes on the hash's name, which carries its keyPrefix.
+          const channel = `app:${lockKey(prefix, key)}`;
+          const deadline = Date.now() + 10_000;
+          while ((await subscriberCount(channel, pubsub)) === 0) {
+            if (Date.now() > deadline) throw new Error(`nobody subscribed to ${channel}`);
+            await sleep(20);
+          }
+          await lock.release();
+          const next = await Promise.race([waiting, sleep(15_000).then(() => 'no wake-up')]);
+          expect(next).not.toBe('no wake-up');
+          if (typeof next === 'string') return;
+          expect(next.fence).toBeGreaterThan(lock.fence);
+          expect(await next.release()).toBe(true);
+        } finally {
+          giveUp.abort();
+          for (const backend of [holderBackend, waiterBackend]) await backend!.close();
+          for (const { close } of clients) close();
+        }
+      },
+    );
+  },
+);
 
 describe('ClusterBackend through a failover', () => {
   it('signals every lock that may be lost when a master dies, and keeps working after the replica takes over', async () => {

@@ -24,6 +24,17 @@ export function lockKey(prefix: string, key: string): string {
   return `${prefix}:{${hashTag(key)}}`;
 }
 
+/**
+ * The `keyPrefix` in a client's options (ioredis, node-redis 6; a string or bytes) as text, `''`
+ * without one. Such a client adds it to the KEYS of a script, so releases are published on the
+ * prefixed name of the lock, but not to pub/sub channels: the subscriber must add it itself.
+ */
+export function clientKeyPrefix(options: unknown): string {
+  const keyPrefix = (options as { keyPrefix?: unknown } | null | undefined)?.keyPrefix;
+  if (typeof keyPrefix === 'string') return keyPrefix;
+  return keyPrefix instanceof Uint8Array ? Buffer.from(keyPrefix).toString('utf8') : '';
+}
+
 /** Options every deadbolt Redis adapter accepts. */
 export interface RedisBackendOptions {
   /**

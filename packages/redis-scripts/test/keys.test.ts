@@ -1,7 +1,7 @@
 import { InvalidArgumentError } from '@deadbolt/core';
 import { startRedis } from '@deadbolt/testing';
 import { describe, expect, it } from 'vitest';
-import { hashTag, lockKey, resolveRedisBackendOptions } from '../src/index.js';
+import { clientKeyPrefix, hashTag, lockKey, resolveRedisBackendOptions } from '../src/index.js';
 
 /** The part of a name Redis Cluster hashes: between the first `{` and the next `}`, if not empty. */
 function clusterHashTag(name: string): string {
@@ -44,6 +44,14 @@ describe('key schema', () => {
       ['p', 'p:x', 'p:', 'q'].map((prefix) => lockKey(prefix, key)),
     );
     expect(new Set(names).size).toBe(names.length);
+  });
+
+  it("reads a client's keyPrefix as text, string or bytes", () => {
+    expect(clientKeyPrefix({ keyPrefix: 'app:' })).toBe('app:');
+    expect(clientKeyPrefix({ keyPrefix: Buffer.from('app:') })).toBe('app:');
+    for (const options of [{}, { keyPrefix: undefined }, undefined, null]) {
+      expect(clientKeyPrefix(options)).toBe('');
+    }
   });
 
   it('resolves options with the default prefix and rejects bad ones', () => {
