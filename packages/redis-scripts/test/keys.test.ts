@@ -55,9 +55,13 @@ describe('key schema', () => {
   });
 
   it('resolves options with the default prefix and rejects bad ones', () => {
-    expect(resolveRedisBackendOptions(undefined)).toEqual({ prefix: 'deadbolt' });
-    expect(resolveRedisBackendOptions({})).toEqual({ prefix: 'deadbolt' });
-    expect(resolveRedisBackendOptions({ prefix: 'app:locks' })).toEqual({ prefix: 'app:locks' });
+    const defaults = { prefix: 'deadbolt', evictionCheck: 'error' };
+    expect(resolveRedisBackendOptions(undefined)).toEqual(defaults);
+    expect(resolveRedisBackendOptions({})).toEqual(defaults);
+    expect(resolveRedisBackendOptions({ prefix: 'app:locks', evictionCheck: 'warn' })).toEqual({
+      prefix: 'app:locks',
+      evictionCheck: 'warn',
+    });
     for (const [options, argument] of [
       [{ prefix: 'a{b' }, 'options.prefix'],
       [{ prefix: 'a}' }, 'options.prefix'],
@@ -65,6 +69,8 @@ describe('key schema', () => {
       [{ prefix: 'x'.repeat(65) }, 'options.prefix'],
       [{ prefix: 7 }, 'options.prefix'],
       [{ prefixx: 'a' }, 'options.prefixx'],
+      [{ evictionCheck: 'ignore' }, 'options.evictionCheck'],
+      [{ evictionCheck: false }, 'options.evictionCheck'],
       ['a', 'options'],
       [null, 'options'],
       [[], 'options'],

@@ -252,7 +252,7 @@ describe('RedisScriptBackend waiting', () => {
           return subscriber;
         },
       },
-      { prefix: 'waiting' },
+      { prefix: 'waiting', evictionCheck: 'off' },
     );
     cleanups.push(() => backend.close());
     return { backend, opened };
