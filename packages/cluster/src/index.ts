@@ -7,6 +7,7 @@ import {
   type RedisBackendOptions,
   RedisScriptBackend,
   resolveRedisBackendOptions,
+  type ScriptTransport,
 } from '@deadbolt/redis-scripts';
 
 /** The slice of an ioredis `Cluster` this backend uses. */
@@ -17,7 +18,8 @@ export interface IoredisClusterClient {
     startupNodes?: undefined,
     options?: { shardedSubscribers?: boolean },
   ): IoredisClusterSubscriber;
-  nodes(): unknown[];
+  /** The connections to the masters, where the eviction check runs. */
+  nodes(role: 'master'): Pick<IoredisClusterClient, 'evalsha' | 'eval'>[];
   /** Read for its `keyPrefix`. */
   readonly options: object;
 }
@@ -46,7 +48,13 @@ export interface NodeRedisClusterClient {
   evalSha(sha: string, options: NodeRedisClusterEvalOptions): Promise<unknown>;
   eval(source: string, options: NodeRedisClusterEvalOptions): Promise<unknown>;
   duplicate(): NodeRedisClusterSubscriber;
-  readonly masters: unknown;
+  /** The masters, where the eviction check runs through their {@link nodeClient}s. */
+  readonly masters: readonly object[];
+  nodeClient(
+    node: object,
+  ):
+    | Pick<NodeRedisClusterClient, 'evalSha' | 'eval'>
+    | Promise<Pick<NodeRedisClusterClient, 'evalSha' | 'eval'>>;
   /** Read for node-redis 6's `keyPrefix` (it has no public getter; 5 has no `keyPrefix`). */
   readonly _options?: unknown;
 }
@@ -116,13 +124,19 @@ export class ClusterBackend extends RedisScriptBackend {
   }
 }
 
-function ioredisConnection(cluster: IoredisClusterClient, sharded: boolean) {
+/** Runs scripts on an ioredis `Cluster`, or on one of its nodes. */
+function ioredisTransport(client: Pick<IoredisClusterClient, 'evalsha' | 'eval'>): ScriptTransport {
   const run =
     (command: 'evalsha' | 'eval') =>
     (script: string, keys: readonly string[], args: readonly string[]) =>
-      cluster[command](script, keys.length, ...keys, ...args);
+      client[command](script, keys.length, ...keys, ...args);
+  return { evalsha: run('evalsha'), eval: run('eval') };
+}
+
+function ioredisConnection(cluster: IoredisClusterClient, sharded: boolean) {
   return {
-    transport: { evalsha: run('evalsha'), eval: run('eval') },
+    transport: ioredisTransport(cluster),
+    servers: async () => cluster.nodes('master').map(ioredisTransport),
     openSubscriber: async (): Promise<OwnedSubscriber> => {
       const subscriber = cluster.duplicate(undefined, { shardedSubscribers: sharded });
       // ioredis adds `keyPrefix` to the KEYS of EVALSHA, so releases are published on the
@@ -175,13 +189,24 @@ function retryingTryAgain(send: () => Promise<unknown>, attempt = 1): Promise<un
   });
 }
 
-function nodeRedisConnection(cluster: NodeRedisClusterClient, sharded: boolean) {
+/** Runs scripts on a node-redis cluster, or on the client of one of its nodes. */
+function nodeRedisTransport(
+  client: Pick<NodeRedisClusterClient, 'evalSha' | 'eval'>,
+): ScriptTransport {
   const run =
     (command: 'evalSha' | 'eval') =>
     (script: string, keys: readonly string[], args: readonly string[]) =>
-      retryingTryAgain(() => cluster[command](script, { keys: [...keys], arguments: [...args] }));
+      retryingTryAgain(() => client[command](script, { keys: [...keys], arguments: [...args] }));
+  return { evalsha: run('evalSha'), eval: run('eval') };
+}
+
+function nodeRedisConnection(cluster: NodeRedisClusterClient, sharded: boolean) {
   return {
-    transport: { evalsha: run('evalSha'), eval: run('eval') },
+    transport: nodeRedisTransport(cluster),
+    servers: () =>
+      Promise.all(
+        cluster.masters.map(async (master) => nodeRedisTransport(await cluster.nodeClient(master))),
+      ),
     openSubscriber: async (): Promise<OwnedSubscriber> => {
       const subscriber = cluster.duplicate();
       subscriber.on('error', () => undefined);

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { LockManager } from '@deadbolt/core';
+import { BackendError, LockManager } from '@deadbolt/core';
 import { lockKey } from '@deadbolt/redis-scripts';
 import { type RedisCluster, runBackendConformance, startRedisCluster } from '@deadbolt/testing';
 import { Cluster, Redis } from 'ioredis';
@@ -351,6 +351,42 @@ describe.each(prefixedClusterClients)(
         }
       },
     );
+  },
+);
+
+describe.each(clusterClients)(
+  'ClusterBackend (%s) on a cluster that may evict keys',
+  (_, connect) => {
+    it('refuses the first acquire when any master evicts, even one that does not hold the lock', async () => {
+      const prefix = `evicting-${randomUUID()}`;
+      const key = 'report';
+      const probe = adminOf(cluster.rootNodes[0]!);
+      const slot = Number(await probe.call('CLUSTER', 'KEYSLOT', lockKey(prefix, key)));
+      const slots = (await probe.call('CLUSTER', 'SLOTS')) as [number, number, [string, number]][];
+      probe.disconnect();
+      const ownerPort = slots.find(([from, to]) => from <= slot && slot <= to)?.[2][1];
+      const masters = await cluster.masters();
+      expect(masters).toHaveLength(3);
+      // A master that does not hold the lock: the check must not stop at the lock's own server.
+      const bystander = adminOf(masters.find((master) => master.port !== ownerPort)!);
+      const client = await connect();
+      try {
+        await bystander.config('SET', 'maxmemory', '100mb', 'maxmemory-policy', 'allkeys-lru');
+        const locks = new LockManager({ backend: client.backendOf(prefix) });
+        const error = await locks.acquire(key, { wait: 0 }).catch((caught: unknown) => caught);
+        expect(error).toBeInstanceOf(BackendError);
+        expect((error as BackendError).message).toMatch(
+          /^\[deadbolt\] \[cluster\] refusing to lock .*maxmemory-policy is allkeys-lru with maxmemory 104857600 on 1 of 3 servers$/,
+        );
+        await bystander.config('SET', 'maxmemory', '0', 'maxmemory-policy', 'noeviction');
+        const lock = await locks.acquire(key, { wait: 0 });
+        expect(await lock.release()).toBe(true);
+      } finally {
+        await bystander.config('SET', 'maxmemory', '0', 'maxmemory-policy', 'noeviction');
+        bystander.disconnect();
+        client.close();
+      }
+    });
   },
 );
 
