@@ -2,10 +2,12 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { InvalidArgumentError } from '@deadbolt/core';
 import {
+  clientKeyPrefix,
   type OwnedSubscriber,
   type RedisBackendOptions,
   RedisScriptBackend,
   resolveRedisBackendOptions,
+  type ScriptTransport,
 } from '@deadbolt/redis-scripts';
 
 /** The slice of an ioredis `Cluster` this backend uses. */
@@ -16,7 +18,10 @@ export interface IoredisClusterClient {
     startupNodes?: undefined,
     options?: { shardedSubscribers?: boolean },
   ): IoredisClusterSubscriber;
-  nodes(): unknown[];
+  /** The connections to the masters, where the eviction check runs. */
+  nodes(role: 'master'): Pick<IoredisClusterClient, 'evalsha' | 'eval'>[];
+  /** Read for its `keyPrefix`. */
+  readonly options: object;
 }
 
 /** The slice of a duplicated ioredis `Cluster` used as the subscriber. */
@@ -43,7 +48,15 @@ export interface NodeRedisClusterClient {
   evalSha(sha: string, options: NodeRedisClusterEvalOptions): Promise<unknown>;
   eval(source: string, options: NodeRedisClusterEvalOptions): Promise<unknown>;
   duplicate(): NodeRedisClusterSubscriber;
-  readonly masters: unknown;
+  /** The masters, where the eviction check runs through their {@link nodeClient}s. */
+  readonly masters: readonly object[];
+  nodeClient(
+    node: object,
+  ):
+    | Pick<NodeRedisClusterClient, 'evalSha' | 'eval'>
+    | Promise<Pick<NodeRedisClusterClient, 'evalSha' | 'eval'>>;
+  /** Read for node-redis 6's `keyPrefix` (it has no public getter; 5 has no `keyPrefix`). */
+  readonly _options?: unknown;
 }
 
 /** The slice of a duplicated node-redis cluster used as the subscriber. */
@@ -111,15 +124,26 @@ export class ClusterBackend extends RedisScriptBackend {
   }
 }
 
-function ioredisConnection(cluster: IoredisClusterClient, sharded: boolean) {
+/** Runs scripts on an ioredis `Cluster`, or on one of its nodes. */
+function ioredisTransport(client: Pick<IoredisClusterClient, 'evalsha' | 'eval'>): ScriptTransport {
   const run =
     (command: 'evalsha' | 'eval') =>
     (script: string, keys: readonly string[], args: readonly string[]) =>
-      cluster[command](script, keys.length, ...keys, ...args);
+      client[command](script, keys.length, ...keys, ...args);
+  return { evalsha: run('evalsha'), eval: run('eval') };
+}
+
+function ioredisConnection(cluster: IoredisClusterClient, sharded: boolean) {
   return {
-    transport: { evalsha: run('evalsha'), eval: run('eval') },
+    transport: ioredisTransport(cluster),
+    servers: async () => cluster.nodes('master').map(ioredisTransport),
     openSubscriber: async (): Promise<OwnedSubscriber> => {
       const subscriber = cluster.duplicate(undefined, { shardedSubscribers: sharded });
+      // ioredis adds `keyPrefix` to the KEYS of EVALSHA, so releases are published on the
+      // prefixed name. It adds it to the channels of SSUBSCRIBE too (Redis gives them key
+      // positions, for slot routing), but not to those of SUBSCRIBE: classic subscriptions add it
+      // here, and messages of both kinds arrive under the prefixed name.
+      const keyPrefix = clientKeyPrefix(cluster.options);
       // Until the duplicate knows the slots, a sharded subscription can go to the wrong place:
       // commands wait for 'ready', close() does not (it must not hang on a cluster that is down).
       const ready =
@@ -136,10 +160,10 @@ function ioredisConnection(cluster: IoredisClusterClient, sharded: boolean) {
         ...withClassicFallback(sharded, {
           sharded: (channel) => ready.then(() => subscriber.ssubscribe(channel)),
           shardedOff: (channel) => ready.then(() => subscriber.sunsubscribe(channel)),
-          classic: (channel) => ready.then(() => subscriber.subscribe(channel)),
-          classicOff: (channel) => ready.then(() => subscriber.unsubscribe(channel)),
-          listen: (channel, onMessage) => listeners.set(channel, onMessage),
-          forget: (channel) => listeners.delete(channel),
+          classic: (channel) => ready.then(() => subscriber.subscribe(keyPrefix + channel)),
+          classicOff: (channel) => ready.then(() => subscriber.unsubscribe(keyPrefix + channel)),
+          listen: (channel, onMessage) => listeners.set(keyPrefix + channel, onMessage),
+          forget: (channel) => listeners.delete(keyPrefix + channel),
         }),
         close: async () => subscriber.disconnect(),
       };
@@ -165,16 +189,30 @@ function retryingTryAgain(send: () => Promise<unknown>, attempt = 1): Promise<un
   });
 }
 
-function nodeRedisConnection(cluster: NodeRedisClusterClient, sharded: boolean) {
+/** Runs scripts on a node-redis cluster, or on the client of one of its nodes. */
+function nodeRedisTransport(
+  client: Pick<NodeRedisClusterClient, 'evalSha' | 'eval'>,
+): ScriptTransport {
   const run =
     (command: 'evalSha' | 'eval') =>
     (script: string, keys: readonly string[], args: readonly string[]) =>
-      retryingTryAgain(() => cluster[command](script, { keys: [...keys], arguments: [...args] }));
+      retryingTryAgain(() => client[command](script, { keys: [...keys], arguments: [...args] }));
+  return { evalsha: run('evalSha'), eval: run('eval') };
+}
+
+function nodeRedisConnection(cluster: NodeRedisClusterClient, sharded: boolean) {
   return {
-    transport: { evalsha: run('evalSha'), eval: run('eval') },
+    transport: nodeRedisTransport(cluster),
+    servers: () =>
+      Promise.all(
+        cluster.masters.map(async (master) => nodeRedisTransport(await cluster.nodeClient(master))),
+      ),
     openSubscriber: async (): Promise<OwnedSubscriber> => {
       const subscriber = cluster.duplicate();
       subscriber.on('error', () => undefined);
+      // node-redis 6 adds a cluster's `keyPrefix` to the KEYS of EVALSHA, so releases are
+      // published on the prefixed name, but to no pub/sub channel.
+      const keyPrefix = clientKeyPrefix(cluster._options);
       // Commands wait for the connection; close() does not.
       const connected = subscriber.connect();
       connected.catch(() => undefined);
@@ -182,12 +220,16 @@ function nodeRedisConnection(cluster: NodeRedisClusterClient, sharded: boolean) 
       const dispatch = (message: string, channel: string) => listeners.get(channel)?.(message);
       return {
         ...withClassicFallback(sharded, {
-          sharded: (channel) => connected.then(() => subscriber.sSubscribe(channel, dispatch)),
-          shardedOff: (channel) => connected.then(() => subscriber.sUnsubscribe(channel)),
-          classic: (channel) => connected.then(() => subscriber.subscribe(channel, dispatch)),
-          classicOff: (channel) => connected.then(() => subscriber.unsubscribe(channel)),
-          listen: (channel, onMessage) => listeners.set(channel, onMessage),
-          forget: (channel) => listeners.delete(channel),
+          sharded: (channel) =>
+            connected.then(() => subscriber.sSubscribe(keyPrefix + channel, dispatch)),
+          shardedOff: (channel) =>
+            connected.then(() => subscriber.sUnsubscribe(keyPrefix + channel)),
+          classic: (channel) =>
+            connected.then(() => subscriber.subscribe(keyPrefix + channel, dispatch)),
+          classicOff: (channel) =>
+            connected.then(() => subscriber.unsubscribe(keyPrefix + channel)),
+          listen: (channel, onMessage) => listeners.set(keyPrefix + channel, onMessage),
+          forget: (channel) => listeners.delete(keyPrefix + channel),
         }),
         close: async () => {
           subscriber.destroy();

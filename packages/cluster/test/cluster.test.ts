@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
-import { LockManager } from '@deadbolt/core';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { BackendError, LockManager } from '@deadbolt/core';
 import { lockKey } from '@deadbolt/redis-scripts';
 import { type RedisCluster, runBackendConformance, startRedisCluster } from '@deadbolt/testing';
 import { Cluster, Redis } from 'ioredis';
@@ -262,6 +263,132 @@ describe.each(clusterClients)('ClusterBackend (%s) through a slot migration', (_
     }
   });
 });
+
+/** Cluster clients of each library with the `keyPrefix` each adds to the KEYS of EVALSHA. */
+const prefixedClusterClients = [
+  [
+    'ioredis',
+    async () => {
+      const client = new Cluster([...cluster.rootNodes], { keyPrefix: 'app:' });
+      client.on('error', () => undefined);
+      return { client, close: () => client.disconnect() };
+    },
+  ],
+  [
+    'node-redis',
+    async () => {
+      const client = createCluster({
+        rootNodes: cluster.rootNodes.map(({ host, port }) => ({ url: `redis://${host}:${port}` })),
+        keyPrefix: 'app:',
+      });
+      client.on('error', () => undefined);
+      await client.connect();
+      return { client, close: () => client.destroy() };
+    },
+  ],
+] as const;
+
+/** Subscribers of `channel` on every node, of sharded or classic pub/sub. */
+async function subscriberCount(channel: string, pubsub: 'sharded' | 'classic'): Promise<number> {
+  let count = 0;
+  for (const node of cluster.nodes) {
+    const admin = adminOf(node);
+    try {
+      const command = pubsub === 'sharded' ? 'SHARDNUMSUB' : 'NUMSUB';
+      const [, subscribers] = (await admin.call('PUBSUB', command, channel)) as [string, number];
+      count += subscribers;
+    } finally {
+      admin.disconnect();
+    }
+  }
+  return count;
+}
+
+describe.each(prefixedClusterClients)(
+  "ClusterBackend (%s) under the client's keyPrefix",
+  (_, connect) => {
+    it.each(['sharded', 'classic'] as const)(
+      'wakes a waiter through %s pub/sub when the holder releases',
+      async (pubsub) => {
+        const prefix = `key-prefix-${randomUUID()}`;
+        const clients = await Promise.all([connect(), connect()]);
+        const [holderBackend, waiterBackend] = clients.map(
+          ({ client }) => new ClusterBackend(client, { prefix, pubsub }),
+        );
+        const giveUp = new AbortController();
+        try {
+          const key = 'woken';
+          // The holder's lease outlasts the wait, so its retry hint cannot serve the waiter either.
+          const lock = await new LockManager({ backend: holderBackend! }).acquire(key, {
+            ttl: 120_000,
+          });
+          // Polling effectively off (the first retry comes after 300 s at the earliest), and racing
+          // instead of queueing, so that no renewal of a queue place asks again: only the release's
+          // message can wake the waiter before the deadline below.
+          const waiting = new LockManager({
+            backend: waiterBackend!,
+            backoff: { initialMs: 600_000, maxMs: 600_000 },
+          }).acquire(key, { wait: 60_000, fair: false, signal: giveUp.signal });
+          // Awaited below; until then a rejection must not count as unhandled.
+          waiting.catch(() => undefined);
+          // The client publishes on the hash's name, which carries its keyPrefix.
+          const channel = `app:${lockKey(prefix, key)}`;
+          const deadline = Date.now() + 10_000;
+          while ((await subscriberCount(channel, pubsub)) === 0) {
+            if (Date.now() > deadline) throw new Error(`nobody subscribed to ${channel}`);
+            await sleep(20);
+          }
+          await lock.release();
+          const next = await Promise.race([waiting, sleep(15_000).then(() => 'no wake-up')]);
+          expect(next).not.toBe('no wake-up');
+          if (typeof next === 'string') return;
+          expect(next.fence).toBeGreaterThan(lock.fence);
+          expect(await next.release()).toBe(true);
+        } finally {
+          giveUp.abort();
+          for (const backend of [holderBackend, waiterBackend]) await backend!.close();
+          for (const { close } of clients) close();
+        }
+      },
+    );
+  },
+);
+
+describe.each(clusterClients)(
+  'ClusterBackend (%s) on a cluster that may evict keys',
+  (_, connect) => {
+    it('refuses the first acquire when any master evicts, even one that does not hold the lock', async () => {
+      const prefix = `evicting-${randomUUID()}`;
+      const key = 'report';
+      const probe = adminOf(cluster.rootNodes[0]!);
+      const slot = Number(await probe.call('CLUSTER', 'KEYSLOT', lockKey(prefix, key)));
+      const slots = (await probe.call('CLUSTER', 'SLOTS')) as [number, number, [string, number]][];
+      probe.disconnect();
+      const ownerPort = slots.find(([from, to]) => from <= slot && slot <= to)?.[2][1];
+      const masters = await cluster.masters();
+      expect(masters).toHaveLength(3);
+      // A master that does not hold the lock: the check must not stop at the lock's own server.
+      const bystander = adminOf(masters.find((master) => master.port !== ownerPort)!);
+      const client = await connect();
+      try {
+        await bystander.config('SET', 'maxmemory', '100mb', 'maxmemory-policy', 'allkeys-lru');
+        const locks = new LockManager({ backend: client.backendOf(prefix) });
+        const error = await locks.acquire(key, { wait: 0 }).catch((caught: unknown) => caught);
+        expect(error).toBeInstanceOf(BackendError);
+        expect((error as BackendError).message).toMatch(
+          /^\[deadbolt\] \[cluster\] refusing to lock .*maxmemory-policy is allkeys-lru with maxmemory 104857600 on 1 of 3 servers$/,
+        );
+        await bystander.config('SET', 'maxmemory', '0', 'maxmemory-policy', 'noeviction');
+        const lock = await locks.acquire(key, { wait: 0 });
+        expect(await lock.release()).toBe(true);
+      } finally {
+        await bystander.config('SET', 'maxmemory', '0', 'maxmemory-policy', 'noeviction');
+        bystander.disconnect();
+        client.close();
+      }
+    });
+  },
+);
 
 describe('ClusterBackend through a failover', () => {
   it('signals every lock that may be lost when a master dies, and keeps working after the replica takes over', async () => {

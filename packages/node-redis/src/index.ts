@@ -1,6 +1,7 @@
 /** @module @deadbolt/node-redis: deadbolt on a node-redis client. */
 import { InvalidArgumentError } from '@deadbolt/core';
 import {
+  clientKeyPrefix,
   type OwnedSubscriber,
   type RedisBackendOptions,
   RedisScriptBackend,
@@ -18,6 +19,8 @@ export interface NodeRedisClient {
   evalSha(sha: string, options: NodeRedisEvalOptions): Promise<unknown>;
   eval(source: string, options: NodeRedisEvalOptions): Promise<unknown>;
   duplicate(): NodeRedisSubscriberClient;
+  /** Read for node-redis 6's `keyPrefix` (5 has none). */
+  readonly options?: unknown;
 }
 
 /** The slice of a duplicated node-redis connection used as the subscriber. */
@@ -64,14 +67,15 @@ export class NodeRedisBackend extends RedisScriptBackend {
       {
         name: 'node-redis',
         transport: { evalsha: run('evalSha'), eval: run('eval') },
-        openSubscriber: async () => openSubscriber(client.duplicate()),
+        openSubscriber: async () =>
+          openSubscriber(client.duplicate(), clientKeyPrefix(client.options)),
       },
       resolveRedisBackendOptions(options),
     );
   }
 }
 
-function openSubscriber(connection: NodeRedisSubscriberClient): OwnedSubscriber {
+function openSubscriber(connection: NodeRedisSubscriberClient, keyPrefix: string): OwnedSubscriber {
   // Without a listener node-redis would crash the process on a connection error; waiters see
   // failures as failed commands and the manager's backoff keeps them going.
   connection.on('error', () => undefined);
@@ -87,16 +91,18 @@ function openSubscriber(connection: NodeRedisSubscriberClient): OwnedSubscriber 
     return connecting;
   };
   connected();
+  // node-redis 6 adds `keyPrefix` to the KEYS of EVALSHA, the release channel among them, but not
+  // to the channel of SUBSCRIBE: without it here, releases would publish where nobody listens.
   return {
     subscribe: async (channel, onMessage) => {
       await connected();
-      await connection.subscribe(channel, (message) => onMessage(String(message)));
+      await connection.subscribe(keyPrefix + channel, (message) => onMessage(String(message)));
     },
     unsubscribe: async (channel) => {
       // A connection that is not open has nothing to undo.
       if (!connection.isOpen) return;
       await connecting;
-      await connection.unsubscribe(channel);
+      await connection.unsubscribe(keyPrefix + channel);
     },
     close: async () => {
       if (connection.isOpen) connection.destroy();

@@ -183,6 +183,52 @@ describe.each([
   });
 });
 
+describe('NodeRedisBackend under the keyPrefix of a node-redis 6 client', () => {
+  it('wakes a waiter through pub/sub when the holder releases', async () => {
+    const namespace = prefix();
+    const connectPrefixed = async () => {
+      const client = createClient({ url: server.url, keyPrefix: 'app:' });
+      client.on('error', () => undefined);
+      clients.push(client);
+      return client.connect();
+    };
+    const holderBackend = new NodeRedisBackend(await connectPrefixed(), { prefix: namespace });
+    const waiterBackend = new NodeRedisBackend(await connectPrefixed(), { prefix: namespace });
+    const giveUp = new AbortController();
+    try {
+      // The holder's lease outlasts the wait, so its retry hint cannot serve the waiter either.
+      const held = await new LockManager({ backend: holderBackend }).acquire('report', {
+        ttl: 120_000,
+      });
+      // Racing instead of queueing, so no renewal of a queue place asks again.
+      const waiting = new LockManager({ backend: waiterBackend, ...NO_POLLING }).acquire('report', {
+        wait: 60_000,
+        fair: false,
+        signal: giveUp.signal,
+      });
+      waiting.catch(() => undefined);
+      // node-redis adds the keyPrefix to the script's KEYS: releases go to the prefixed name.
+      await eventually('the waiter listens on the prefixed channel', async () => {
+        const reply = (await server.call('PUBSUB', 'NUMSUB', `app:${namespace}:{report}`)) as [
+          string,
+          number,
+        ];
+        return reply[1] === 1;
+      });
+      await held.release();
+      // Backoff would retry after 30 s at the earliest; only the release message can be faster.
+      const next = await Promise.race([waiting, sleep(15_000).then(() => 'no wake-up')]);
+      expect(next).not.toBe('no wake-up');
+      if (typeof next === 'string') return;
+      expect(next.fence).toBeGreaterThan(held.fence);
+      await next.release();
+    } finally {
+      giveUp.abort();
+      await Promise.all([holderBackend.close(), waiterBackend.close()]);
+    }
+  });
+});
+
 /** A loopback port that nothing listens on. */
 async function closedPort(): Promise<number> {
   const probe = createServer();

@@ -18,6 +18,7 @@ import {
   type ReleaseRequest,
   type WaitRequest,
 } from '@deadbolt/core';
+import { EvictionGuard } from './eviction.js';
 import { lockKey, type RedisBackendOptions } from './keys.js';
 import { type ReleaseSubscriber, ReleaseWaiters } from './release-waiters.js';
 import { runScript, type ScriptTransport, scripts } from './scripts.js';
@@ -41,6 +42,13 @@ export interface RedisConnection {
   openSubscriber(): Promise<OwnedSubscriber>;
   /** @default 'PUBLISH' */
   readonly publishCommand?: PublishCommand;
+  /**
+   * Every server that stores locks, when there are several (the masters of a Cluster), each as a
+   * transport that runs a script (without keys) on that server alone: the eviction check asks
+   * each. Called after a first script went through `transport`, so a cluster client knows them.
+   * @default the one server behind `transport`
+   */
+  readonly servers?: () => Promise<readonly ScriptTransport[]>;
 }
 
 /**
@@ -55,6 +63,7 @@ export class RedisScriptBackend implements LockBackend {
   readonly #publish: PublishCommand;
   readonly #name: string;
   readonly #waiters: ReleaseWaiters;
+  readonly #eviction: EvictionGuard;
   #subscriber: Promise<OwnedSubscriber> | undefined;
   #closed = false;
 
@@ -63,6 +72,7 @@ export class RedisScriptBackend implements LockBackend {
     this.#prefix = options.prefix;
     this.#publish = connection.publishCommand ?? 'PUBLISH';
     this.#name = connection.name;
+    this.#eviction = new EvictionGuard(options.evictionCheck, connection);
     const subscriber = () => {
       if (this.#subscriber !== undefined) return this.#subscriber;
       const opening = connection.openSubscriber();
@@ -95,6 +105,7 @@ export class RedisScriptBackend implements LockBackend {
   async acquire(request: AcquireRequest): Promise<AcquireResult> {
     assertAcquireRequest(request);
     this.#assertOpen();
+    if (!this.#eviction.passed) await this.#eviction.check(this.lockKey(request.key));
     const { token, ttlMs, limit, weight, queueTtlMs, queueOrder, handoff } = request;
     const args = [token, String(Math.ceil(ttlMs))];
     // A plain mutex sends only token and TTL: the script's defaults are the rest.

@@ -1,4 +1,5 @@
 import { InvalidArgumentError } from '@deadbolt/core';
+import type { EvictionCheck } from './eviction.js';
 
 /**
  * The hash tag of a user key: the key with `%`, `{` and `}` percent-encoded. Encoding keeps the
@@ -24,6 +25,17 @@ export function lockKey(prefix: string, key: string): string {
   return `${prefix}:{${hashTag(key)}}`;
 }
 
+/**
+ * The `keyPrefix` in a client's options (ioredis, node-redis 6; a string or bytes) as text, `''`
+ * without one. Such a client adds it to the KEYS of a script, so releases are published on the
+ * prefixed name of the lock, but not to pub/sub channels: the subscriber must add it itself.
+ */
+export function clientKeyPrefix(options: unknown): string {
+  const keyPrefix = (options as { keyPrefix?: unknown } | null | undefined)?.keyPrefix;
+  if (typeof keyPrefix === 'string') return keyPrefix;
+  return keyPrefix instanceof Uint8Array ? Buffer.from(keyPrefix).toString('utf8') : '';
+}
+
 /** Options every deadbolt Redis adapter accepts. */
 export interface RedisBackendOptions {
   /**
@@ -32,22 +44,37 @@ export interface RedisBackendOptions {
    * @default 'deadbolt'
    */
   prefix?: string;
+  /**
+   * What to do when the server may evict keys when memory runs out (`maxmemory` above 0 and a
+   * `maxmemory-policy` other than `noeviction`, `volatile-*` included: a lock's hash always has an
+   * expiry), which would let another process acquire a lock that is still held. The backend asks
+   * once, before its first acquire, with `INFO memory` from a script (on a Cluster, every master).
+   * `'error'`: acquires reject with `BackendError`, and each asks again until the server is
+   * fixed. `'warn'`: one `process.emitWarning` (code `DEADBOLT_EVICTION`), then locking goes on.
+   * `'off'`: no check. When the server does not let `INFO` run, a warning (code
+   * `DEADBOLT_EVICTION_UNCHECKED`) says the check could not be made, and locking goes on.
+   * @default 'error'
+   */
+  evictionCheck?: EvictionCheck;
 }
 
-/** Validates adapter options (unknown names, the prefix's shape) and fills in defaults. */
+/** Validates adapter options (unknown names, the prefix's shape, evictionCheck) and fills in defaults. */
 export function resolveRedisBackendOptions(
   options: RedisBackendOptions | undefined,
 ): Required<RedisBackendOptions> {
-  if (options === undefined) return { prefix: 'deadbolt' };
+  if (options === undefined) return { prefix: 'deadbolt', evictionCheck: 'error' };
   if (typeof options !== 'object' || options === null || Array.isArray(options)) {
     throw new InvalidArgumentError('options', 'expected an object such as { prefix }');
   }
   for (const name of Object.keys(options)) {
-    if (name !== 'prefix') {
-      throw new InvalidArgumentError(`options.${name}`, 'unknown option; expected prefix');
+    if (name !== 'prefix' && name !== 'evictionCheck') {
+      throw new InvalidArgumentError(
+        `options.${name}`,
+        'unknown option; expected prefix or evictionCheck',
+      );
     }
   }
-  const { prefix = 'deadbolt' } = options;
+  const { prefix = 'deadbolt', evictionCheck = 'error' } = options;
   if (typeof prefix !== 'string' || prefix.length === 0 || prefix.length > 64) {
     throw new InvalidArgumentError('options.prefix', 'expected a string of 1 to 64 characters');
   }
@@ -57,5 +84,8 @@ export function resolveRedisBackendOptions(
       'must not contain { or }: they would change the hash slot of every key',
     );
   }
-  return { prefix };
+  if (evictionCheck !== 'error' && evictionCheck !== 'warn' && evictionCheck !== 'off') {
+    throw new InvalidArgumentError('options.evictionCheck', "expected 'error', 'warn' or 'off'");
+  }
+  return { prefix, evictionCheck };
 }

@@ -39,6 +39,7 @@ export const scripts = {
   release: loadScript('release'),
   inspect: loadScript('inspect'),
   advanceFence: loadScript('advance-fence'),
+  evictionPolicy: loadScript('eviction-policy'),
 } as const;
 
 /**

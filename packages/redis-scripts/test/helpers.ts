@@ -61,7 +61,10 @@ export function subscriberOf(redis: Redis): OwnedSubscriber & ReleaseSubscriber 
   };
 }
 
-/** A backend over `redis` (scripts only; waiting opens a duplicate connection). */
+/**
+ * A backend over `redis` (scripts only; waiting opens a duplicate connection), without the
+ * eviction check: it has tests of its own, and here it would add a script to every count.
+ */
 export function backendOf(
   redis: Redis,
   prefix = 'scripts',
@@ -69,7 +72,7 @@ export function backendOf(
 ): RedisScriptBackend {
   return new RedisScriptBackend(
     { name: 'test', transport, openSubscriber: async () => subscriberOf(redis) },
-    { prefix },
+    { prefix, evictionCheck: 'off' },
   );
 }
 

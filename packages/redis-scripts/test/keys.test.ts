@@ -1,7 +1,7 @@
 import { InvalidArgumentError } from '@deadbolt/core';
 import { startRedis } from '@deadbolt/testing';
 import { describe, expect, it } from 'vitest';
-import { hashTag, lockKey, resolveRedisBackendOptions } from '../src/index.js';
+import { clientKeyPrefix, hashTag, lockKey, resolveRedisBackendOptions } from '../src/index.js';
 
 /** The part of a name Redis Cluster hashes: between the first `{` and the next `}`, if not empty. */
 function clusterHashTag(name: string): string {
@@ -46,10 +46,22 @@ describe('key schema', () => {
     expect(new Set(names).size).toBe(names.length);
   });
 
+  it("reads a client's keyPrefix as text, string or bytes", () => {
+    expect(clientKeyPrefix({ keyPrefix: 'app:' })).toBe('app:');
+    expect(clientKeyPrefix({ keyPrefix: Buffer.from('app:') })).toBe('app:');
+    for (const options of [{}, { keyPrefix: undefined }, undefined, null]) {
+      expect(clientKeyPrefix(options)).toBe('');
+    }
+  });
+
   it('resolves options with the default prefix and rejects bad ones', () => {
-    expect(resolveRedisBackendOptions(undefined)).toEqual({ prefix: 'deadbolt' });
-    expect(resolveRedisBackendOptions({})).toEqual({ prefix: 'deadbolt' });
-    expect(resolveRedisBackendOptions({ prefix: 'app:locks' })).toEqual({ prefix: 'app:locks' });
+    const defaults = { prefix: 'deadbolt', evictionCheck: 'error' };
+    expect(resolveRedisBackendOptions(undefined)).toEqual(defaults);
+    expect(resolveRedisBackendOptions({})).toEqual(defaults);
+    expect(resolveRedisBackendOptions({ prefix: 'app:locks', evictionCheck: 'warn' })).toEqual({
+      prefix: 'app:locks',
+      evictionCheck: 'warn',
+    });
     for (const [options, argument] of [
       [{ prefix: 'a{b' }, 'options.prefix'],
       [{ prefix: 'a}' }, 'options.prefix'],
@@ -57,6 +69,8 @@ describe('key schema', () => {
       [{ prefix: 'x'.repeat(65) }, 'options.prefix'],
       [{ prefix: 7 }, 'options.prefix'],
       [{ prefixx: 'a' }, 'options.prefixx'],
+      [{ evictionCheck: 'ignore' }, 'options.evictionCheck'],
+      [{ evictionCheck: false }, 'options.evictionCheck'],
       ['a', 'options'],
       [null, 'options'],
       [[], 'options'],

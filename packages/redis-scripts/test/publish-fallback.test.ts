@@ -19,7 +19,7 @@ it('falls back from SPUBLISH to PUBLISH on a server without sharded pub/sub', as
         },
         openSubscriber: () => Promise.reject(new Error('unused')),
       },
-      { prefix: 'fallback' },
+      { prefix: 'fallback', evictionCheck: 'off' },
     );
     const messages: string[] = [];
     subscriber.on('message', (_channel, message) => messages.push(message));

@@ -256,7 +256,7 @@ describe('RedisScriptBackend waiting', () => {
           return subscriber;
         },
       },
-      { prefix: 'waiting' },
+      { prefix: 'waiting', evictionCheck: 'off' },
     );
     cleanups.push(() => backend.close());
     return { backend, opened };

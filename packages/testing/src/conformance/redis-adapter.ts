@@ -292,6 +292,29 @@ export function runRedisAdapterSuite(options: RedisAdapterSuiteOptions): void {
   });
 
   describe(`${options.name}: on a real Redis`, () => {
+    it('refuses the first acquire on a server that may evict a held lock, saying what to set', async () => {
+      const evicting = await startRedis({
+        args: ['--maxmemory', '100mb', '--maxmemory-policy', 'allkeys-lru'],
+      });
+      const connection = await options.connect(evicting.url);
+      try {
+        const locks = new LockManager({ backend: connection.backend });
+        const error = await locks.acquire('k', { wait: 0 }).then(
+          () => undefined,
+          (caught: unknown) => caught,
+        );
+        expect(error).toBeInstanceOf(BackendError);
+        expect((error as Error).message).toMatch(
+          /^\[deadbolt\] \[[\w-]+\] refusing to lock .*set maxmemory-policy noeviction.*: maxmemory-policy is allkeys-lru with maxmemory 104857600$/,
+        );
+        expect(await evicting.call('DBSIZE')).toBe(0);
+      } finally {
+        await connection.backend.close?.();
+        await connection.close();
+        await evicting.stop();
+      }
+    });
+
     it('survives SCRIPT FLUSH mid-run', async () => {
       const connection = await options.connect(server.url);
       try {
