@@ -173,9 +173,11 @@ export class Lock implements AsyncDisposable {
 
   /**
    * Gives the lock back. Resolves `true` when this call released it, `false` when the lease had
-   * already expired, was taken over, or was released before; it never throws for those.
+   * already expired, was taken over, was lost (`signal` aborted) or was released before; it never
+   * throws for those, even when the backend cannot be reached.
    *
-   * @throws {@link BackendError} when the backend cannot be reached (the lease then ends by its TTL)
+   * @throws {@link BackendError} when the backend cannot be reached while the lock was held (the
+   *   lease then ends by its TTL); a `QuorumError` is one
    */
   async release(): Promise<boolean> {
     if (this.#state === 'released') return false;
@@ -186,6 +188,8 @@ export class Lock implements AsyncDisposable {
       const released = await this.#backend.release({ key: this.key, token: this.#token });
       return wasHeld && released;
     } catch (error) {
+      // A lost lock's release only frees early what its TTL ends anyway: no failure to report.
+      if (!wasHeld) return false;
       throw wrapBackendError(error, `release of "${this.key}" failed`);
     } finally {
       if (wasHeld) this.#onSettled();
@@ -213,6 +217,9 @@ export class Lock implements AsyncDisposable {
     if (!extended) {
       const error = new LockLostError(this.key, 'the lease expired or was taken over');
       this.#lose(error);
+      // What is left of it (on the members of a quorum that still hold it) goes back at once
+      // rather than blocking others until its TTL: the backend says the lease is no longer held.
+      this.#backend.release({ key: this.key, token: this.#token }).catch(() => undefined);
       throw error;
     }
     this.#ttlMs = ttlMs;

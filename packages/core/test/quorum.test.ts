@@ -1,11 +1,13 @@
 import { inspect } from 'node:util';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { MemoryBackend } from '../../memory/src/index.js';
 import {
   type AcquireRequest,
+  BackendError,
   type ExtendRequest,
   InvalidArgumentError,
   type LockBackend,
+  LockLostError,
   LockManager,
   QuorumError,
   quorum,
@@ -155,6 +157,84 @@ describe('quorum()', () => {
     }
     await holder.release();
     expect(await Promise.all(waiting)).toEqual([true, true, true, true]);
+  });
+
+  it('never starves a writer of a read-write lock: a waiting writer stops new readers on every member', async () => {
+    const three = members(3);
+    const backend = quorum(three);
+    const readers = [new LockManager({ backend }), new LockManager({ backend })];
+    const writerSide = new LockManager({ backend: quorum(three) });
+    let reading = true;
+    // Two reader loops that overlap, so that some reader always holds unless readers stop coming.
+    const loops = readers.map(async (locks) => {
+      while (reading) {
+        await locks
+          .readWriteLock('q:rw')
+          .read.withLock(() => new Promise((resolve) => setTimeout(resolve, 20)), { wait: 10_000 });
+      }
+    });
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    const write = await writerSide
+      .readWriteLock('q:rw')
+      .write.acquire({ wait: 3_000 })
+      .finally(() => {
+        reading = false;
+      });
+    await write.release();
+    await Promise.all(loops);
+  });
+
+  it('gives back the lease on the members that still hold it once a majority lost it', async () => {
+    const three = members(3);
+    const locks = new LockManager({ backend: quorum(three) });
+    const lock = await locks.acquire('q:lost', { ttl: 10_000 });
+    // Two members forget the holder (as after a restart): the lease is lost.
+    for (const member of three.slice(0, 2)) {
+      await member.inner.release({ key: 'q:lost', token: lock.token });
+    }
+    await expect(lock.extend()).rejects.toBeInstanceOf(LockLostError);
+    // The third still had it, and would have blocked everyone for ten seconds.
+    await vi.waitFor(async () => expect(await three[2]!.inner.inspect('q:lost')).toBeNull());
+    expect(await locks.tryAcquire('q:lost', { ttl: 10_000 })).not.toBeNull();
+  });
+
+  it('resolves false from release() after a lost lease, even with a majority down', async () => {
+    const three = members(3);
+    const locks = new LockManager({ backend: quorum(three) });
+    const lock = await locks.acquire('q:lost-release', { ttl: 10_000 });
+    for (const member of three.slice(0, 2)) {
+      await member.inner.release({ key: 'q:lost-release', token: lock.token });
+    }
+    await expect(lock.extend()).rejects.toBeInstanceOf(LockLostError);
+    for (const member of three) member.down = true;
+    expect(await lock.release()).toBe(false);
+  });
+
+  it('reports a majority down on release of a held lock as a QuorumError, which is a BackendError', async () => {
+    const three = members(3);
+    const locks = new LockManager({ backend: quorum(three) });
+    const lock = await locks.acquire('q:down-release', { ttl: 10_000 });
+    for (const member of three.slice(0, 2)) member.down = true;
+    const error = await lock.release().catch((caught: unknown) => caught);
+    expect(error).toBeInstanceOf(QuorumError);
+    expect(error).toBeInstanceOf(BackendError);
+    expect(error).toMatchObject({ code: 'QUORUM' });
+  });
+
+  it('keeps a long-held lock through a rolling restart of empty-restarting members', async () => {
+    const three = members(3);
+    const locks = new LockManager({ backend: quorum(three) });
+    const lock = await locks.acquire('q:rolling', { ttl: 10_000 });
+    for (const member of three) {
+      // This member restarts empty; the two others still hold the lease.
+      await member.inner.release({ key: 'q:rolling', token: lock.token });
+      await lock.extend();
+      // The extension took the lease again on the member that lost it.
+      expect((await member.inner.inspect('q:rolling'))?.holders).toHaveLength(1);
+    }
+    expect(lock.held).toBe(true);
+    expect(await locks.tryAcquire('q:rolling')).toBeNull();
+    expect(await lock.release()).toBe(true);
   });
 
   it('wakes a waiter on the first member that reports a release', async () => {

@@ -5,6 +5,7 @@ import {
   BackendError,
   HANDOFF_LEASE_MS,
   type Lock,
+  type LockBackend,
   LockManager,
   LockTimeoutError,
 } from '../src/index.js';
@@ -104,6 +105,37 @@ describe('wake-ups', () => {
     expect(await lock.release()).toBe(true);
     await vi.advanceTimersByTimeAsync(HANDOFF_LEASE_MS);
     expect(backend.count('extend')).toBe(0);
+  });
+
+  it('lets a waiter that died while queued hold up the next one for HANDOFF_LEASE_MS at most, whatever its TTL', async () => {
+    const memory = new MemoryBackend();
+    const holder = await new LockManager({ backend: memory }).acquire('dead', { ttl: 600_000 });
+    // The dying waiter's requests reach the backend while it lives; then nothing it sent
+    // comes back to it and nothing more leaves, as when its process is killed.
+    let alive = true;
+    const never = new Promise<never>(() => undefined);
+    const whileAlive = <T>(call: () => Promise<T>): Promise<T> =>
+      alive ? call().then((value) => (alive ? value : never)) : never;
+    const dying: LockBackend = {
+      acquire: (request) => whileAlive(() => memory.acquire(request)),
+      extend: (request) => whileAlive(() => memory.extend(request)),
+      release: (request) => whileAlive(() => memory.release(request)),
+      waitForRelease: (request) => whileAlive(() => memory.waitForRelease(request)),
+    };
+    void new LockManager({ backend: dying }).acquire('dead', { ttl: 600_000, wait: 600_000 });
+    await vi.advanceTimersByTimeAsync(10);
+    const next = watch(new LockManager({ backend: memory }).acquire('dead', { wait: 600_000 }));
+    await vi.advanceTimersByTimeAsync(100);
+    alive = false;
+    const releasedAt = Date.now();
+    await holder.release();
+    // The dead waiter had renewed its place lately: it is handed the lock, for a short lease.
+    const handed = await memory.inspect('dead');
+    expect(handed?.holders[0]?.ttlMs).toBe(HANDOFF_LEASE_MS);
+    await vi.advanceTimersByTimeAsync(HANDOFF_LEASE_MS + 1);
+    expect(next.settled).toBe(true);
+    expect(next.at - releasedAt).toBeLessThanOrEqual(HANDOFF_LEASE_MS + 1);
+    expect((await next.result).held).toBe(true);
   });
 
   it('hands a fair waiter a local release through the backend, without asking again', async () => {
