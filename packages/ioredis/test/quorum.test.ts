@@ -4,7 +4,7 @@ import { NodeRedisBackend } from '@deadbolt/node-redis';
 import { type RedisServer, startRedisServers } from '@deadbolt/testing';
 import { Redis } from 'ioredis';
 import { createClient } from 'redis';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { IoredisBackend } from '../src/index.js';
 
 let servers: RedisServer[];
@@ -130,6 +130,23 @@ describe('quorum() on 5 real servers', () => {
       ),
     );
     expect(peak).toBe(1);
+  });
+
+  it('keeps a long-held lock through a rolling restart of every server, each coming back empty', async () => {
+    const locks = new LockManager({ backend: quorum(members) });
+    const lock = await locks.acquire('q:rolling', { ttl: 30_000 });
+    for (const [index, server] of servers.entries()) {
+      await server.restart();
+      // Its client is back once the member answers again.
+      await vi.waitFor(() => members[index]!.inspect?.('q:rolling'), { timeout: 10_000 });
+      expect(await members[index]!.inspect?.('q:rolling')).toBeNull();
+      await lock.extend();
+      // The extension took the lease again on the server that lost it.
+      expect((await members[index]!.inspect?.('q:rolling'))?.holders).toHaveLength(1);
+    }
+    expect(lock.held).toBe(true);
+    expect(await new LockManager({ backend: quorum(members) }).tryAcquire('q:rolling')).toBeNull();
+    expect(await lock.release()).toBe(true);
   });
 
   it('mixes in a memory backend', async () => {
