@@ -9,14 +9,9 @@ const packageDirs = ['packages', 'examples'].flatMap((group) =>
     .map((entry) => `${group}/${entry.name}`),
 );
 
-// Core's tests use the memory backend from source; memory imports `@deadbolt/core`, which must
-// then mean core's source too (one copy of each class, and no build needed first).
-const coreSource = fileURLToPath(new URL('./packages/core/src/index.ts', import.meta.url));
-
 export default defineConfig({
   test: {
     projects: packageDirs.map((dir) => ({
-      ...(dir === 'packages/core' ? { resolve: { alias: { '@deadbolt/core': coreSource } } } : {}),
       test: {
         // `core`, `memory`, …; examples are `example-quickstart`, `example-ioredis`, …
         name: dir.startsWith('examples/') ? `example-${dir.split('/')[1]}` : dir.split('/')[1],

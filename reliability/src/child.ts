@@ -7,12 +7,16 @@ import {
   type AcquireRequest,
   type AcquireResult,
   DeadboltError,
-  type HandedOff,
+  type ExtendRequest,
+  type FenceCapability,
+  type HandoffCapability,
   type Lock,
   type LockBackend,
   LockManager,
+  type QueueCapability,
   quorum,
-  type WaitRequest,
+  type ReleaseRequest,
+  type WakeUpCapability,
 } from '@deadbolt/core';
 import { IoredisBackend } from '@deadbolt/ioredis';
 import { Redis, type RedisOptions } from 'ioredis';
@@ -39,29 +43,53 @@ const FAIL_FAST: RedisOptions = {
  * later), without trusting anything the lock computes.
  */
 class TimedBackend implements LockBackend {
+  readonly queue?: QueueCapability;
+  readonly wakeUps?: WakeUpCapability;
+  readonly handoff?: HandoffCapability;
+  readonly fences?: FenceCapability;
   readonly #inner: LockBackend;
-  /** Per token, the attempt of its last request and when that request left. */
+  /** Per token, the attempt of its last queued request and when that request left. */
   readonly #lastRequests = new Map<string, { attempt: number; sentAt: number }>();
   lastSentAt = 0;
   lastGrantTtlMs = 0;
 
   constructor(inner: LockBackend) {
     this.#inner = inner;
-  }
-
-  async acquire(request: AcquireRequest): Promise<AcquireResult> {
-    const sentAt = nowMs();
-    this.#lastRequests.set(request.token, { attempt: request.handoff?.attempt ?? 0, sentAt });
-    const result = await this.#inner.acquire(request);
-    if (result.ok) {
-      this.#lastRequests.delete(request.token);
-      this.lastSentAt = sentAt;
-      this.lastGrantTtlMs = result.ttlMs;
+    const { queue, handoff } = inner;
+    if (queue) {
+      this.queue = {
+        acquire: (request) => {
+          const sentAt = nowMs();
+          const attempt = request.handoff?.attempt ?? 0;
+          this.#lastRequests.set(request.token, { attempt, sentAt });
+          return this.#timed(queue.acquire(request), request.token, sentAt);
+        },
+      };
     }
-    return result;
+    if (inner.wakeUps) this.wakeUps = inner.wakeUps;
+    if (inner.fences) this.fences = inner.fences;
+    if (handoff) {
+      this.handoff = {
+        waitForGrant: async (request) => {
+          const handedOff = await handoff.waitForGrant(request);
+          // The lease began after the request that the grant answers left, not any later one.
+          const answered = this.#lastRequests.get(request.token);
+          if (handedOff && answered?.attempt === handedOff.attempt) {
+            this.#lastRequests.delete(request.token);
+            this.lastSentAt = answered.sentAt + handedOff.afterMs;
+            this.lastGrantTtlMs = handedOff.ttlMs;
+          }
+          return handedOff;
+        },
+      };
+    }
   }
 
-  extend: LockBackend['extend'] = async (request) => {
+  acquire(request: AcquireRequest): Promise<AcquireResult> {
+    return this.#timed(this.#inner.acquire(request), request.token, nowMs());
+  }
+
+  async extend(request: ExtendRequest): Promise<boolean> {
     const sentAt = nowMs();
     const extended = await this.#inner.extend(request);
     // A handed-over lease is a short claim that the lock extends: the lease now runs from here.
@@ -70,29 +98,31 @@ class TimedBackend implements LockBackend {
       this.lastGrantTtlMs = request.ttlMs;
     }
     return extended;
-  };
-  release: LockBackend['release'] = (request) => {
+  }
+
+  release(request: ReleaseRequest): Promise<boolean> {
     this.#lastRequests.delete(request.token);
     return this.#inner.release(request);
-  };
-  advanceFence: NonNullable<LockBackend['advanceFence']> = (request) =>
-    this.#inner.advanceFence?.(request) ?? Promise.resolve();
-  waitForRelease = async (request: WaitRequest): Promise<HandedOff | undefined> => {
-    const inner = this.#inner;
-    if (inner.waitForRelease === undefined) return new Promise(() => undefined);
-    const handedOff = await inner.waitForRelease(request);
-    if (!handedOff || request.handoff === undefined) return handedOff;
-    // The lease began after the request that the grant answers left, not after any later one.
-    const answered = this.#lastRequests.get(request.handoff.token);
-    if (answered?.attempt !== handedOff.attempt) return handedOff;
-    this.#lastRequests.delete(request.handoff.token);
-    this.lastSentAt = answered.sentAt + handedOff.afterMs;
-    this.lastGrantTtlMs = handedOff.ttlMs;
-    return handedOff;
-  };
-  close = async (): Promise<void> => {
+  }
+
+  async close(): Promise<void> {
     await this.#inner.close?.();
-  };
+  }
+
+  /** Notes a grant's lease as starting when its request left, at `sentAt`. */
+  async #timed(
+    reply: Promise<AcquireResult>,
+    token: string,
+    sentAt: number,
+  ): Promise<AcquireResult> {
+    const result = await reply;
+    if (result.ok) {
+      this.#lastRequests.delete(token);
+      this.lastSentAt = sentAt;
+      this.lastGrantTtlMs = result.ttlMs;
+    }
+    return result;
+  }
 }
 
 function send(message: FromWorker): void {

@@ -1,6 +1,8 @@
 /** @module @deadbolt/core: one lock algorithm over pluggable backends. */
 
 export { whenAborted } from './abort-fanout.js';
+export type { AcquisitionState } from './acquisition.js';
+export { HANDOFF_LEASE_MS, QUEUE_PLACE_TTL_MS } from './acquisition.js';
 export type {
   AcquireGranted,
   AcquireRefused,
@@ -8,13 +10,24 @@ export type {
   AcquireResult,
   AdvanceFenceRequest,
   ExtendRequest,
+  FenceCapability,
+  GrantWaitRequest,
   HandedOff,
+  HandoffCapability,
   HandoffRequest,
   HolderInfo,
+  InspectionCapability,
+  InspectRequest,
+  ListingCapability,
+  ListPage,
+  ListRequest,
   LockBackend,
   LockInfo,
+  QueueCapability,
+  QueuedAcquireRequest,
   ReleaseRequest,
   WaitRequest,
+  WakeUpCapability,
 } from './backend.js';
 export type { DeadboltErrorCode } from './errors.js';
 export {
@@ -26,6 +39,7 @@ export {
   LockTimeoutError,
   QuorumError,
 } from './errors.js';
+export { globToRegExp } from './glob.js';
 export { Lock } from './lock.js';
 export type {
   AcquireOptions,
@@ -41,18 +55,25 @@ export type {
   TryAcquireOptions,
   TryPermitOptions,
 } from './manager.js';
-export { HANDOFF_LEASE_MS, LockManager, QUEUE_PLACE_TTL_MS } from './manager.js';
+export { LockManager } from './manager.js';
 export type { QuorumOptions } from './quorum.js';
 export { quorum } from './quorum.js';
 export { hideTokens } from './redact.js';
+export type { BackendCapability } from './validation.js';
 export {
   assertAcquireRequest,
   assertAdvanceFenceRequest,
   assertExtendRequest,
+  assertGrantWaitRequest,
+  assertInspectRequest,
   assertKey,
+  assertListRequest,
+  assertQueuedAcquireRequest,
   assertReleaseRequest,
   assertWaitRequest,
+  BACKEND_CAPABILITIES,
   MAX_DURATION_MS,
   MAX_KEY_BYTES,
+  MAX_OWNER_BYTES,
   MIN_TTL_MS,
 } from './validation.js';

@@ -1,24 +1,8 @@
 import type { LockBackend } from './backend.js';
 import { BackendError, DeadboltError, LockLostError, LockNotHeldError } from './errors.js';
+import { type Lease, leaseEnd, lossPoint, renewalPoint, renewalRetryMs } from './lease.js';
 import { inspectSymbol, REDACTED } from './redact.js';
 import { assertTtl } from './validation.js';
-
-/**
- * Share of the TTL kept in reserve: `lock.signal` aborts this long before the lease
- * could expire, so a holder that watches the signal can stop before anyone else could acquire.
- */
-const SAFETY_FRACTION = 0.1;
-
-/**
- * When a lease asked for at `requestedAt` for `ttlMs` stops counting as held: a tenth of the TTL
- * before it could expire, so the holder stops before anyone else could be granted the key.
- */
-export function lossPoint(requestedAt: number, ttlMs: number): number {
-  return requestedAt + ttlMs * (1 - SAFETY_FRACTION);
-}
-
-/** Auto-extension renews after this share of the TTL has passed. */
-const RENEW_FRACTION = 1 / 3;
 
 /** What the manager hands a new {@link Lock}. @internal */
 export interface LockGrant {
@@ -29,12 +13,10 @@ export interface LockGrant {
   /** The TTL the caller asked for. */
   ttlMs: number;
   /**
-   * The lease the backend granted, at most `ttlMs`: shorter for a lock handed over on release
+   * The lease the backend granted, at most `ttlMs` long: shorter for a lock handed over on release
    * (a claim), which the lock then extends to `ttlMs` if it still holds a third of the way in.
    */
-  leaseMs: number;
-  /** `Date.now()` at the latest when the lease began (for a grant, before its request was sent). */
-  requestedAt: number;
+  lease: Lease;
   autoExtend: boolean;
   /** Called once the lock was given back or lost, so local waiters can try at once. */
   onSettled: () => void;
@@ -77,11 +59,8 @@ export class Lock implements AsyncDisposable {
   readonly #onSettled: () => void;
   /** The lease length the holder wants: what it asked for, or last extended to. */
   #ttlMs: number;
-  /** The length of the current lease, counted from `#expiresAt - #leaseMs`; at most `#ttlMs`. */
-  #leaseMs: number;
-  #expiresAt: number;
-  /** When `signal` aborts unless a renewal gets through first. */
-  #lossAt = 0;
+  /** The current lease; at most `#ttlMs` long. */
+  #lease: Lease;
   #state: LockState = 'held';
   #lossTimer: NodeJS.Timeout | undefined;
   #renewTimer: NodeJS.Timeout | undefined;
@@ -95,9 +74,8 @@ export class Lock implements AsyncDisposable {
     this.#autoExtend = grant.autoExtend;
     this.#onSettled = grant.onSettled;
     this.#ttlMs = grant.ttlMs;
-    this.#leaseMs = grant.leaseMs;
-    this.#expiresAt = grant.requestedAt + grant.leaseMs;
-    this.#armTimers(grant.requestedAt);
+    this.#lease = grant.lease;
+    this.#armTimers();
   }
 
   /** Aborted, with a {@link LockLostError} as its reason, when the lease is lost or can no longer be confirmed. */
@@ -116,7 +94,7 @@ export class Lock implements AsyncDisposable {
    * asked for a third of the way in if it is still held: `expiresAt` moves out then.
    */
   get expiresAt(): number {
-    return this.#expiresAt;
+    return leaseEnd(this.#lease);
   }
 
   /**
@@ -134,7 +112,9 @@ export class Lock implements AsyncDisposable {
    * code that was waiting on I/O or on another timer can run first.
    */
   get held(): boolean {
-    if (this.#state === 'held' && Date.now() >= this.#lossAt) this.#lose(unconfirmed(this.key));
+    if (this.#state === 'held' && Date.now() >= lossPoint(this.#lease)) {
+      this.#lose(unconfirmed(this.key));
+    }
     return this.#state === 'held';
   }
 
@@ -223,21 +203,21 @@ export class Lock implements AsyncDisposable {
       throw error;
     }
     this.#ttlMs = ttlMs;
-    this.#leaseMs = ttlMs;
-    this.#expiresAt = requestedAt + ttlMs;
-    this.#armTimers(requestedAt);
+    this.#lease = { startedAt: requestedAt, ttlMs };
+    this.#armTimers();
   }
 
-  #armTimers(leaseStartedAt: number): void {
+  #armTimers(): void {
     this.#clearTimers();
     const now = Date.now();
-    const lossAt = lossPoint(leaseStartedAt, this.#leaseMs);
-    this.#lossAt = lossAt;
-    this.#lossTimer = setTimeout(() => this.#lose(unconfirmed(this.key)), lossAt - now);
+    this.#lossTimer = setTimeout(
+      () => this.#lose(unconfirmed(this.key)),
+      lossPoint(this.#lease) - now,
+    );
     this.#lossTimer.unref();
     // A lease shorter than the holder wants (a handoff's claim) is extended like an auto-extended one.
-    if (this.#autoExtend || this.#leaseMs < this.#ttlMs) {
-      this.#scheduleRenewal(leaseStartedAt + this.#leaseMs * RENEW_FRACTION - now);
+    if (this.#autoExtend || this.#lease.ttlMs < this.#ttlMs) {
+      this.#scheduleRenewal(renewalPoint(this.#lease) - now);
     }
   }
 
@@ -248,7 +228,7 @@ export class Lock implements AsyncDisposable {
           // LockLostError already aborted the signal; anything else is transient, so try again
           // soon: the loss timer aborts the signal if no renewal gets through in time.
           if (this.#state === 'held' && !(error instanceof LockLostError)) {
-            this.#scheduleRenewal(Math.max(1, this.#leaseMs * SAFETY_FRACTION * 0.25));
+            this.#scheduleRenewal(renewalRetryMs(this.#lease));
           }
         });
       },

@@ -1,15 +1,11 @@
 import { randomFillSync } from 'node:crypto';
-import { whenAborted } from './abort-fanout.js';
-import type {
-  AcquireGranted,
-  AcquireRequest,
-  AcquireResult,
-  HandedOff,
-  LockBackend,
-} from './backend.js';
-import { InvalidArgumentError, LockTimeoutError } from './errors.js';
-import { LocalQueue, type Ticket } from './local-queue.js';
-import { Lock, lossPoint, wrapBackendError } from './lock.js';
+import { hostname } from 'node:os';
+import { Acquisition, type AcquisitionContext, ask, type ResolvedCall } from './acquisition.js';
+import type { AcquireGranted, LockBackend } from './backend.js';
+import { InvalidArgumentError } from './errors.js';
+import { type Lease, lossPoint } from './lease.js';
+import { LocalQueue } from './local-queue.js';
+import { Lock } from './lock.js';
 import {
   assertBackend,
   assertBoolean,
@@ -17,6 +13,7 @@ import {
   assertKey,
   assertNonNegativeDuration,
   assertOptions,
+  assertOwner,
   assertPositiveDuration,
   assertPositiveInteger,
   assertSignal,
@@ -86,6 +83,12 @@ export interface LockManagerOptions {
   defaults?: LockDefaults;
   /** Retry timing while waiting. */
   backoff?: BackoffOptions;
+  /**
+   * Who holds this manager's locks, as people who inspect them see it (the `deadbolt` CLI, a
+   * backend's `inspection`): stored with each lease, never used to decide anything. At most 256
+   * UTF-8 bytes. @default `${hostname()}:${process.pid}`
+   */
+  owner?: string;
 }
 
 /** Options of {@link LockManager.semaphore}. */
@@ -143,17 +146,6 @@ const DEFAULT_TTL_MS = 30_000;
 const DEFAULT_WAIT_MS = 10_000;
 const ACQUIRE_OPTIONS = ['ttl', 'wait', 'signal', 'autoExtend', 'fair'] as const;
 /**
- * How long a waiter's queue place lasts without a renewing attempt; waiters attempt at least
- * every quarter of it. This bounds how long a waiter that died can hold up the ones behind it.
- */
-export const QUEUE_PLACE_TTL_MS = 2_000;
-/**
- * The longest lease a waiter asks to be handed on release (a claim): the waiter extends it to its
- * TTL once it holds the lock, if it still does a third of the way in. A waiter that died while
- * queued, after its last renewal, so holds up the ones behind it for this long at most.
- */
-export const HANDOFF_LEASE_MS = 2_000;
-/**
  * Permits of a read-write lock: readers take 1, a writer takes all. Large enough that readers
  * never run out, small enough for every backend's integer arithmetic.
  */
@@ -169,23 +161,6 @@ interface Primitive {
   alwaysQueue: boolean;
 }
 const TRY_OPTIONS = ['ttl', 'signal', 'autoExtend'] as const;
-/** The outcome of an attempt the manager skipped (see `behindLocalGrant`): wait, with no hint. */
-const NOT_ASKED: AcquireResult = { ok: false };
-
-interface ResolvedCall {
-  key: string;
-  limit: number;
-  weight: number;
-  ttlMs: number;
-  waitMs: number;
-  signal: AbortSignal | undefined;
-  autoExtend: boolean;
-  /** Whether waiting takes a place in the backend's arrival-order queue. */
-  queued: boolean;
-  /** Whether the place asks to be handed the lock on release (queued, on a backend that can tell). */
-  handoff: boolean;
-}
-
 /**
  * Acquires locks on one backend: waiting with wake-ups and backoff, auto-extension, fencing.
  *
@@ -207,10 +182,13 @@ export class LockManager {
   readonly #defaults: Required<LockDefaults>;
   readonly #backoffInitialMs: number;
   readonly #backoffMaxMs: number;
+  /** The label stored with this manager's leases (see {@link LockManagerOptions.owner}). */
+  readonly owner: string;
   readonly #queue = new LocalQueue();
+  readonly #acquisitions: AcquisitionContext;
 
   constructor(options: LockManagerOptions) {
-    assertOptions(options, 'options', ['backend', 'defaults', 'backoff']);
+    assertOptions(options, 'options', ['backend', 'defaults', 'backoff', 'owner']);
     if (options === undefined) throw new InvalidArgumentError('options', 'expected { backend }');
     assertBackend(options.backend, 'options.backend');
     assertOptions(options.defaults, 'options.defaults', ['ttl', 'wait', 'autoExtend', 'fair']);
@@ -234,10 +212,18 @@ export class LockManager {
         'must be >= options.backoff.initialMs',
       );
     }
+    const { owner = `${hostname()}:${process.pid}` } = options;
+    assertOwner(owner, 'options.owner');
     this.backend = options.backend;
+    this.owner = owner;
     this.#defaults = { ttl, wait, autoExtend, fair };
     this.#backoffInitialMs = initialMs;
     this.#backoffMaxMs = maxMs;
+    this.#acquisitions = {
+      backend: this.backend,
+      backoffDelay: (round) => this.#backoffDelay(round),
+      grant: (call, token, granted, lease) => this.#grant(call, token, granted, lease),
+    };
   }
 
   /**
@@ -396,9 +382,14 @@ export class LockManager {
     if (signal !== undefined) assertSignal(signal, 'options.signal');
     assertBoolean(autoExtend, 'options.autoExtend');
     assertBoolean(fair, 'options.fair');
-    const queued = primitive.alwaysQueue || fair;
-    const handoff = queued && this.backend.waitForRelease !== undefined;
-    return { key, limit, weight, ttlMs: ttl, waitMs: wait, signal, autoExtend, queued, handoff };
+    // Without a queue, waiters race whatever `fair` says.
+    const queued = (primitive.alwaysQueue || fair) && this.backend.queue !== undefined;
+    const handoff = queued && this.backend.handoff !== undefined;
+    const { owner } = this;
+    return {
+      ...{ key, limit, weight, ttlMs: ttl, waitMs: wait, signal, autoExtend, owner },
+      ...{ queued, handoff },
+    };
   }
 
   async #runHolding<T>(call: ResolvedCall, fn: (lock: Lock) => Promise<T> | T): Promise<T> {
@@ -417,148 +408,15 @@ export class LockManager {
   async #attemptOnce(call: ResolvedCall): Promise<Lock | null> {
     call.signal?.throwIfAborted();
     const token = newToken();
-    const requestedAt = Date.now();
-    const result = await this.#tryBackend(call, token);
-    return result.ok ? this.#grant(call, token, result, requestedAt) : null;
+    const sentAt = Date.now();
+    const result = await ask(this.backend, call, token);
+    return result.ok
+      ? this.#grant(call, token, result, { startedAt: sentAt, ttlMs: result.ttlMs })
+      : null;
   }
 
-  async #acquireWaiting(call: ResolvedCall): Promise<Lock> {
-    const { key, signal } = call;
-    signal?.throwIfAborted();
-    const startedAt = Date.now();
-    const deadline = startedAt + call.waitMs;
-    const token = newToken();
-    const ticket = this.#queue.enter(key);
-    let granted = false;
-    let stopWaiting: (() => void) | undefined;
-    try {
-      // First in line (the usual case) needs no timer, race or controller to wait for its turn.
-      if (!ticket.atHead && !(await this.#waitUntil(ticket.turn, deadline, signal))) {
-        throw new LockTimeoutError(key, Date.now() - startedAt);
-      }
-      // Next in line right behind a grant of this manager that leaves no room for this request:
-      // that holder's release (or loss) wakes this ticket, and asking before it would only be
-      // refused. Queued (fair) waiters still ask at once, to take their place in the backend's queue.
-      let skipAttempt =
-        !call.queued &&
-        ticket.behindLocalGrant !== undefined &&
-        ticket.behindLocalGrant + call.weight > call.limit;
-      // The last request that reached the backend, counting from 1, and when it was sent: a grant
-      // handed over on release answers one attempt, and its lease began after that attempt left.
-      let attempt = 0;
-      let lastSentAt = startedAt;
-      for (let round = 0; ; round++) {
-        const requestedAt = Date.now();
-        let result: AcquireResult = NOT_ASKED;
-        if (skipAttempt) {
-          skipAttempt = false;
-        } else {
-          ticket.forgetWakeups();
-          attempt += 1;
-          lastSentAt = requestedAt;
-          const pending = this.#tryBackend(call, token, attempt);
-          // The last wait's timers and listeners go only once this attempt is on its way: after a
-          // wake-up, the request leaves first. From here on, a local release is kept for the next wait.
-          stopWaiting?.();
-          stopWaiting = undefined;
-          result = await pending;
-        }
-        const lock = result.ok ? this.#grant(call, token, result, requestedAt) : null;
-        if (lock) {
-          granted = true;
-          return lock;
-        }
-        const remaining = deadline - Date.now();
-        if (remaining <= 0) throw new LockTimeoutError(key, Date.now() - startedAt);
-        const delay = Math.min(
-          this.#backoffDelay(round),
-          // A grant that came back too late was given back at once: try again right away.
-          (result.ok ? 0 : result.retryInMs) ?? remaining,
-          remaining,
-          // Attempts renew the queue place: attempt often enough that it never runs out.
-          call.queued ? QUEUE_PLACE_TTL_MS / 4 : Number.POSITIVE_INFINITY,
-        );
-        const wait = this.#armWakeUps(
-          call,
-          token,
-          attempt,
-          ticket,
-          Math.max(1, delay),
-          requestedAt,
-        );
-        stopWaiting = wait.stop;
-        const handedOff = await wait.woken;
-        // Every attempt before the last was answered with a refusal after its place was renewed by
-        // the next: a grant for one of those is stale (its lease had ended by then), and only a
-        // grant for the last attempt can still hold. Backends already drop stale grants; this
-        // check keeps a backend that does not from handing out a phantom lock.
-        if (handedOff?.attempt === attempt) {
-          const handedLock = this.#grant(call, token, handedOff, lastSentAt + handedOff.afterMs);
-          if (handedLock) {
-            granted = true;
-            return handedLock;
-          }
-        }
-      }
-    } finally {
-      stopWaiting?.();
-      if (granted) ticket.leaveGranted(call.weight);
-      else ticket.leave();
-      // Give up the queue place at once so those behind need not wait for it to run out.
-      if (call.queued && !granted) this.backend.release({ key, token }).catch(() => undefined);
-    }
-  }
-
-  /**
-   * One acquire request, the `attempt`-th of its acquisition; a plain function so that, without a
-   * signal, no async frame wraps it.
-   */
-  #tryBackend(call: ResolvedCall, token: string, attempt = 1): Promise<AcquireResult> {
-    const { key, limit, weight, ttlMs, signal } = call;
-    const request: AcquireRequest = { key, token, ttlMs, limit, weight };
-    if (call.queued) {
-      request.queueTtlMs = QUEUE_PLACE_TTL_MS;
-      if (call.handoff) request.handoff = { attempt, ttlMs: Math.min(ttlMs, HANDOFF_LEASE_MS) };
-    }
-    const onFailure = (error: unknown): never => {
-      // The request may have been applied before the reply was lost: give back whatever the
-      // token might hold so it does not block others until its TTL runs out.
-      this.backend.release({ key, token }).catch(() => undefined);
-      throw wrapBackendError(error, `acquire of "${key}" failed`);
-    };
-    let sent: Promise<AcquireResult>;
-    try {
-      sent = this.backend.acquire(request).catch(onFailure);
-    } catch (error) {
-      // A backend that throws instead of rejecting.
-      sent = Promise.reject(error).catch(onFailure);
-    }
-    if (signal === undefined) return sent;
-    return this.#raceAbort(sent, signal, key, token);
-  }
-
-  /** An abort must not wait for a request stuck on a slow connection. */
-  async #raceAbort(
-    attempt: Promise<AcquireResult>,
-    signal: AbortSignal,
-    key: string,
-    token: string,
-  ): Promise<AcquireResult> {
-    const stop = new AbortController();
-    try {
-      return await Promise.race([attempt, rejectOnAbort(signal, stop.signal)]);
-    } catch (error) {
-      if (signal.aborted) {
-        // The request may still be granted after the abort: give that grant back.
-        attempt.then(
-          (late) => late.ok && this.backend.release({ key, token }).catch(() => undefined),
-          () => undefined,
-        );
-      }
-      throw error;
-    } finally {
-      stop.abort(STOPPED);
-    }
+  #acquireWaiting(call: ResolvedCall): Promise<Lock> {
+    return new Acquisition(this.#acquisitions, call, newToken(), this.#queue.enter(call.key)).run();
   }
 
   /**
@@ -566,13 +424,8 @@ export class LockManager {
    * loss point: a lock that is lost on arrival would only mislead the caller, so the grant is
    * given back and counts as refused.
    */
-  #grant(
-    call: ResolvedCall,
-    token: string,
-    granted: AcquireGranted,
-    requestedAt: number,
-  ): Lock | null {
-    if (Date.now() >= lossPoint(requestedAt, granted.ttlMs)) {
+  #grant(call: ResolvedCall, token: string, granted: AcquireGranted, lease: Lease): Lock | null {
+    if (Date.now() >= lossPoint(lease)) {
       // Only the attempt being answered can hold this token's lease or place now: giving it back
       // cannot take a place that a later attempt made.
       this.backend.release({ key: call.key, token }).catch(() => undefined);
@@ -584,8 +437,7 @@ export class LockManager {
       token,
       fence: granted.fence,
       ttlMs: call.ttlMs,
-      leaseMs: granted.ttlMs,
-      requestedAt,
+      lease,
       autoExtend: call.autoExtend,
       onSettled: () => this.#queue.notifyReleased(call.key),
     });
@@ -595,100 +447,6 @@ export class LockManager {
   #backoffDelay(round: number): number {
     const ceiling = Math.min(this.#backoffMaxMs, this.#backoffInitialMs * 2 ** Math.min(round, 30));
     return ceiling / 2 + (Math.random() * ceiling) / 2;
-  }
-
-  /** Resolves true when `promise` settles before `deadline`, false at the deadline; rejects on abort. */
-  async #waitUntil(
-    promise: Promise<void>,
-    deadline: number,
-    signal: AbortSignal | undefined,
-  ): Promise<boolean> {
-    const stop = new AbortController();
-    try {
-      return await Promise.race([
-        promise.then(() => true),
-        sleep(Math.max(0, deadline - Date.now()), stop.signal).then(() => false),
-        ...(signal ? [rejectOnAbort(signal, stop.signal)] : []),
-      ]);
-    } finally {
-      stop.abort(STOPPED);
-    }
-  }
-
-  /**
-   * Arms every wake-up: `woken` settles on whichever comes first of a release the backend
-   * reports, a local release and the backoff delay (or rejects on abort), with the grant when the
-   * backend handed the lock to `token`; `stop` disarms them all.
-   */
-  #armWakeUps(
-    call: ResolvedCall,
-    token: string,
-    attempt: number,
-    ticket: Ticket,
-    delayMs: number,
-    lastAttemptAt: number,
-  ): { woken: Promise<HandedOff | undefined>; stop: () => void } {
-    const { key, signal } = call;
-    let timer: NodeJS.Timeout | undefined;
-    const wakeUps: Promise<HandedOff | undefined>[] = [
-      new Promise((resolve) => {
-        timer = setTimeout(() => resolve(undefined), delayMs);
-      }),
-    ];
-    // A waiter that asked for a handoff hears of a local release from the backend, with the
-    // grant: asking on its own as well would only make the backend grant it a second time.
-    if (!call.handoff) wakeUps.push(ticket.nextLocalRelease());
-    let backendWait: AbortController | undefined;
-    if (this.backend.waitForRelease) {
-      const controller = new AbortController();
-      backendWait = controller;
-      const done = () => {
-        backendWait = undefined;
-      };
-      wakeUps.push(
-        this.backend
-          .waitForRelease({
-            key,
-            signal: controller.signal,
-            // A release that came while the attempt was under way must still wake us.
-            since: lastAttemptAt,
-            ...(call.handoff ? { handoff: { token, attempt } } : {}),
-          })
-          .then(
-            (value) => {
-              done();
-              return call.handoff ? asHandedOff(value) : undefined;
-            },
-            (error: unknown) => {
-              done();
-              // Our own abort (another wake-up won) is not a failure.
-              if (controller.signal.aborted) return undefined;
-              throw wrapBackendError(error, `waiting for "${key}" failed`);
-            },
-          ),
-      );
-    }
-    let stopAbortListener: (() => void) | undefined;
-    if (signal) {
-      wakeUps.push(
-        new Promise((_, reject) => {
-          if (signal.aborted) reject(signal.reason);
-          else stopAbortListener = whenAborted(signal, () => reject(signal.reason));
-        }),
-      );
-    }
-    return {
-      woken: Promise.race(wakeUps),
-      // Everything is undone directly: an abort would dispatch an event, which costs tens of
-      // microseconds on the path of every wake-up. Only a backend wait still pending is aborted.
-      stop: () => {
-        // A local release that comes after this must wake the next wait, not this finished one.
-        ticket.stopListening();
-        clearTimeout(timer);
-        stopAbortListener?.();
-        backendWait?.abort(STOPPED);
-      },
-    };
   }
 }
 
@@ -704,27 +462,6 @@ function rejectOnThrow<T>(start: () => Promise<T>): Promise<T> {
     return Promise.reject(error);
   }
 }
-
-/** What a backend's wait resolved with, when it is a grant (a backend may resolve with anything). */
-function asHandedOff(value: unknown): HandedOff | undefined {
-  if (typeof value !== 'object' || value === null) return undefined;
-  const { ok, fence, ttlMs, afterMs, attempt } = value as Partial<HandedOff>;
-  const valid =
-    ok === true &&
-    Number.isSafeInteger(fence) &&
-    Number.isSafeInteger(attempt) &&
-    typeof ttlMs === 'number' &&
-    ttlMs > 0 &&
-    typeof afterMs === 'number' &&
-    afterMs >= 0;
-  return valid ? (value as HandedOff) : undefined;
-}
-
-/**
- * The reason of the manager's own internal aborts (a race was won, a wait is over). Allocated once:
- * `abort()` without a reason builds a DOMException, stack trace included, on every call.
- */
-const STOPPED = new Error('stopped');
 
 const TOKEN_BYTES = 16;
 /**
@@ -743,23 +480,4 @@ export function newToken(): string {
   const token = tokenPool.toString('hex', tokenPoolOffset, tokenPoolOffset + TOKEN_BYTES);
   tokenPoolOffset += TOKEN_BYTES;
   return token;
-}
-
-function sleep(ms: number, stop: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    const timer = setTimeout(resolve, ms);
-    stop.addEventListener('abort', () => clearTimeout(timer), { once: true });
-  });
-}
-
-/** Rejects with `signal.reason` when `signal` aborts; forgets the listener when `stop` aborts. */
-function rejectOnAbort(signal: AbortSignal, stop: AbortSignal): Promise<never> {
-  return new Promise((_, reject) => {
-    if (signal.aborted) {
-      reject(signal.reason);
-      return;
-    }
-    const unsubscribe = whenAborted(signal, () => reject(signal.reason));
-    stop.addEventListener('abort', unsubscribe, { once: true });
-  });
 }

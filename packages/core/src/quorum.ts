@@ -4,11 +4,17 @@ import type {
   AcquireResult,
   AdvanceFenceRequest,
   ExtendRequest,
+  FenceCapability,
   HolderInfo,
+  InspectionCapability,
+  InspectRequest,
   LockBackend,
   LockInfo,
+  QueueCapability,
+  QueuedAcquireRequest,
   ReleaseRequest,
   WaitRequest,
+  WakeUpCapability,
 } from './backend.js';
 import { InvalidArgumentError, QuorumError } from './errors.js';
 import { hideTokens } from './redact.js';
@@ -17,9 +23,10 @@ import {
   assertAdvanceFenceRequest,
   assertBackend,
   assertExtendRequest,
-  assertKey,
+  assertInspectRequest,
   assertOptions,
   assertPositiveDuration,
+  assertQueuedAcquireRequest,
   assertReleaseRequest,
   assertWaitRequest,
   show,
@@ -58,8 +65,9 @@ export interface QuorumOptions {
  * `extend` repairs the lease on members that lost it (a server that restarted empty) while a
  * majority still holds it, so a long-held lock survives a rolling restart of its servers.
  *
- * Members must implement `advanceFence` (every deadbolt backend does). `close()` of the quorum
- * closes nothing: the members belong to the caller.
+ * Members must have the `fences` capability (every deadbolt backend does). The quorum has `queue`
+ * when every member has, `wakeUps` when any has, `inspection` when every member has, and never
+ * `handoff` or `close`: the members belong to the caller.
  *
  * @param backends - independent backends, typically one per Redis server; 3 or 5 is usual
  * @example
@@ -76,8 +84,8 @@ const DEFAULT_DRIFT_FACTOR = 0.01;
 /** Fixed part of the drift allowance, for timer and network granularity. */
 const DRIFT_FLOOR_MS = 2;
 
-/** A member backend, checked to implement `advanceFence`. */
-type Member = LockBackend & Pick<Required<LockBackend>, 'advanceFence'>;
+/** A member backend, checked to have the `fences` capability. */
+type Member = LockBackend & Pick<Required<LockBackend>, 'fences'>;
 
 type Settled<T> = { ok: true; value: T } | { ok: false; error: unknown };
 
@@ -112,6 +120,10 @@ class ExpiringMap<V> {
 }
 
 class QuorumBackend implements LockBackend {
+  readonly queue?: QueueCapability;
+  readonly wakeUps?: WakeUpCapability;
+  readonly fences: FenceCapability;
+  readonly inspection?: InspectionCapability;
   readonly #members: readonly Member[];
   readonly #majority: number;
   readonly #driftFactor: number;
@@ -130,10 +142,10 @@ class QuorumBackend implements LockBackend {
     for (let index = 0; index < backends.length; index++) {
       const backend = backends[index];
       assertBackend(backend, `backends[${index}]`);
-      if (typeof backend.advanceFence !== 'function') {
+      if (backend.fences === undefined) {
         throw new InvalidArgumentError(
           `backends[${index}]`,
-          'does not implement advanceFence(), which quorum() needs to keep fences increasing',
+          'has no fences capability, which quorum() needs to keep fences increasing',
         );
       }
       if (backends.indexOf(backend) !== index) {
@@ -153,21 +165,47 @@ class QuorumBackend implements LockBackend {
       );
     }
     if (retryInMs !== undefined) assertPositiveDuration(retryInMs, 'options.retryInMs');
-    this.#members = [...backends] as Member[];
+    const members = [...backends] as Member[];
+    this.#members = members;
     this.#majority = Math.floor(backends.length / 2) + 1;
     this.#driftFactor = driftFactor;
     this.#retryInMs = retryInMs;
+    this.fences = { advance: (request) => this.#advanceFence(request) };
+    if (members.every((member) => member.queue)) {
+      this.queue = { acquire: (request) => this.#acquireQueued(request) };
+    }
+    if (members.some((member) => member.wakeUps)) {
+      this.wakeUps = { waitForRelease: (request) => this.#waitForRelease(request) };
+    }
+    if (members.every((member) => member.inspection)) {
+      this.inspection = { inspect: (request) => this.#inspect(request) };
+    }
   }
 
   async acquire(request: AcquireRequest): Promise<AcquireResult> {
     assertAcquireRequest(request);
-    const startedAt = Date.now();
-    // No handoff: it would grant a lease on one member alone.
+    return this.#acquire(request, (member) => member.acquire(request));
+  }
+
+  /**
+   * A queued attempt: the place goes on every member in one order, the quorum's, so that all
+   * agree on who is first. No handoff: it would grant a lease on one member alone.
+   */
+  async #acquireQueued(request: QueuedAcquireRequest): Promise<AcquireResult> {
+    assertQueuedAcquireRequest(request);
     const { handoff: _handoff, ...forMembers } = request;
-    if (forMembers.queueTtlMs !== undefined && forMembers.queueOrder === undefined) {
-      forMembers.queueOrder = this.#queueOrder(request.token, startedAt + forMembers.queueTtlMs);
-    }
-    const answers = await this.#onAll((member) => member.acquire(forMembers));
+    forMembers.order ??= this.#queueOrder(request.token, Date.now() + request.placeTtlMs);
+    return this.#acquire(request, (member) =>
+      (member.queue as QueueCapability).acquire(forMembers),
+    );
+  }
+
+  async #acquire(
+    request: AcquireRequest,
+    acquireOn: (member: Member) => Promise<AcquireResult>,
+  ): Promise<AcquireResult> {
+    const startedAt = Date.now();
+    const answers = await this.#onAll(acquireOn);
     const grants = answers.flatMap((answer) =>
       answer.ok && answer.value.ok ? [answer.value] : [],
     );
@@ -222,22 +260,22 @@ class QuorumBackend implements LockBackend {
     return false;
   }
 
-  async advanceFence(request: AdvanceFenceRequest): Promise<void> {
+  async #advanceFence(request: AdvanceFenceRequest): Promise<void> {
     assertAdvanceFenceRequest(request);
-    const answers = await this.#onAll((member) => member.advanceFence(request));
+    const answers = await this.#onAll((member) => member.fences.advance(request));
     this.#throwIfMajorityUnreachable(answers, `advancing the fence of "${request.key}"`);
   }
 
-  /** Wakes on the first member that reports a release. A quorum never hands off (see `acquire`). */
-  waitForRelease(request: WaitRequest): Promise<undefined> {
+  /** Wakes on the first member that reports a release. */
+  #waitForRelease(request: WaitRequest): Promise<void> {
     try {
       assertWaitRequest(request);
     } catch (error) {
       return Promise.reject(error);
     }
     const { key, signal, since } = request;
-    const watching = this.#members.filter((member) => member.waitForRelease);
-    return new Promise<undefined>((resolve, reject) => {
+    const watching = this.#members.flatMap((member) => (member.wakeUps ? [member.wakeUps] : []));
+    return new Promise<void>((resolve, reject) => {
       if (signal.aborted) return reject(signal.reason);
       const stop = new AbortController();
       const finish = (settle: () => void) => {
@@ -248,11 +286,11 @@ class QuorumBackend implements LockBackend {
       const onAbort = () => finish(() => reject(signal.reason));
       signal.addEventListener('abort', onAbort, { once: true });
       let failures = 0;
-      for (const member of watching) {
-        member
-          .waitForRelease?.({ key, signal: stop.signal, ...(since === undefined ? {} : { since }) })
+      for (const wakeUps of watching) {
+        wakeUps
+          .waitForRelease({ key, signal: stop.signal, ...(since === undefined ? {} : { since }) })
           .then(
-            () => finish(() => resolve(undefined)),
+            () => finish(resolve),
             (error: unknown) => {
               // One member failing to watch is no reason to stop waiting on the others; the
               // manager's backoff still retries meanwhile.
@@ -265,9 +303,12 @@ class QuorumBackend implements LockBackend {
   }
 
   /** Holders that a majority of members agree on, and the highest fence any member knows. */
-  async inspect(key: string): Promise<LockInfo | null> {
-    assertKey(key);
-    const answers = await this.#onAll((member) => member.inspect?.(key) ?? Promise.resolve(null));
+  async #inspect(request: InspectRequest): Promise<LockInfo | null> {
+    assertInspectRequest(request);
+    const { key } = request;
+    const answers = await this.#onAll(
+      (member) => member.inspection?.inspect({ key }) ?? Promise.resolve(null),
+    );
     this.#throwIfMajorityUnreachable(answers, `inspect of "${key}"`);
     const infos = answers.flatMap((answer) => (answer.ok && answer.value ? [answer.value] : []));
     const seen = new Map<string, HolderInfo[]>();
@@ -276,13 +317,18 @@ class QuorumBackend implements LockBackend {
     }
     const holders = [...seen.values()]
       .filter((copies) => copies.length >= this.#majority)
-      .map((copies) => ({
-        token: copies[0]!.token,
-        weight: copies[0]!.weight,
-        ttlMs: Math.min(...copies.map((copy) => copy.ttlMs)),
+      .map(([first, ...rest]) => ({
+        ...(first as HolderInfo),
+        ttlMs: Math.min(...[first as HolderInfo, ...rest].map((copy) => copy.ttlMs)),
       }));
     if (holders.length === 0) return null;
-    return hideTokens({ key, holders, fence: Math.max(0, ...infos.map((info) => info.fence)) });
+    const queued = Math.max(0, ...infos.map((info) => info.queued ?? 0));
+    return hideTokens({
+      key,
+      holders,
+      fence: Math.max(0, ...infos.map((info) => info.fence)),
+      ...(this.queue ? { queued } : {}),
+    });
   }
 
   /**
@@ -335,11 +381,11 @@ class QuorumBackend implements LockBackend {
     const current = this.#members.length - behind.length;
     if (current >= this.#majority) {
       // A majority already counts from `fence`; advancing the rest is only a courtesy.
-      for (const member of behind) member.advanceFence({ key, fence }).catch(() => undefined);
+      for (const member of behind) member.fences.advance({ key, fence }).catch(() => undefined);
       return true;
     }
     const advanced = await Promise.allSettled(
-      behind.map((member) => member.advanceFence({ key, fence })),
+      behind.map((member) => member.fences.advance({ key, fence })),
     );
     return (
       current + advanced.filter((result) => result.status === 'fulfilled').length >= this.#majority

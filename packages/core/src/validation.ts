@@ -2,7 +2,11 @@ import type {
   AcquireRequest,
   AdvanceFenceRequest,
   ExtendRequest,
+  GrantWaitRequest,
+  InspectRequest,
+  ListRequest,
   LockBackend,
+  QueuedAcquireRequest,
   ReleaseRequest,
   WaitRequest,
 } from './backend.js';
@@ -140,6 +144,28 @@ export function assertOptions(
   }
 }
 
+/** Every optional capability of a {@link LockBackend}, with the methods a backend that declares it has. */
+export const BACKEND_CAPABILITIES = {
+  queue: ['acquire'],
+  wakeUps: ['waitForRelease'],
+  handoff: ['waitForGrant'],
+  fences: ['advance'],
+  inspection: ['inspect'],
+  listing: ['list'],
+} as const satisfies {
+  [Name in Exclude<
+    keyof LockBackend,
+    'acquire' | 'extend' | 'release' | 'close'
+  >]: readonly (keyof NonNullable<LockBackend[Name]>)[];
+};
+
+/** The name of a capability a backend may declare (a key of {@link BACKEND_CAPABILITIES}). */
+export type BackendCapability = keyof typeof BACKEND_CAPABILITIES;
+
+/**
+ * Checks a backend: the three required methods, `close` a function if present, and each
+ * capability it declares an object with that capability's methods (`handoff` only with `queue`).
+ */
 export function assertBackend(value: unknown, argument = 'backend'): asserts value is LockBackend {
   if (typeof value !== 'object' || value === null) {
     throw new InvalidArgumentError(
@@ -147,10 +173,35 @@ export function assertBackend(value: unknown, argument = 'backend'): asserts val
       `expected a LockBackend object, got ${typeName(value)}`,
     );
   }
+  const backend = value as Record<string, unknown>;
   for (const method of ['acquire', 'extend', 'release'] as const) {
-    if (typeof (value as Record<string, unknown>)[method] !== 'function') {
+    if (typeof backend[method] !== 'function') {
       throw new InvalidArgumentError(argument, `is missing the method ${method}()`);
     }
+  }
+  if (backend.close !== undefined && typeof backend.close !== 'function') {
+    throw new InvalidArgumentError(`${argument}.close`, 'expected a function');
+  }
+  for (const [name, methods] of Object.entries(BACKEND_CAPABILITIES)) {
+    const capability = backend[name];
+    if (capability === undefined) continue;
+    if (typeof capability !== 'object' || capability === null) {
+      throw new InvalidArgumentError(
+        `${argument}.${name}`,
+        `expected an object with ${methods.map((method) => `${method}()`).join(', ')}`,
+      );
+    }
+    for (const method of methods) {
+      if (typeof (capability as Record<string, unknown>)[method] !== 'function') {
+        throw new InvalidArgumentError(`${argument}.${name}`, `is missing the method ${method}()`);
+      }
+    }
+  }
+  if (backend.handoff !== undefined && backend.queue === undefined) {
+    throw new InvalidArgumentError(
+      `${argument}.handoff`,
+      'needs the queue capability: only a queued waiter can be handed the lock',
+    );
   }
 }
 
@@ -173,6 +224,9 @@ export function show(value: unknown): string {
   return typeName(value);
 }
 
+/** Longest owner label accepted, in UTF-8 bytes: a label for people, not a payload. */
+export const MAX_OWNER_BYTES = 256;
+
 /**
  * Checks an {@link AcquireRequest} as every backend must before any I/O. Backends call it so
  * that a request built by hand (not through `LockManager`) fails the same way everywhere.
@@ -182,45 +236,39 @@ export function assertAcquireRequest(request: AcquireRequest): void {
   assertTtl(request.ttlMs, 'request.ttlMs');
   assertPositiveInteger(request.limit, 'request.limit');
   assertPositiveInteger(request.weight, 'request.weight');
-  if (request.queueTtlMs !== undefined) {
-    assertPositiveDuration(request.queueTtlMs, 'request.queueTtlMs');
-  }
-  const needsPlace = (argument: string) =>
-    new InvalidArgumentError(
-      argument,
-      'needs request.queueTtlMs: only a queued request has a place',
-    );
-  if (request.queueOrder !== undefined) {
-    if (!Number.isSafeInteger(request.queueOrder) || request.queueOrder < 0) {
-      throw new InvalidArgumentError(
-        'request.queueOrder',
-        `expected a non-negative safe integer, got ${show(request.queueOrder)}`,
-      );
-    }
-    if (request.queueTtlMs === undefined) throw needsPlace('request.queueOrder');
-  }
-  if (request.handoff !== undefined) {
-    const { handoff } = request;
-    if (typeof handoff !== 'object' || handoff === null) {
-      throw new InvalidArgumentError(
-        'request.handoff',
-        `expected { attempt, ttlMs }, got ${typeName(handoff)}`,
-      );
-    }
-    assertPositiveInteger(handoff.attempt, 'request.handoff.attempt');
-    assertPositiveDuration(handoff.ttlMs, 'request.handoff.ttlMs');
-    if (handoff.ttlMs > request.ttlMs) {
-      throw new InvalidArgumentError(
-        'request.handoff.ttlMs',
-        `${handoff.ttlMs} is more than request.ttlMs ${request.ttlMs}`,
-      );
-    }
-    if (request.queueTtlMs === undefined) throw needsPlace('request.handoff');
-  }
   if (request.weight > request.limit) {
     throw new InvalidArgumentError(
       'request.weight',
       `${request.weight} is more than request.limit ${request.limit}`,
+    );
+  }
+  if (request.owner !== undefined) assertOwner(request.owner, 'request.owner');
+}
+
+/** Checks a {@link QueuedAcquireRequest} (see {@link assertAcquireRequest}). */
+export function assertQueuedAcquireRequest(request: QueuedAcquireRequest): void {
+  assertAcquireRequest(request);
+  assertPositiveDuration(request.placeTtlMs, 'request.placeTtlMs');
+  if (request.order !== undefined && !(Number.isSafeInteger(request.order) && request.order >= 0)) {
+    throw new InvalidArgumentError(
+      'request.order',
+      `expected a non-negative safe integer, got ${show(request.order)}`,
+    );
+  }
+  const { handoff } = request;
+  if (handoff === undefined) return;
+  if (typeof handoff !== 'object' || handoff === null) {
+    throw new InvalidArgumentError(
+      'request.handoff',
+      `expected { attempt, ttlMs }, got ${typeName(handoff)}`,
+    );
+  }
+  assertPositiveInteger(handoff.attempt, 'request.handoff.attempt');
+  assertTtl(handoff.ttlMs, 'request.handoff.ttlMs');
+  if (handoff.ttlMs > request.ttlMs) {
+    throw new InvalidArgumentError(
+      'request.handoff.ttlMs',
+      `${handoff.ttlMs} is more than request.ttlMs ${request.ttlMs}`,
     );
   }
 }
@@ -237,15 +285,12 @@ export function assertReleaseRequest(request: ReleaseRequest): void {
 }
 
 /**
- * Checks a {@link WaitRequest} before any I/O (see {@link assertAcquireRequest}): a valid key, an
- * `AbortSignal`, `since`, when given, a finite number of epoch milliseconds, and `handoff`, when
- * given, a non-empty token and an attempt from 1 up.
+ * Checks a {@link WaitRequest} (see {@link assertAcquireRequest}): a valid key, an `AbortSignal`,
+ * and `since`, when given, a finite number of epoch milliseconds.
  */
 export function assertWaitRequest(request: WaitRequest): void {
-  if (typeof request !== 'object' || request === null) {
-    throw new InvalidArgumentError('request', `expected an object, got ${typeName(request)}`);
-  }
-  const { key, signal, since, handoff } = request;
+  assertObject(request, 'request');
+  const { key, signal, since } = request;
   assertKey(key, 'request.key');
   assertSignal(signal, 'request.signal');
   if (since !== undefined && (typeof since !== 'number' || !Number.isFinite(since))) {
@@ -254,25 +299,18 @@ export function assertWaitRequest(request: WaitRequest): void {
       `expected epoch milliseconds, got ${show(since)}`,
     );
   }
-  if (handoff !== undefined) {
-    if (typeof handoff !== 'object' || handoff === null) {
-      throw new InvalidArgumentError(
-        'request.handoff',
-        `expected { token, attempt }, got ${typeName(handoff)}`,
-      );
-    }
-    if (typeof handoff.token !== 'string' || handoff.token.length === 0) {
-      throw new InvalidArgumentError('request.handoff.token', 'expected a non-empty string');
-    }
-    assertPositiveInteger(handoff.attempt, 'request.handoff.attempt');
-  }
+}
+
+/** Checks a {@link GrantWaitRequest}: a {@link WaitRequest} with a token and an attempt from 1. */
+export function assertGrantWaitRequest(request: GrantWaitRequest): void {
+  assertWaitRequest(request);
+  assertToken(request.token, 'request.token');
+  assertPositiveInteger(request.attempt, 'request.attempt');
 }
 
 /** Checks an {@link AdvanceFenceRequest} (see {@link assertAcquireRequest}). */
 export function assertAdvanceFenceRequest(request: AdvanceFenceRequest): void {
-  if (typeof request !== 'object' || request === null) {
-    throw new InvalidArgumentError('request', `expected an object, got ${typeName(request)}`);
-  }
+  assertObject(request, 'request');
   assertKey(request.key, 'request.key');
   if (!Number.isSafeInteger(request.fence) || request.fence < 0) {
     throw new InvalidArgumentError(
@@ -282,13 +320,62 @@ export function assertAdvanceFenceRequest(request: AdvanceFenceRequest): void {
   }
 }
 
-function assertRequestBase(request: unknown, argument: string): void {
-  if (typeof request !== 'object' || request === null) {
-    throw new InvalidArgumentError(argument, `expected an object, got ${typeName(request)}`);
+/** Checks an {@link InspectRequest} (see {@link assertAcquireRequest}). */
+export function assertInspectRequest(request: InspectRequest): void {
+  assertObject(request, 'request');
+  assertKey(request.key, 'request.key');
+}
+
+/** Longest `match` pattern a listing accepts, in UTF-8 bytes: a key's limit, plus escapes. */
+const MAX_PATTERN_BYTES = 2 * MAX_KEY_BYTES;
+
+/** Checks a {@link ListRequest} (see {@link assertAcquireRequest}). */
+export function assertListRequest(request: ListRequest): void {
+  assertObject(request, 'request');
+  const { match, cursor, count } = request;
+  if (match !== undefined) {
+    if (typeof match !== 'string' || match.length === 0) {
+      throw new InvalidArgumentError('request.match', 'expected a non-empty glob pattern');
+    }
+    if (Buffer.byteLength(match, 'utf8') > MAX_PATTERN_BYTES) {
+      throw new InvalidArgumentError('request.match', `is over ${MAX_PATTERN_BYTES} bytes`);
+    }
   }
+  if (cursor !== undefined && (typeof cursor !== 'string' || cursor.length === 0)) {
+    throw new InvalidArgumentError('request.cursor', 'expected the cursor of a previous page');
+  }
+  if (count !== undefined) assertPositiveInteger(count, 'request.count');
+}
+
+/** Checks an owner label: a well-formed string of 1 to {@link MAX_OWNER_BYTES} UTF-8 bytes. */
+export function assertOwner(owner: unknown, argument: string): asserts owner is string {
+  if (typeof owner !== 'string' || owner.length === 0 || LONE_SURROGATE.test(owner)) {
+    throw new InvalidArgumentError(argument, 'expected a non-empty, well-formed string');
+  }
+  const bytes = Buffer.byteLength(owner, 'utf8');
+  if (bytes > MAX_OWNER_BYTES) {
+    throw new InvalidArgumentError(
+      argument,
+      `is ${bytes} bytes; at most ${MAX_OWNER_BYTES} allowed`,
+    );
+  }
+}
+
+function assertObject(value: unknown, argument: string): void {
+  if (typeof value !== 'object' || value === null) {
+    throw new InvalidArgumentError(argument, `expected an object, got ${typeName(value)}`);
+  }
+}
+
+function assertToken(token: unknown, argument: string): void {
+  if (typeof token !== 'string' || token.length === 0) {
+    throw new InvalidArgumentError(argument, 'expected a non-empty string');
+  }
+}
+
+function assertRequestBase(request: unknown, argument: string): void {
+  assertObject(request, argument);
   const { key, token } = request as { key?: unknown; token?: unknown };
   assertKey(key, `${argument}.key`);
-  if (typeof token !== 'string' || token.length === 0) {
-    throw new InvalidArgumentError(`${argument}.token`, 'expected a non-empty string');
-  }
+  assertToken(token, `${argument}.token`);
 }

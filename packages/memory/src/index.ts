@@ -6,18 +6,35 @@ import {
   assertAcquireRequest,
   assertAdvanceFenceRequest,
   assertExtendRequest,
-  assertKey,
+  assertGrantWaitRequest,
+  assertInspectRequest,
+  assertListRequest,
+  assertQueuedAcquireRequest,
   assertReleaseRequest,
   assertWaitRequest,
   BackendError,
   type ExtendRequest,
+  type FenceCapability,
+  type GrantWaitRequest,
+  globToRegExp,
   type HandedOff,
+  type HandoffCapability,
+  type HolderInfo,
   hideTokens,
+  type InspectionCapability,
+  type InspectRequest,
   InvalidArgumentError,
+  type ListingCapability,
+  type ListPage,
+  type ListRequest,
   type LockBackend,
   type LockInfo,
+  type QueueCapability,
+  type QueuedAcquireRequest,
   type ReleaseRequest,
   type WaitRequest,
+  type WakeUpCapability,
+  whenAborted,
 } from '@deadbolt/core';
 
 /** Options of {@link MemoryBackend}. */
@@ -32,6 +49,7 @@ export interface MemoryBackendOptions {
 interface Holder {
   weight: number;
   expiresAt: number;
+  owner: string | undefined;
   /** A grant handed to this token on release that its waiter has not picked up yet. */
   undelivered?: HandedOff;
 }
@@ -43,8 +61,14 @@ interface Place {
   deadline: number;
   /** When the last request renewed it. */
   renewedAt: number;
-  /** What to grant it on release, when it asked for a handoff: the lease, and which attempt asked. */
-  handoff?: { ttlMs: number; weight: number; limit: number; attempt: number };
+  /** What to grant it on release, when it asked for a handoff, and which attempt asked. */
+  handoff?: {
+    ttlMs: number;
+    weight: number;
+    limit: number;
+    attempt: number;
+    owner: string | undefined;
+  };
 }
 
 interface KeyState {
@@ -55,19 +79,35 @@ interface KeyState {
   fence: number;
 }
 
+/** When an event happened: epoch ms, and its place among all events of the backend. */
+interface Stamp {
+  at: number;
+  seq: number;
+}
+
+/** A pending wait: for a grant to one token's attempt, or (without `grantee`) for any release. */
+interface Waiter {
+  grantee?: { token: string; attempt: number };
+  settle(error?: unknown, handedOff?: HandedOff): void;
+}
+
 /**
  * Keys the sweep looks at per operation (see `#sweep`). More than one, the most keys an operation
  * can add, so that a round over every key ends and dead keys cannot pile up.
  */
 const SWEEP_PER_CALL = 2;
 
-/** A waiting `waitForRelease`: resolved with a grant when one is handed to its token. */
-type Waiter = (error?: unknown, handedOff?: HandedOff) => void;
+/**
+ * How long a refusal and a release are remembered: a refused caller that waits right after
+ * (`since`) must hear of a release that came in between. In one process that gap is microseconds.
+ */
+const RECENT_MS = 5_000;
 
 /**
  * Leases kept in this process's memory: the backend to swap in for unit tests, with the same
- * permits, fences, expiry and wake-ups as the Redis backends (not a mock). Like Redis, it keeps a
- * key only while someone holds it or queues for it, and its fences still increase after that.
+ * permits, fences, expiry, queue, wake-ups and handoffs as the Redis backends (not a mock), and
+ * every capability of the backend contract. Like Redis, it keeps a key only while someone holds
+ * it or queues for it, and its fences still increase after that.
  *
  * @example
  * ```ts
@@ -76,6 +116,22 @@ type Waiter = (error?: unknown, handedOff?: HandedOff) => void;
  * ```
  */
 export class MemoryBackend implements LockBackend {
+  readonly queue: QueueCapability = { acquire: (request) => this.#acquireQueued(request) };
+  readonly wakeUps: WakeUpCapability = {
+    waitForRelease: (request) =>
+      this.#wait(request, () => assertWaitRequest(request)).then(() => undefined),
+  };
+  readonly handoff: HandoffCapability = {
+    waitForGrant: (request) =>
+      this.#wait(request, () => assertGrantWaitRequest(request), {
+        token: request.token,
+        attempt: request.attempt,
+      }).then((handedOff) => handedOff ?? null),
+  };
+  readonly fences: FenceCapability = { advance: (request) => this.#advanceFence(request) };
+  readonly inspection: InspectionCapability = { inspect: (request) => this.#inspect(request) };
+  readonly listing: ListingCapability = { list: (request) => this.#list(request) };
+
   readonly #clock: () => number;
   /** Only keys with a live holder or queue place, give or take what the sweep has yet to visit. */
   readonly #keys = new Map<string, KeyState>();
@@ -88,8 +144,16 @@ export class MemoryBackend implements LockBackend {
   /** Where the sweep of dead keys resumes. */
   #sweepCursor: Iterator<[string, KeyState]> = this.#keys.entries();
   readonly #waiters = new Map<string, Set<Waiter>>();
-  /** Per key, the waiters that can be handed a grant, by token, with the attempt they wait for. */
-  readonly #grantees = new Map<string, Map<string, { attempt: number; settle: Waiter }>>();
+  /**
+   * When a key was last asked for (once it refused someone), and when it last woke its waiters
+   * after that (`Date.now()`, like a wait's `since`), oldest first, for {@link RECENT_MS}: only
+   * keys someone may wait for are remembered, so a backend that releases many keys nobody waits
+   * for keeps nothing.
+   */
+  readonly #askedAt = new Map<string, Stamp>();
+  readonly #releasedAt = new Map<string, Stamp>();
+  /** Orders stamps taken in the same millisecond (or under a clock that stands still). */
+  #stamps = 0;
   /** Orders new places by arrival: microseconds of the clock, kept strictly increasing. */
   #lastArrival = 0;
   #closed = false;
@@ -110,37 +174,53 @@ export class MemoryBackend implements LockBackend {
   async acquire(request: AcquireRequest): Promise<AcquireResult> {
     assertAcquireRequest(request);
     this.#assertOpen();
-    const { key, token, limit, weight } = request;
-    // Whole milliseconds, rounded up, as the Redis backends store them.
-    const ttlMs = Math.ceil(request.ttlMs);
-    const queueTtlMs = request.queueTtlMs === undefined ? undefined : Math.ceil(request.queueTtlMs);
+    const now = this.#clock();
+    return this.#acquire(request, this.#live(request.key, now), now);
+  }
+
+  async #acquireQueued(request: QueuedAcquireRequest): Promise<AcquireResult> {
+    assertQueuedAcquireRequest(request);
+    this.#assertOpen();
+    const { key, token, limit, weight, handoff, owner } = request;
     const now = this.#clock();
     const state = this.#live(key, now);
-    if (queueTtlMs !== undefined) {
-      const { handoff } = request;
-      this.#enqueue(state, token, {
-        order: state.queue.get(token)?.order ?? request.queueOrder ?? this.#arrival(now),
-        deadline: now + queueTtlMs,
-        renewedAt: now,
-        ...(handoff
-          ? {
-              handoff: { ttlMs: Math.ceil(handoff.ttlMs), weight, limit, attempt: handoff.attempt },
-            }
-          : {}),
-      });
-    }
+    this.#enqueue(state, token, {
+      order: state.queue.get(token)?.order ?? request.order ?? this.#arrival(now),
+      deadline: now + Math.ceil(request.placeTtlMs),
+      renewedAt: now,
+      ...(handoff && {
+        handoff: {
+          ttlMs: Math.ceil(handoff.ttlMs),
+          weight,
+          limit,
+          attempt: handoff.attempt,
+          owner,
+        },
+      }),
+    });
+    return this.#acquire(request, state, now);
+  }
+
+  /** Grants `request` if it fits and has passed the queue (a place it has is at the head). */
+  #acquire(request: AcquireRequest, state: KeyState, now: number): AcquireResult {
+    const { key, token, limit, weight, owner } = request;
+    // Whole milliseconds, rounded up, as the Redis backends store them.
+    const ttlMs = Math.ceil(request.ttlMs);
     // A token that already holds (its earlier reply was lost) replaces its own grant.
     const { used, earliestExpiry } = usage(state, token);
-    const retryInMs = Math.max(1, earliestExpiry - now);
     const head = state.queue.keys().next().value;
-    // Queued requests go in arrival order; unqueued ones yield to anyone queued. A holder asking
+    // Queued requests go in queue order; unqueued ones yield to anyone queued. A holder asking
     // again (its reply or its handoff was lost) has already passed the queue.
     const passedQueue = head === undefined || head === token || state.holders.has(token);
     if (used + weight > limit || !passedQueue) {
-      return { ok: false, ...(Number.isFinite(retryInMs) ? { retryInMs } : {}) };
+      this.#stamp(this.#askedAt, key);
+      return Number.isFinite(earliestExpiry)
+        ? { ok: false, retryInMs: Math.max(1, earliestExpiry - now) }
+        : { ok: false };
     }
     state.queue.delete(token);
-    const fence = this.#grant(state, token, weight, now + ttlMs, now);
+    if (this.#askedAt.has(key)) this.#stamp(this.#askedAt, key);
+    const fence = this.#grant(state, token, { weight, expiresAt: now + ttlMs, owner }, now);
     // The next in line may fit in what is left: let it try now rather than at its next retry.
     if (state.queue.size > 0 && used + weight < limit) this.#wake(key);
     return { ok: true, fence, ttlMs };
@@ -176,7 +256,7 @@ export class MemoryBackend implements LockBackend {
     return released;
   }
 
-  async advanceFence(request: AdvanceFenceRequest): Promise<void> {
+  async #advanceFence(request: AdvanceFenceRequest): Promise<void> {
     assertAdvanceFenceRequest(request);
     this.#assertOpen();
     const state = this.#live(request.key, this.#clock());
@@ -186,75 +266,94 @@ export class MemoryBackend implements LockBackend {
   }
 
   /**
-   * Resolves on the next release of `key`; with `request.handoff`, resolves with the grant when
-   * the lock was handed to that token's attempt (also one handed over before this call).
+   * Resolves on the next release of `key` (at once for one since `request.since`); for a
+   * `grantee`, resolves with the grant when the lock was handed to that token's attempt (also
+   * one handed over before this call).
    */
-  waitForRelease(request: WaitRequest): Promise<HandedOff | undefined> {
+  #wait(
+    request: WaitRequest,
+    assertRequest: () => void,
+    grantee?: Waiter['grantee'],
+  ): Promise<HandedOff | undefined> {
     return new Promise((resolve, reject) => {
-      assertWaitRequest(request);
-      const { key, signal, handoff } = request;
+      assertRequest();
+      const { key, signal, since } = request;
       if (signal.aborted) return reject(signal.reason);
       if (this.#closed) return reject(closedError());
-      const token = handoff?.token;
-      const holder = token === undefined ? undefined : this.#keys.get(key)?.holders.get(token);
-      // A grant whose lease already ran out is no news: the waiter asks again.
-      if (holder?.undelivered && holder.expiresAt > this.#clock()) {
-        const handedOff = holder.undelivered;
+      const holder = grantee && this.#keys.get(key)?.holders.get(grantee.token);
+      const handedOff = holder?.undelivered;
+      if (holder && handedOff) {
         delete holder.undelivered;
-        // A grant for an earlier attempt is stale: that attempt's refusal came after it.
-        if (handedOff.attempt === handoff?.attempt) return resolve(handedOff);
+        // A grant for an earlier attempt is stale (that attempt's refusal came after it), and one
+        // whose lease already ran out is no news: the waiter asks again.
+        if (handedOff.attempt === grantee.attempt && holder.expiresAt > this.#clock()) {
+          return resolve(handedOff);
+        }
       }
+      if (since !== undefined && this.#releasedSince(key, since)) return resolve(undefined);
       const waitersOfKey = getOrCreate(this.#waiters, key, () => new Set<Waiter>());
-      const granteesOfKey =
-        handoff === undefined ? undefined : getOrCreate(this.#grantees, key, () => new Map());
-      const settle: Waiter = (error, handedOff) => {
-        waitersOfKey.delete(settle);
-        if (waitersOfKey.size === 0 && this.#waiters.get(key) === waitersOfKey) {
-          this.#waiters.delete(key);
-        }
-        if (granteesOfKey !== undefined && handoff !== undefined) {
-          if (granteesOfKey.get(handoff.token)?.settle === settle) {
-            granteesOfKey.delete(handoff.token);
+      const waiter: Waiter = {
+        ...(grantee && { grantee }),
+        settle: (error, handedOff) => {
+          waitersOfKey.delete(waiter);
+          if (waitersOfKey.size === 0 && this.#waiters.get(key) === waitersOfKey) {
+            this.#waiters.delete(key);
           }
-          if (granteesOfKey.size === 0 && this.#grantees.get(key) === granteesOfKey) {
-            this.#grantees.delete(key);
-          }
-        }
-        signal.removeEventListener('abort', onAbort);
-        if (error === undefined) resolve(handedOff);
-        else reject(error);
+          stopListening();
+          if (error === undefined) resolve(handedOff);
+          else reject(error);
+        },
       };
-      const onAbort = () => settle(signal.reason);
-      waitersOfKey.add(settle);
-      if (handoff !== undefined) {
-        granteesOfKey?.set(handoff.token, { attempt: handoff.attempt, settle });
-      }
-      signal.addEventListener('abort', onAbort, { once: true });
+      waitersOfKey.add(waiter);
+      const stopListening = whenAborted(signal, () => waiter.settle(signal.reason));
     });
   }
 
-  async inspect(key: string): Promise<LockInfo | null> {
-    assertKey(key);
+  async #inspect(request: InspectRequest): Promise<LockInfo | null> {
+    assertInspectRequest(request);
     this.#assertOpen();
+    const { key } = request;
     const now = this.#clock();
     const state = this.#live(key, now);
     if (state.holders.size === 0) {
       this.#forgetIfDead(key, state);
       return null;
     }
-    const holders = [...state.holders].map(([token, holder]) => ({
-      token,
-      weight: holder.weight,
-      ttlMs: holder.expiresAt - now,
-    }));
+    const holders = [...state.holders].map(
+      ([token, holder]): HolderInfo => ({
+        token,
+        weight: holder.weight,
+        ttlMs: holder.expiresAt - now,
+        ...(holder.owner !== undefined && { owner: holder.owner }),
+      }),
+    );
     return hideTokens({ key, holders, fence: state.fence, queued: state.queue.size });
+  }
+
+  /** Locked keys in code-unit order, each page starting after the last key of the one before. */
+  async #list(request: ListRequest): Promise<ListPage> {
+    assertListRequest(request);
+    this.#assertOpen();
+    const { match = '*', cursor, count = 100 } = request;
+    const pattern = globToRegExp(match);
+    const now = this.#clock();
+    const locked = [...this.#keys]
+      .filter(([key, state]) => {
+        if ((cursor !== undefined && key <= cursor) || !pattern.test(key)) return false;
+        prune(state, now);
+        return state.holders.size > 0 || state.queue.size > 0;
+      })
+      .map(([key]) => key)
+      .sort((a, b) => (a < b ? -1 : 1));
+    const keys = locked.slice(0, count);
+    return { keys, cursor: locked.length > count ? (keys.at(-1) as string) : null };
   }
 
   /** Rejects every waiter and refuses further calls; leases are dropped with the process. */
   async close(): Promise<void> {
     this.#closed = true;
     for (const waiters of this.#waiters.values()) {
-      for (const wake of waiters) wake(closedError());
+      for (const waiter of [...waiters]) waiter.settle(closedError());
     }
     this.#waiters.clear();
   }
@@ -315,7 +414,8 @@ export class MemoryBackend implements LockBackend {
    * in a round over all keys that resumes where the last operation stopped, like Redis's active
    * expiry (which samples keys with a TTL every 100 ms). A key is otherwise forgotten only when
    * an operation on it finds it dead, and a key nobody asks about again would stay forever. (A
-   * timer per lease would cost more than the lease it watches.)
+   * timer per lease would cost more than the lease it watches.) Refusals and releases older than
+   * {@link RECENT_MS} go too.
    */
   #sweep(now: number): void {
     for (let visited = 0; visited < SWEEP_PER_CALL; visited++) {
@@ -324,17 +424,24 @@ export class MemoryBackend implements LockBackend {
         // A Map iterator that finished stays finished: start the next round.
         this.#sweepCursor = this.#keys.entries();
         next = this.#sweepCursor.next();
-        if (next.done) return;
+        if (next.done) break;
       }
       const [key, state] = next.value;
       prune(state, now);
       this.#forgetIfDead(key, state);
     }
+    const forgetBefore = Date.now() - RECENT_MS;
+    for (const stamps of [this.#askedAt, this.#releasedAt]) {
+      for (const [key, { at }] of stamps) {
+        if (at >= forgetBefore) break;
+        stamps.delete(key);
+      }
+    }
   }
 
   /** Records a grant to `token` and returns its fence. */
-  #grant(state: KeyState, token: string, weight: number, expiresAt: number, now: number): number {
-    state.holders.set(token, { weight, expiresAt });
+  #grant(state: KeyState, token: string, holder: Holder, now: number): number {
+    state.holders.set(token, holder);
     // Same rule as the Redis scripts: never below the clock in microseconds, always above the last.
     state.fence = Math.max(state.fence + 1, Math.floor(now * 1000));
     return state.fence;
@@ -355,26 +462,47 @@ export class MemoryBackend implements LockBackend {
       if (usage(state).used + handoff.weight > handoff.limit) break;
       limit = handoff.limit;
       state.queue.delete(token);
-      const fence = this.#grant(state, token, handoff.weight, now + handoff.ttlMs, now);
-      const afterMs = now - place.renewedAt;
+      const { ttlMs, weight, attempt, owner } = handoff;
+      const fence = this.#grant(state, token, { weight, expiresAt: now + ttlMs, owner }, now);
       const handedOff: HandedOff = {
         ok: true,
         fence,
-        ttlMs: handoff.ttlMs,
-        afterMs,
-        attempt: handoff.attempt,
+        ttlMs,
+        afterMs: now - place.renewedAt,
+        attempt,
       };
-      const grantee = this.#grantees.get(key)?.get(token);
-      if (grantee?.attempt === handoff.attempt) grantee.settle(undefined, handedOff);
+      const grantee = [...(this.#waiters.get(key) ?? [])].find(
+        (waiter) => waiter.grantee?.token === token && waiter.grantee.attempt === attempt,
+      );
+      if (grantee) grantee.settle(undefined, handedOff);
       else (state.holders.get(token) as Holder).undelivered = handedOff;
     }
     return limit !== undefined && usage(state).used >= limit;
   }
 
+  /** Wakes every wait on `key`, remembering when for waits that come right after. */
   #wake(key: string): void {
+    if (this.#askedAt.has(key)) this.#stamp(this.#releasedAt, key);
     const waiters = this.#waiters.get(key);
     if (waiters === undefined) return;
-    for (const wake of [...waiters]) wake();
+    for (const waiter of [...waiters]) waiter.settle();
+  }
+
+  /**
+   * Whether `key` woke its waiters after `since` (a wait's epoch ms): in a later millisecond, or in
+   * that one after anyone last asked for it, so that a clock standing still (fake timers) cannot
+   * wake a waiter again and again for one release, nor for one that a later request has seen.
+   */
+  #releasedSince(key: string, since: number): boolean {
+    const released = this.#releasedAt.get(key);
+    if (released === undefined || released.at < since) return false;
+    return released.at > since || released.seq > (this.#askedAt.get(key)?.seq ?? 0);
+  }
+
+  /** Notes that `key` had its event now, keeping the map in time order (see `#sweep`). */
+  #stamp(stamps: Map<string, Stamp>, key: string): void {
+    stamps.delete(key);
+    stamps.set(key, { at: Date.now(), seq: ++this.#stamps });
   }
 
   #assertOpen(): void {

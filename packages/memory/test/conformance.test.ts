@@ -1,4 +1,15 @@
+import { quorum } from '@deadbolt/core';
 import { runBackendConformance } from '@deadbolt/testing';
 import { MemoryBackend } from '../src/index.js';
 
-runBackendConformance({ name: 'memory', create: () => new MemoryBackend() });
+runBackendConformance({
+  name: 'memory',
+  create: () => new MemoryBackend(),
+  capabilities: ['queue', 'wakeUps', 'handoff', 'fences', 'inspection', 'listing', 'close'],
+});
+
+runBackendConformance({
+  name: 'quorum() of three memory backends',
+  create: () => quorum([new MemoryBackend(), new MemoryBackend(), new MemoryBackend()]),
+  capabilities: ['queue', 'wakeUps', 'fences', 'inspection'],
+});

@@ -57,6 +57,6 @@ describe('MemoryBackend footprint', () => {
       await backend.release({ key: 'busy', token: `t${index}` });
     }
     expect(heapAfterGc() - before).toBeLessThan(BOUND_BYTES);
-    expect(await backend.inspect('abandoned:0')).toBeNull();
+    expect(await backend.inspection.inspect({ key: 'abandoned:0' })).toBeNull();
   });
 });

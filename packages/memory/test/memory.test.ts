@@ -36,9 +36,11 @@ describe('MemoryBackend with an injected clock', () => {
     expect(await backend.extend({ key: 'k', token: 'a', ttlMs: 100 })).toBe(true);
     clock.now += 60;
     // 150 ms after the grant, yet held: the lease now ends at 90 + 100.
-    expect((await backend.inspect('k'))?.holders).toEqual([{ token: 'a', weight: 1, ttlMs: 40 }]);
+    expect((await backend.inspection.inspect({ key: 'k' }))?.holders).toEqual([
+      { token: 'a', weight: 1, ttlMs: 40 },
+    ]);
     clock.now += 40;
-    expect(await backend.inspect('k')).toBeNull();
+    expect(await backend.inspection.inspect({ key: 'k' })).toBeNull();
   });
 
   it('takes fences from the clock in microseconds, and never lets them go back with it', async () => {
@@ -61,13 +63,13 @@ describe('MemoryBackend with an injected clock', () => {
     const { clock, backend } = manualClock();
     const request = { key: 'k', ttlMs: 10_000, ...mutex };
     await backend.acquire({ ...request, token: 'holder' });
-    await backend.acquire({ ...request, token: 'queued', queueTtlMs: 200 });
+    await backend.queue.acquire({ ...request, token: 'queued', placeTtlMs: 200 });
     await backend.release({ key: 'k', token: 'holder' });
     // 'queued' is first in line: an unqueued request must wait behind it.
     expect((await backend.acquire({ ...request, token: 'late' })).ok).toBe(false);
     clock.now += 200;
     expect((await backend.acquire({ ...request, token: 'late' })).ok).toBe(true);
-    expect((await backend.inspect('k'))?.queued).toBe(0);
+    expect((await backend.inspection.inspect({ key: 'k' }))?.queued).toBe(0);
   });
 
   it('follows vitest fake timers by default', async () => {
@@ -118,7 +120,7 @@ describe('MemoryBackend fences after it forgot a key', () => {
     const first = await fenceOfOneGrant(backend, 'k', 'a');
     // As quorum() writes back a fence granted elsewhere: nobody holds the key here.
     const elsewhere = first + 1_000_000_000;
-    await backend.advanceFence({ key: 'k', fence: elsewhere });
+    await backend.fences.advance({ key: 'k', fence: elsewhere });
     await fenceOfOneGrant(backend, 'busy', 'b');
     expect(await fenceOfOneGrant(backend, 'k', 'c')).toBeGreaterThan(elsewhere);
   });
@@ -129,8 +131,8 @@ describe('MemoryBackend.close()', () => {
     const backend = new MemoryBackend();
     await backend.acquire({ key: 'k', token: 'a', ttlMs: 10_000, ...mutex });
     const waiting = [
-      backend.waitForRelease({ key: 'k', signal: new AbortController().signal }),
-      backend.waitForRelease({ key: 'other', signal: new AbortController().signal }),
+      backend.wakeUps.waitForRelease({ key: 'k', signal: new AbortController().signal }),
+      backend.wakeUps.waitForRelease({ key: 'other', signal: new AbortController().signal }),
     ];
     await backend.close();
     for (const waiter of waiting) await expect(waiter).rejects.toBeInstanceOf(BackendError);
@@ -150,12 +152,13 @@ describe('MemoryBackend.close()', () => {
     ['acquire', (b: MemoryBackend) => b.acquire({ key: 'k', token: 't', ttlMs: 1, ...mutex })],
     ['extend', (b: MemoryBackend) => b.extend({ key: 'k', token: 't', ttlMs: 1 })],
     ['release', (b: MemoryBackend) => b.release({ key: 'k', token: 't' })],
-    ['advanceFence', (b: MemoryBackend) => b.advanceFence({ key: 'k', fence: 1 })],
+    ['fences.advance', (b: MemoryBackend) => b.fences.advance({ key: 'k', fence: 1 })],
     [
-      'waitForRelease',
-      (b: MemoryBackend) => b.waitForRelease({ key: 'k', signal: new AbortController().signal }),
+      'wakeUps.waitForRelease',
+      (b: MemoryBackend) =>
+        b.wakeUps.waitForRelease({ key: 'k', signal: new AbortController().signal }),
     ],
-    ['inspect', (b: MemoryBackend) => b.inspect('k')],
+    ['inspection.inspect', (b: MemoryBackend) => b.inspection.inspect({ key: 'k' })],
   ])('makes a later %s reject with BackendError', async (_, call) => {
     const backend = new MemoryBackend();
     await backend.close();

@@ -5,18 +5,28 @@ import {
   assertAcquireRequest,
   assertAdvanceFenceRequest,
   assertExtendRequest,
-  assertKey,
+  assertGrantWaitRequest,
+  assertInspectRequest,
+  assertQueuedAcquireRequest,
   assertReleaseRequest,
   assertWaitRequest,
   BackendError,
   DeadboltError,
   type ExtendRequest,
+  type FenceCapability,
+  type GrantWaitRequest,
   type HandedOff,
+  type HandoffCapability,
   hideTokens,
+  type InspectionCapability,
+  type InspectRequest,
   type LockBackend,
   type LockInfo,
+  type QueueCapability,
+  type QueuedAcquireRequest,
   type ReleaseRequest,
   type WaitRequest,
+  type WakeUpCapability,
 } from '@deadbolt/core';
 import { EvictionGuard } from './eviction.js';
 import { lockKey, type RedisBackendOptions } from './keys.js';
@@ -58,6 +68,20 @@ export interface RedisConnection {
  * {@link RedisConnection}.
  */
 export class RedisScriptBackend implements LockBackend {
+  readonly queue: QueueCapability = { acquire: (request) => this.#acquireQueued(request) };
+  readonly wakeUps: WakeUpCapability = {
+    waitForRelease: (request) =>
+      this.#wait(request, () => assertWaitRequest(request)).then(() => undefined),
+  };
+  readonly handoff: HandoffCapability = {
+    waitForGrant: (request) =>
+      this.#wait(request, () => assertGrantWaitRequest(request), {
+        token: request.token,
+        attempt: request.attempt,
+      }).then((handedOff) => handedOff ?? null),
+  };
+  readonly fences: FenceCapability = { advance: (request) => this.#advanceFence(request) };
+  readonly inspection: InspectionCapability = { inspect: (request) => this.#inspect(request) };
   readonly #transport: ScriptTransport;
   readonly #prefix: string;
   readonly #publish: PublishCommand;
@@ -104,25 +128,40 @@ export class RedisScriptBackend implements LockBackend {
 
   async acquire(request: AcquireRequest): Promise<AcquireResult> {
     assertAcquireRequest(request);
+    return this.#acquire(request, this.#argsOf(request));
+  }
+
+  async #acquireQueued(request: QueuedAcquireRequest): Promise<AcquireResult> {
+    assertQueuedAcquireRequest(request);
+    return this.#acquire(request, this.#argsOf(request, request));
+  }
+
+  /** The arguments of acquire.lua: a plain mutex sends only token, TTL and owner. */
+  #argsOf(request: AcquireRequest, queued?: QueuedAcquireRequest): string[] {
+    const { token, ttlMs, owner = '', limit, weight } = request;
+    const args = [token, String(Math.ceil(ttlMs)), owner];
+    if (queued === undefined && limit === 1 && weight === 1 && this.#publish === 'PUBLISH') {
+      return args;
+    }
+    const handoff = queued?.handoff;
+    args.push(
+      String(limit),
+      String(weight),
+      String(queued ? Math.ceil(queued.placeTtlMs) : 0),
+      this.#publish,
+      String(handoff ? Math.ceil(handoff.ttlMs) : 0),
+      String(handoff?.attempt ?? 0),
+      String(queued?.order ?? 0),
+    );
+    return args;
+  }
+
+  async #acquire(request: AcquireRequest, args: readonly string[]): Promise<AcquireResult> {
     this.#assertOpen();
     if (!this.#eviction.passed) await this.#eviction.check(this.lockKey(request.key));
-    const { token, ttlMs, limit, weight, queueTtlMs, queueOrder, handoff } = request;
-    const args = [token, String(Math.ceil(ttlMs))];
-    // A plain mutex sends only token and TTL: the script's defaults are the rest.
-    if (limit !== 1 || weight !== 1 || queueTtlMs !== undefined || this.#publish !== 'PUBLISH') {
-      args.push(
-        String(limit),
-        String(weight),
-        String(queueTtlMs === undefined ? 0 : Math.ceil(queueTtlMs)),
-        this.#publish,
-        String(handoff === undefined ? 0 : Math.ceil(handoff.ttlMs)),
-        String(handoff?.attempt ?? 0),
-        String(queueOrder ?? 0),
-      );
-    }
     const reply = await this.#run(scripts.acquire, [this.lockKey(request.key)], args);
     const [granted, first, second] = integers(reply, 'acquire');
-    if (granted === 1) return { ok: true, fence: first ?? 0, ttlMs: second ?? ttlMs };
+    if (granted === 1) return { ok: true, fence: first ?? 0, ttlMs: second ?? request.ttlMs };
     return first === undefined || first < 0 ? { ok: false } : { ok: false, retryInMs: first };
   }
 
@@ -145,7 +184,7 @@ export class RedisScriptBackend implements LockBackend {
     return toInteger(reply, 'release') === 1;
   }
 
-  async advanceFence(request: AdvanceFenceRequest): Promise<void> {
+  async #advanceFence(request: AdvanceFenceRequest): Promise<void> {
     assertAdvanceFenceRequest(request);
     this.#assertOpen();
     await this.#run(scripts.advanceFence, [this.lockKey(request.key)], [String(request.fence)]);
@@ -153,18 +192,22 @@ export class RedisScriptBackend implements LockBackend {
 
   /**
    * Resolves on the next release of `key` reported through pub/sub, or at once if one came after
-   * `request.since` while the caller was not listening; with `request.handoff`, resolves with the
-   * grant when a release handed the lock to that attempt. Rejects on abort or close.
+   * `request.since` while the caller was not listening; for a `grantee`, resolves with the grant
+   * when a release handed the lock to that attempt. Rejects on abort or close.
    */
-  waitForRelease(request: WaitRequest): Promise<HandedOff | undefined> {
+  #wait(
+    request: WaitRequest,
+    assertRequest: () => void,
+    grantee?: { token: string; attempt: number },
+  ): Promise<HandedOff | undefined> {
     try {
       // Before any subscription: a bad signal must not leave a channel subscribed.
-      assertWaitRequest(request);
+      assertRequest();
     } catch (error) {
       return Promise.reject(error);
     }
-    const { key, signal, since, handoff } = request;
-    return this.#waiters.wait(this.lockKey(key), signal, since, handoff).catch((error: unknown) => {
+    const { key, signal, since } = request;
+    return this.#waiters.wait(this.lockKey(key), signal, since, grantee).catch((error: unknown) => {
       throw error === signal.reason ? error : this.#wrap(error, `waiting for "${key}"`);
     });
   }
@@ -179,18 +222,21 @@ export class RedisScriptBackend implements LockBackend {
     await subscriber?.then((owned) => owned.close()).catch(() => undefined);
   }
 
-  async inspect(key: string): Promise<LockInfo | null> {
-    assertKey(key);
+  async #inspect(request: InspectRequest): Promise<LockInfo | null> {
+    assertInspectRequest(request);
     this.#assertOpen();
+    const { key } = request;
     const reply = await this.#run(scripts.inspect, [this.lockKey(key)], []);
     if (!Array.isArray(reply)) throw unexpected('inspect', reply);
     const [lastFence, queued, ...rest] = reply as unknown[];
     const info: LockInfo = { key, holders: [], fence: toInteger(lastFence, 'inspect') };
-    for (let index = 0; index + 2 < rest.length; index += 3) {
+    for (let index = 0; index + 3 < rest.length; index += 4) {
+      const owner = toText(rest[index + 3]);
       info.holders.push({
         token: toText(rest[index]),
         weight: toInteger(rest[index + 1], 'inspect'),
         ttlMs: toInteger(rest[index + 2], 'inspect'),
+        ...(owner !== '' && { owner }),
       });
     }
     if (info.holders.length === 0) return null;

@@ -1,7 +1,7 @@
 /** @module @deadbolt/testing: the backend conformance suite and a harness for real redis-server processes. */
 
 // conformance exports: runBackendConformance, the suite every backend passes, and its helpers
-export type { ConformanceContext, CountedBackend } from './conformance/context.js';
+export type { BackendFeature, ConformanceContext, CountedBackend } from './conformance/context.js';
 export { OverlapDetector } from './conformance/context.js';
 export type { BackendConformanceOptions } from './conformance/index.js';
 export { runBackendConformance } from './conformance/index.js';

@@ -1,10 +1,11 @@
 local lockKey = KEYS[1]
-local token, ttlMs, limit, weight, queueTtlMs, publish, handoffTtlMs, attempt, queueOrder = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3] or '1'), tonumber(ARGV[4] or '1'), tonumber(ARGV[5] or '0'), ARGV[6], tonumber(ARGV[7] or '0'), tonumber(ARGV[8] or '0'), tonumber(ARGV[9] or '0')
--- Takes `weight` of `limit` permits for `token` for `ttlMs` (a mutex sends only the first two
--- arguments). With `queueTtlMs` > 0 the request also takes (or renews) a place in the queue and
--- is granted only at its head; without one it is refused while anyone queues. A new place goes
--- last, or where `queueOrder` (> 0) puts it. With `handoffTtlMs` > 0, the place asks release.lua
--- to grant it the lock for that long when it frees up, naming `attempt` in the grant.
+local token, ttlMs, owner, limit, weight, placeTtlMs, publish, handoffTtlMs, attempt, order = ARGV[1], tonumber(ARGV[2]), ARGV[3] or '', tonumber(ARGV[4] or '1'), tonumber(ARGV[5] or '1'), tonumber(ARGV[6] or '0'), ARGV[7], tonumber(ARGV[8] or '0'), tonumber(ARGV[9] or '0'), tonumber(ARGV[10] or '0')
+-- Takes `weight` of `limit` permits for `token` for `ttlMs`, noting `owner` ('' for none) with the
+-- lease (a mutex sends only the first three arguments). With `placeTtlMs` > 0 the request also
+-- takes (or renews) a place in the queue and is granted only at its head; without one it is
+-- refused while anyone queues. A new place goes last, or where `order` (> 0) puts it. With
+-- `handoffTtlMs` > 0, the place asks release.lua to grant it the lock for that long when it frees
+-- up, naming `attempt` in the grant.
 -- Returns { 1, fence, ttlMs } when granted, { 0, retryInMs } when refused (retryInMs -1: no hint).
 -- Each request is judged by its own `limit`; nothing stores or compares the limits of holders, so
 -- callers must use one limit per key (LockManager does: a semaphore or read-write lock owns its key).
@@ -37,9 +38,9 @@ for _, place in ipairs(lock.places) do
   end
 end
 local atHead = head ~= nil and head.field == placeField
-if queueTtlMs > 0 and not ownOrder then
+if placeTtlMs > 0 and not ownOrder then
   -- A new place: last (every place there arrived before now), unless the request gave an order.
-  ownOrder = queueOrder > 0 and queueOrder or nowMicros
+  ownOrder = order > 0 and order or nowMicros
   places = places + 1
   atHead = not head or ownOrder < head[1] or (ownOrder == head[1] and placeField < head.field)
 end
@@ -47,11 +48,14 @@ end
 -- A holder asking again (its reply or its handoff message was lost) has already passed the queue.
 if used + weight > limit or (head and not atHead and not holdsAlready) then
   local writes = {}
-  if queueTtlMs > 0 then
-    local placeEnd = now + queueTtlMs
+  if placeTtlMs > 0 then
+    local placeEnd = now + placeTtlMs
     local place
     if handoffTtlMs > 0 then
       place = string.format('%.0f %.0f %.0f %.0f %d %d %d', ownOrder, placeEnd, now, handoffTtlMs, weight, limit, attempt)
+      if owner ~= '' then
+        place = place .. ' ' .. owner
+      end
     else
       place = string.format('%.0f %.0f', ownOrder, placeEnd)
     end
@@ -78,7 +82,7 @@ end
 local wakeNext = used + weight < limit and places > 0
 local fence = nextFence(lock.fence, nowMicros)
 local leaseEnd = now + ttlMs
-commit(lockKey, { holderField, holderValue(leaseEnd, weight), 'fence', fence }, gone, lock.kept, leaseEnd)
+commit(lockKey, { holderField, holderValue(leaseEnd, weight, owner), 'fence', fence }, gone, lock.kept, leaseEnd)
 if wakeNext then
   notify(publish, lockKey, 'queue')
 end

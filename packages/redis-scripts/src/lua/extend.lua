@@ -8,11 +8,11 @@ if not found[1] then
   return 0
 end
 local _, now = serverTime()
-local leaseEnd, weight = splitPair(found[1], 1)
+local leaseEnd, weight, owner = readHolder(found[1])
 if leaseEnd <= now then
   redis.call('HDEL', lockKey, holderField)
   return 0
 end
 leaseEnd = now + ttlMs
-commit(lockKey, { holderField, holderValue(leaseEnd, weight) }, {}, tonumber(found[2]) or 0, leaseEnd)
+commit(lockKey, { holderField, holderValue(leaseEnd, weight, owner) }, {}, tonumber(found[2]) or 0, leaseEnd)
 return 1

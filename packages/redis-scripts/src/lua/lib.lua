@@ -5,10 +5,12 @@
 --   fence        the last fence granted
 --   kept         when the hash expires (server ms), as last set, so expiry is only renewed when due
 --   #<token>     a holder: its lease end (server ms), then ' <weight>' when it holds more than 1
+--                or gave an owner, then ' <owner>' (the rest of the value) when it gave one
 --   ?<token>     a queue place: its order (its arrival in server µs, or the order the request
 --                gave) and when it runs out (server ms), then for a waiter that asked to be handed
 --                the lock, when it last renewed the place (server ms), the TTL, weight and limit to
---                grant it and the attempt that renewed it; numbers separated by spaces
+--                grant it and the attempt that renewed it, then its owner if it gave one; numbers
+--                separated by spaces
 --   queued       present while queue places may exist, so a release looks for one only then
 -- One key per lock keeps each operation to a handful of calls on one structure, and the hash goes
 -- as a whole once the last lease is an hour past (see FENCE_GRACE_MS).
@@ -44,26 +46,37 @@ local function serverTime()
   return micros, math.floor(micros / 1000)
 end
 
--- The two numbers of a '<a> <b>' field value; `b` is `default` when the value is a lone '<a>'.
-local function splitPair(value, default)
-  local space = string.find(value, ' ', 1, true)
-  if not space then
-    return tonumber(value), default
+-- The first `count` space-separated numbers of a field value (those it has), and the rest of the
+-- value after them, or nil when nothing follows.
+local function readFields(value, count)
+  local numbers, from = {}, 1
+  while #numbers < count do
+    local space = string.find(value, ' ', from, true)
+    if not space then
+      numbers[#numbers + 1] = tonumber(string.sub(value, from))
+      return numbers, nil
+    end
+    numbers[#numbers + 1] = tonumber(string.sub(value, from, space - 1))
+    from = space + 1
   end
-  return tonumber(string.sub(value, 1, space - 1)), tonumber(string.sub(value, space + 1))
+  return numbers, string.sub(value, from)
 end
 
--- The numbers of a queue place's value, in order (see the layout above).
+-- A holder's lease end, weight (1 when the value has none) and owner (nil when it has none).
+local function readHolder(value)
+  local numbers, owner = readFields(value, 2)
+  return numbers[1], numbers[2] or 1, owner
+end
+
+-- A queue place's numbers, in order (see the layout above), with its owner as `owner`.
 local function readPlace(value)
-  local numbers = {}
-  for number in string.gmatch(value, '%d+') do
-    numbers[#numbers + 1] = tonumber(number)
-  end
+  local numbers, owner = readFields(value, 7)
+  numbers.owner = owner
   return numbers
 end
 
 -- The whole lock as of `now`: its last fence, `kept`, whether it is marked `queued`, the holders
--- whose lease still runs ({ field, leaseEnd, weight }), the queue places that have not run out
+-- whose lease still runs ({ field, leaseEnd, weight, owner }), the queue places that have not run out
 -- (the numbers of readPlace, with `field`, in queue order), and the fields of the expired ones.
 local function readLock(lockKey, now)
   local lock = { fence = 0, kept = 0, queued = false, holders = {}, places = {}, expired = {} }
@@ -72,11 +85,11 @@ local function readLock(lockKey, now)
     local name, value = fields[i], fields[i + 1]
     local kind = string.sub(name, 1, 1)
     if kind == '#' then
-      local leaseEnd, weight = splitPair(value, 1)
+      local leaseEnd, weight, owner = readHolder(value)
       if leaseEnd <= now then
         lock.expired[#lock.expired + 1] = name
       else
-        lock.holders[#lock.holders + 1] = { field = name, leaseEnd = leaseEnd, weight = weight }
+        lock.holders[#lock.holders + 1] = { field = name, leaseEnd = leaseEnd, weight = weight, owner = owner }
       end
     elseif kind == '?' then
       local place = readPlace(value)
@@ -102,8 +115,12 @@ local function readLock(lockKey, now)
   return lock
 end
 
--- A holder's field value: the lease end, and the weight only when it is not 1.
-local function holderValue(leaseEnd, weight)
+-- A holder's field value: the lease end, then the weight when it is not 1 or an owner follows,
+-- then the owner when there is one (an empty one counts as none).
+local function holderValue(leaseEnd, weight, owner)
+  if owner and owner ~= '' then
+    return string.format('%.0f %d %s', leaseEnd, weight, owner)
+  end
   if weight == 1 then
     return leaseEnd
   end

@@ -15,7 +15,7 @@ end
 local nowMicros, now = serverTime()
 local released = 0
 -- A lease that ran out was no longer held: giving it back frees nothing and wakes nobody.
-if found[1] and splitPair(found[1], 1) > now then
+if found[1] and readHolder(found[1]) > now then
   released = 1
 end
 if released == 0 and not found[2] then
@@ -52,7 +52,7 @@ for _, place in ipairs(lock.places) do
   latestEnd = math.max(latestEnd, leaseEnd)
   local waiter = string.sub(place.field, 2)
   writes[#writes + 1] = '#' .. waiter
-  writes[#writes + 1] = holderValue(leaseEnd, weight)
+  writes[#writes + 1] = holderValue(leaseEnd, weight, place.owner)
   gone[#gone + 1] = place.field
   -- Whole milliseconds on both sides: the lease began at least one less after the renewal.
   local afterMs = math.max(0, now - renewedAt - 1)

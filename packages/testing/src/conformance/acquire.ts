@@ -99,4 +99,34 @@ export function acquireTests(ctx: ConformanceContext): void {
     },
     CONTENTION_TIMEOUT_MS,
   );
+
+  it('serves a waiting acquire once the holder releases, by a wake-up or by polling', async () => {
+    const key = ctx.key();
+    const [holder, waiter] = ctx.managers(2);
+    const lock = await holder!.acquire(key);
+    const waiting = waiter!.acquire(key, { wait: 30_000 });
+    await sleep(50);
+    expect(await lock.release()).toBe(true);
+    const next = await waiting;
+    expect(next.fence).toBeGreaterThan(lock.fence);
+    expect(await next.release()).toBe(true);
+  });
+
+  it('rejects a waiting LockManager.acquire with the signal reason when aborted', async () => {
+    const key = ctx.key();
+    const [holder, waiter] = ctx.managers(2);
+    const lock = await holder!.acquire(key);
+    const controller = new AbortController();
+    const waiting = waiter!.acquire(key, { wait: 30_000, signal: controller.signal });
+    await sleep(50);
+    const reason = new Error('shutting down');
+    controller.abort(reason);
+    await expect(waiting).rejects.toBe(reason);
+    // The aborted waiter took nothing: the holder still has it, and after it nobody does.
+    expect(await waiter!.tryAcquire(key)).toBeNull();
+    expect(await lock.release()).toBe(true);
+    const next = await waiter!.tryAcquire(key);
+    expect(next?.held).toBe(true);
+    await next?.release();
+  });
 }

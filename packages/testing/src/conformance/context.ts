@@ -3,9 +3,12 @@ import {
   type AcquireGranted,
   type AcquireRequest,
   type AcquireResult,
+  BACKEND_CAPABILITIES,
+  type BackendCapability,
   type LockBackend,
   LockManager,
   type LockManagerOptions,
+  type QueuedAcquireRequest,
 } from '@deadbolt/core';
 import { expect } from 'vitest';
 
@@ -16,6 +19,8 @@ import { expect } from 'vitest';
 export interface ConformanceContext {
   /** The backend of the current test; read it inside a test or hook, never at registration. */
   readonly backend: LockBackend;
+  /** What the backend under test declares, as the suite was told (`capabilities`). */
+  has(feature: BackendFeature): boolean;
   /** A key no other test uses (`conformance:<uuid>`), so tests never see each other's leases. */
   key(): string;
   /**
@@ -26,7 +31,8 @@ export interface ConformanceContext {
   /**
    * What the backend stores now, for tests that check a refused call left nothing behind: every
    * name it stores when the suite was given `storedNames` (for Redis, a SCAN of the backend's
-   * prefix), plus each of `keys` that `inspect` shows a holder for. Empty means nothing is left.
+   * prefix), plus each of `keys` that `inspection` shows a holder for. Empty means nothing is
+   * left.
    */
   leftovers(keys: readonly string[]): Promise<string[]>;
   /**
@@ -43,24 +49,43 @@ export interface CountedBackend {
   readonly calls: readonly string[];
 }
 
+/**
+ * What a backend may have beyond the three required methods, each with the conformance topics
+ * that test it: a capability of `BACKEND_CAPABILITIES`, or `close`.
+ */
+export type BackendFeature = BackendCapability | 'close';
+
+/** Every optional feature of a backend, in the order the suite runs their topics. */
+export const BACKEND_FEATURES: readonly BackendFeature[] = [
+  ...(Object.keys(BACKEND_CAPABILITIES) as BackendCapability[]),
+  'close',
+];
+
+/** The features `backend` declares (the capabilities it has as members, and `close`). */
+export function declaredFeatures(backend: LockBackend): BackendFeature[] {
+  return BACKEND_FEATURES.filter((feature) => backend[feature] !== undefined);
+}
+
 /** Builds the context whose `backend` the suite swaps before each test. */
 export function createContext(
   current: () => LockBackend,
+  features: ReadonlySet<BackendFeature>,
   storedNames?: (backend: LockBackend) => Promise<readonly string[]>,
 ): ConformanceContext {
   return {
     get backend() {
       return current();
     },
+    has: (feature) => features.has(feature),
     key: () => `conformance:${randomUUID()}`,
     managers: (count, options) =>
       Array.from({ length: count }, () => new LockManager({ ...options, backend: current() })),
     leftovers: async (keys) => {
       const backend = current();
       const stored = storedNames ? [...(await storedNames(backend))] : [];
-      if (backend.inspect) {
+      if (backend.inspection) {
         for (const key of keys) {
-          if ((await backend.inspect(key)) !== null) stored.push(`held: ${key}`);
+          if ((await backend.inspection.inspect({ key })) !== null) stored.push(`held: ${key}`);
         }
       }
       return stored;
@@ -71,17 +96,37 @@ export function createContext(
 
 function countCalls(inner: LockBackend): CountedBackend {
   const calls: string[] = [];
-  const methods = ['acquire', 'extend', 'release', 'advanceFence', 'waitForRelease', 'inspect'];
-  const backend: Record<string, unknown> = {};
-  for (const method of methods) {
-    const original = (inner as unknown as Record<string, unknown>)[method];
-    if (typeof original !== 'function') continue;
-    backend[method] = (...args: unknown[]) => {
-      calls.push(method);
-      return original.apply(inner, args);
+  const counting =
+    <Args extends unknown[], Result>(name: string, method: (...args: Args) => Result) =>
+    (...args: Args): Result => {
+      calls.push(name);
+      return method(...args);
     };
+  const backend: LockBackend = {
+    acquire: counting('acquire', (request) => inner.acquire(request)),
+    extend: counting('extend', (request) => inner.extend(request)),
+    release: counting('release', (request) => inner.release(request)),
+  };
+  const wrapped = backend as unknown as Record<string, unknown>;
+  for (const [name, methods] of Object.entries(BACKEND_CAPABILITIES)) {
+    const capability = (
+      inner as unknown as Record<
+        string,
+        Record<string, (...args: unknown[]) => unknown> | undefined
+      >
+    )[name];
+    if (capability === undefined) continue;
+    wrapped[name] = Object.fromEntries(
+      methods.map((method) => [
+        method,
+        counting(`${name}.${method}`, (...args: unknown[]) =>
+          capability[method]?.apply(capability, args),
+        ),
+      ]),
+    );
   }
-  return { backend: backend as unknown as LockBackend, calls };
+  if (inner.close) backend.close = counting('close', () => inner.close?.() ?? Promise.resolve());
+  return { backend, calls };
 }
 
 /**
@@ -130,6 +175,15 @@ export function request(
   return { key, token, ttlMs: 30_000, limit: 1, weight: 1, ...overrides };
 }
 
+/** A {@link request} that queues, with a place of 10 s unless `overrides` says otherwise. */
+export function queued(
+  key: string,
+  token: string,
+  overrides: Partial<Omit<QueuedAcquireRequest, 'key' | 'token'>> = {},
+): QueuedAcquireRequest {
+  return { ...request(key, token), placeTtlMs: 10_000, ...overrides };
+}
+
 /** Fails the test unless `result` is a grant, and narrows it to one. */
 export function expectGranted(result: AcquireResult): AcquireGranted {
   expect(result).toMatchObject({ ok: true });
@@ -147,20 +201,39 @@ export function expectIncreasing(fences: readonly number[]): void {
   }
 }
 
-/** A backend that has `waitForRelease`. */
-export type WaitingBackend = LockBackend & Required<Pick<LockBackend, 'waitForRelease'>>;
+/** A backend that has the `wakeUps` capability. */
+export type WakingBackend = LockBackend & Required<Pick<LockBackend, 'wakeUps'>>;
+
+/** A backend that has the `queue` capability. */
+export type QueueingBackend = LockBackend & Required<Pick<LockBackend, 'queue'>>;
+
+/** A backend that has the `queue` and `handoff` capabilities. */
+export type HandingBackend = QueueingBackend & Required<Pick<LockBackend, 'handoff'>>;
+
+/** The current backend as one that has `feature`: the suite runs a topic only when it does. */
+export function withFeature<Backend extends LockBackend>(
+  ctx: ConformanceContext,
+  feature: BackendFeature,
+): Backend {
+  const backend = ctx.backend;
+  if (backend[feature] === undefined) {
+    throw new Error(`the backend was said to have ${feature}, but has none`);
+  }
+  return backend as Backend;
+}
 
 /**
  * Lets a backend send the wake-up it may send when it starts listening on `key` (a Redis backend
  * does, for a release it might have missed meanwhile), so the waits after it see only releases;
  * the channel then stays open for them.
  */
-export async function absorbFirstWakeUp(backend: WaitingBackend, key: string): Promise<void> {
+export async function absorbFirstWakeUp(backend: LockBackend, key: string): Promise<void> {
   const priming = new AbortController();
-  await Promise.race([
-    backend.waitForRelease({ key, signal: priming.signal }).catch(() => undefined),
-    sleep(500),
-  ]);
+  const signal = priming.signal;
+  const wait =
+    backend.wakeUps?.waitForRelease({ key, signal }) ??
+    backend.handoff?.waitForGrant({ key, signal, token: 'absorbing', attempt: 1 });
+  await Promise.race([wait?.catch(() => undefined), sleep(500)]);
   priming.abort();
 }
 

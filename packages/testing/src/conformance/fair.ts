@@ -1,6 +1,15 @@
 import { QUEUE_PLACE_TTL_MS } from '@deadbolt/core';
 import { expect, it } from 'vitest';
-import { type ConformanceContext, eventually, sleep } from './context.js';
+import {
+  type ConformanceContext,
+  eventually,
+  expectGranted,
+  type QueueingBackend,
+  queued,
+  request,
+  sleep,
+  withFeature,
+} from './context.js';
 
 export function fairTests(ctx: ConformanceContext): void {
   it('grants a fair lock in arrival order', async () => {
@@ -17,11 +26,11 @@ export function fairTests(ctx: ConformanceContext): void {
         }),
       );
       // The next waiter arrives only once this one has its queue place.
-      const backend = ctx.backend;
-      if (backend.inspect) {
+      const { inspection } = ctx.backend;
+      if (inspection) {
         await eventually(
           `waiter ${index} is queued`,
-          async () => (await backend.inspect?.(key))?.queued === index + 1,
+          async () => (await inspection.inspect({ key }))?.queued === index + 1,
         );
       } else {
         await sleep(50);
@@ -33,54 +42,110 @@ export function fairTests(ctx: ConformanceContext): void {
   });
 
   it(`a dead waiter stops blocking a fair queue within ${QUEUE_PLACE_TTL_MS} ms`, async () => {
+    const backend = withFeature<QueueingBackend>(ctx, 'queue');
     const key = ctx.key();
-    const request = { key, ttlMs: 30_000, limit: 1, weight: 1 };
-    expect((await ctx.backend.acquire({ ...request, token: 'holder' })).ok).toBe(true);
+    expectGranted(await backend.acquire(request(key, 'holder')));
     // A waiter takes a queue place and then never attempts again, as if its process died.
-    await ctx.backend.acquire({ ...request, token: 'dead', queueTtlMs: QUEUE_PLACE_TTL_MS });
-    await ctx.backend.release({ key, token: 'holder' });
+    await backend.queue.acquire(queued(key, 'dead', { placeTtlMs: QUEUE_PLACE_TTL_MS }));
+    await backend.release({ key, token: 'holder' });
     const [next] = ctx.managers(1);
     const lock = await next!.acquire(key, { fair: true, wait: QUEUE_PLACE_TTL_MS + 5_000 });
     expect(lock.held).toBe(true);
     await lock.release();
   });
 
-  it('keeps the new place of a waiter that asks again after its old place ran out', async () => {
+  it('keeps the position of a place its waiter renews, and puts a new place last', async () => {
+    const backend = withFeature<QueueingBackend>(ctx, 'queue');
     const key = ctx.key();
-    const request = { key, ttlMs: 30_000, limit: 1, weight: 1 };
-    const queued = (token: string, queueTtlMs = 10_000) =>
-      ctx.backend.acquire({ ...request, token, queueTtlMs });
-    expect((await ctx.backend.acquire({ ...request, token: 'holder' })).ok).toBe(true);
-    expect((await queued('paused', 100)).ok).toBe(false);
+    expectGranted(await backend.acquire(request(key, 'holder')));
+    for (const token of ['first', 'second', 'first', 'third', 'second']) {
+      expect((await backend.queue.acquire(queued(key, token))).ok).toBe(false);
+    }
+    await backend.release({ key, token: 'holder' });
+    expect((await backend.queue.acquire(queued(key, 'second'))).ok).toBe(false);
+    expectGranted(await backend.queue.acquire(queued(key, 'first')));
+    await backend.release({ key, token: 'first' });
+    expect((await backend.queue.acquire(queued(key, 'third'))).ok).toBe(false);
+    expectGranted(await backend.queue.acquire(queued(key, 'second')));
+  });
+
+  it('orders places by the order a request gives, the same on every backend', async () => {
+    const backend = withFeature<QueueingBackend>(ctx, 'queue');
+    const key = ctx.key();
+    expectGranted(await backend.acquire(request(key, 'holder')));
+    expect((await backend.queue.acquire(queued(key, 'late', { order: 300 }))).ok).toBe(false);
+    expect((await backend.queue.acquire(queued(key, 'early', { order: 100 }))).ok).toBe(false);
+    await backend.release({ key, token: 'holder' });
+    expect((await backend.queue.acquire(queued(key, 'late', { order: 300 }))).ok).toBe(false);
+    expectGranted(await backend.queue.acquire(queued(key, 'early', { order: 100 })));
+  });
+
+  it('keeps the new place of a waiter that asks again after its old place ran out', async () => {
+    const backend = withFeature<QueueingBackend>(ctx, 'queue');
+    const key = ctx.key();
+    expectGranted(await backend.acquire(request(key, 'holder')));
+    expect((await backend.queue.acquire(queued(key, 'paused', { placeTtlMs: 100 }))).ok).toBe(
+      false,
+    );
     // Paused past its place's TTL: the place ran out, and asking again takes a new one.
     await sleep(200);
-    expect((await queued('paused')).ok).toBe(false);
-    expect((await queued('later')).ok).toBe(false);
-    await ctx.backend.release({ key, token: 'holder' });
+    expect((await backend.queue.acquire(queued(key, 'paused'))).ok).toBe(false);
+    expect((await backend.queue.acquire(queued(key, 'later'))).ok).toBe(false);
+    await backend.release({ key, token: 'holder' });
     // 'paused' queued again before 'later' did: it is first.
-    expect((await queued('later')).ok).toBe(false);
-    expect((await queued('paused')).ok).toBe(true);
+    expect((await backend.queue.acquire(queued(key, 'later'))).ok).toBe(false);
+    expectGranted(await backend.queue.acquire(queued(key, 'paused')));
   });
 
   it('refuses an unqueued request while someone queues (a waiting writer blocks readers)', async () => {
+    const backend = withFeature<QueueingBackend>(ctx, 'queue');
     const key = ctx.key();
-    const request = { key, ttlMs: 30_000, limit: 5, weight: 1 };
-    expect((await ctx.backend.acquire({ ...request, token: 'reader' })).ok).toBe(true);
-    const writer = await ctx.backend.acquire({
-      ...request,
-      weight: 5,
-      token: 'writer',
-      queueTtlMs: 5_000,
+    const permits = { limit: 5 };
+    expectGranted(await backend.acquire(request(key, 'reader', permits)));
+    const writer = queued(key, 'writer', { ...permits, weight: 5, placeTtlMs: 5_000 });
+    expect((await backend.queue.acquire(writer)).ok).toBe(false);
+    expect((await backend.acquire(request(key, 'late-reader', permits))).ok).toBe(false);
+    await backend.release({ key, token: 'reader' });
+    expectGranted(await backend.queue.acquire(writer));
+  });
+
+  it('gives a queued token that holds the lock again at once, past the queue', async () => {
+    const backend = withFeature<QueueingBackend>(ctx, 'queue');
+    const key = ctx.key();
+    const first = expectGranted(await backend.queue.acquire(queued(key, 'holder')));
+    expect((await backend.queue.acquire(queued(key, 'waiter'))).ok).toBe(false);
+    // Its reply was lost: it asks again, and holds with a new fence.
+    const again = expectGranted(await backend.queue.acquire(queued(key, 'holder')));
+    expect(again.fence).toBeGreaterThan(first.fence);
+  });
+
+  it('lets the next in line move up when a queued waiter gives up its place', async () => {
+    const backend = withFeature<QueueingBackend>(ctx, 'queue');
+    const key = ctx.key();
+    expectGranted(await backend.acquire(request(key, 'holder')));
+    expect((await backend.queue.acquire(queued(key, 'first'))).ok).toBe(false);
+    expect((await backend.queue.acquire(queued(key, 'second'))).ok).toBe(false);
+    await backend.release({ key, token: 'holder' });
+    expect((await backend.queue.acquire(queued(key, 'second'))).ok).toBe(false);
+    // The head leaves without taking it: holding nothing, it still frees the way.
+    expect(await backend.release({ key, token: 'first' })).toBe(false);
+    expectGranted(await backend.queue.acquire(queued(key, 'second')));
+  });
+
+  it('serves a read-write writer while readers keep arriving', async () => {
+    const key = ctx.key();
+    const [writerSide, ...readerSides] = ctx.managers(5);
+    let stop = false;
+    const readerLoops = readerSides.map(async (locks) => {
+      const lock = locks.readWriteLock(key);
+      while (!stop) await lock.read.withLock(() => sleep(10), { wait: 60_000 });
     });
-    expect(writer.ok).toBe(false);
-    expect((await ctx.backend.acquire({ ...request, token: 'late-reader' })).ok).toBe(false);
-    await ctx.backend.release({ key, token: 'reader' });
-    const retried = await ctx.backend.acquire({
-      ...request,
-      weight: 5,
-      token: 'writer',
-      queueTtlMs: 5_000,
-    });
-    expect(retried.ok).toBe(true);
+    await sleep(50);
+    // Readers overlap all the time; only writer priority lets the writer in.
+    const writer = await writerSide!.readWriteLock(key).write.acquire({ wait: 10_000 });
+    expect(writer.held).toBe(true);
+    await writer.release();
+    stop = true;
+    await Promise.all(readerLoops);
   });
 }

@@ -1,3 +1,4 @@
+import type { LockBackend } from '@deadbolt/core';
 import { expect, it } from 'vitest';
 import {
   type ConformanceContext,
@@ -5,7 +6,10 @@ import {
   expectGranted,
   expectIncreasing,
   request,
+  withFeature,
 } from './context.js';
+
+type FencingBackend = LockBackend & Required<Pick<LockBackend, 'fences'>>;
 
 export function fencingTests(ctx: ConformanceContext): void {
   it('grants strictly increasing fences over 100 acquisitions by changing holders', async () => {
@@ -54,22 +58,31 @@ export function fencingTests(ctx: ConformanceContext): void {
     const again = expectGranted(await ctx.backend.acquire(request(key, 'a')));
     expect(again.fence).toBeGreaterThan(first.fence);
   });
+}
 
-  it('counts past a fence written back with advanceFence', async ({ skip }) => {
-    const backend = ctx.backend;
-    if (!backend.advanceFence)
-      return skip('the backend has no advanceFence (it cannot join a quorum)');
+export function fenceAdvanceTests(ctx: ConformanceContext): void {
+  it('counts past a fence written back with fences.advance, and never goes back', async () => {
+    const backend = withFeature<FencingBackend>(ctx, 'fences');
     const key = ctx.key();
     const first = expectGranted(await backend.acquire(request(key, 'a')));
     const far = first.fence + 1_000_000;
-    await backend.advanceFence({ key, fence: far });
+    await backend.fences.advance({ key, fence: far });
     await backend.release({ key, token: 'a' });
     const next = expectGranted(await backend.acquire(request(key, 'b')));
     expect(next.fence).toBeGreaterThan(far);
     // Advancing to a lower fence never moves it back.
-    await backend.advanceFence({ key, fence: 1 });
+    await backend.fences.advance({ key, fence: 1 });
     await backend.release({ key, token: 'b' });
     const last = expectGranted(await backend.acquire(request(key, 'c')));
     expect(last.fence).toBeGreaterThan(next.fence);
+  });
+
+  it('keeps an advanced fence for a key nobody holds', async () => {
+    const backend = withFeature<FencingBackend>(ctx, 'fences');
+    const key = ctx.key();
+    const far = Number.MAX_SAFE_INTEGER - 1_000_000;
+    await backend.fences.advance({ key, fence: far });
+    const next = expectGranted(await backend.acquire(request(key, 'a')));
+    expect(next.fence).toBeGreaterThan(far);
   });
 }

@@ -1,82 +1,78 @@
-import { type HandedOff, LockManager } from '@deadbolt/core';
-import { expect, it, type TestContext } from 'vitest';
+import { type HandedOff, type LockBackend, LockManager } from '@deadbolt/core';
+import { expect, it } from 'vitest';
 import {
   absorbFirstWakeUp,
   type ConformanceContext,
   eventually,
   expectGranted,
+  type HandingBackend,
+  queued,
   request,
   sleep,
-  type WaitingBackend,
+  withFeature,
 } from './context.js';
 
 /**
  * A queued request that asks to be handed the lock on release, as its `attempt`-th request, for
  * the lease the request asks for unless `handoffTtlMs` says less.
  */
-const queued = (
+const handed = (
   key: string,
   token: string,
-  { attempt = 1, handoffTtlMs, ...overrides }: QueuedOptions = {},
+  { attempt = 1, handoffTtlMs, ...overrides }: HandedOptions = {},
 ) => {
-  const base = request(key, token, { queueTtlMs: 10_000, ...overrides });
+  const base = queued(key, token, overrides);
   return { ...base, handoff: { attempt, ttlMs: handoffTtlMs ?? base.ttlMs } };
 };
 
-type QueuedOptions = Parameters<typeof request>[2] & { attempt?: number; handoffTtlMs?: number };
+type HandedOptions = Parameters<typeof queued>[2] & { attempt?: number; handoffTtlMs?: number };
 
 /** Waits for a release of `key` as the waiter of `token`'s `attempt`. */
-const waitAs = (backend: WaitingBackend, key: string, token: string, attempt = 1, since?: number) =>
-  backend.waitForRelease({
+const waitAs = (backend: HandingBackend, key: string, token: string, attempt = 1, since?: number) =>
+  backend.handoff.waitForGrant({
     key,
     signal: new AbortController().signal,
-    handoff: { token, attempt },
+    token,
+    attempt,
     ...(since === undefined ? {} : { since }),
   });
 
-/**
- * Handoff is optional: a backend that answers a handoff request's wait without a grant must not
- * hold the lock for the waiter either, and the test then reports itself skipped rather than
- * giving the backend credit for what it does not do.
- */
-function expectHandedOff(handedOff: unknown, skip: TestContext['skip']): HandedOff {
-  if (handedOff === undefined) {
-    skip('the backend does not hand off: waiters ask again after a release');
-  }
+/** The grant a wait resolved with; fails the test when it resolved without one. */
+function expectHandedOff(handedOff: HandedOff | null): HandedOff {
+  expect(handedOff).toMatchObject({ ok: true });
   return handedOff as HandedOff;
 }
 
 export function handoffTests(ctx: ConformanceContext): void {
-  const withWaits =
-    (body: (backend: WaitingBackend, skip: TestContext['skip']) => Promise<void>) =>
-    async ({ skip }: TestContext) => {
-      const backend = ctx.backend;
-      if (backend.waitForRelease === undefined) {
-        skip('the backend has no waitForRelease, so nothing to hand a grant to');
-      }
-      await body(backend as WaitingBackend, skip);
-    };
+  const withWaits = (body: (backend: HandingBackend) => Promise<void>) => () =>
+    body(withFeature<HandingBackend>(ctx, 'handoff'));
+  /** The holders of `key` by token, when the backend can tell (`inspection`). */
+  const holdersOf = async (backend: LockBackend, key: string) =>
+    backend.inspection &&
+    ((await backend.inspection.inspect({ key }))?.holders ?? [])
+      .map((holder) => holder.token)
+      .sort();
 
   it(
     'hands the released lock to the queued waiter, for the lease it asked to be handed, with a higher fence, without another request',
-    withWaits(async (backend, skip) => {
+    withWaits(async (backend) => {
       const key = ctx.key();
       const holder = expectGranted(await backend.acquire(request(key, 'holder')));
       await absorbFirstWakeUp(backend, key);
       const sentAt = Date.now();
-      const waiter = queued(key, 'waiter', { ttlMs: 60_000, handoffTtlMs: 20_000 });
-      expect((await backend.acquire(waiter)).ok).toBe(false);
+      const waiter = handed(key, 'waiter', { ttlMs: 60_000, handoffTtlMs: 20_000 });
+      expect((await backend.queue.acquire(waiter)).ok).toBe(false);
       const waiting = waitAs(backend, key, 'waiter', 1, sentAt);
       await sleep(50);
       expect(await backend.release({ key, token: 'holder' })).toBe(true);
-      const handedOff = expectHandedOff(await waiting, skip);
+      const handedOff = expectHandedOff(await waiting);
       expect(handedOff).toMatchObject({ ok: true, ttlMs: 20_000, attempt: 1 });
       expect(handedOff.fence).toBeGreaterThan(holder.fence);
       expect(handedOff.afterMs).toBeGreaterThanOrEqual(40);
       expect(handedOff.afterMs).toBeLessThanOrEqual(Date.now() - sentAt);
       // The waiter holds it: nobody else gets it, and it gives it back with its token.
       expect((await backend.acquire(request(key, 'other'))).ok).toBe(false);
-      const holders = (await backend.inspect?.(key))?.holders;
+      const holders = (await backend.inspection?.inspect({ key }))?.holders;
       if (holders) {
         expect(holders.map((one) => one.token)).toEqual(['waiter']);
         expect(holders[0]?.ttlMs).toBeLessThanOrEqual(20_000);
@@ -88,22 +84,24 @@ export function handoffTests(ctx: ConformanceContext): void {
 
   it(
     'never hands a waiter the grant of an earlier attempt, whose lease may have ended since',
-    withWaits(async (backend, skip) => {
+    withWaits(async (backend) => {
       const key = ctx.key();
       expectGranted(await backend.acquire(request(key, 'holder')));
       await absorbFirstWakeUp(backend, key);
       // Attempt 1 is handed a lease of 50 ms while its waiter is not listening (its news is late).
-      expect((await backend.acquire(queued(key, 'waiter', { handoffTtlMs: 50 }))).ok).toBe(false);
+      expect((await backend.queue.acquire(handed(key, 'waiter', { handoffTtlMs: 50 }))).ok).toBe(
+        false,
+      );
       expect(await backend.release({ key, token: 'holder' })).toBe(true);
       await sleep(150);
       // That lease ended: someone else takes the lock, and the waiter's attempt 2 queues again.
       const other = expectGranted(await backend.acquire(request(key, 'other')));
-      expect((await backend.acquire(queued(key, 'waiter', { attempt: 2 }))).ok).toBe(false);
+      expect((await backend.queue.acquire(handed(key, 'waiter', { attempt: 2 }))).ok).toBe(false);
       // Waiting for attempt 2, the waiter hears of a grant only once it is handed the lock again.
       const waiting = waitAs(backend, key, 'waiter', 2);
       await sleep(50);
       expect(await backend.release({ key, token: 'other' })).toBe(true);
-      const handedOff = expectHandedOff(await waiting, skip);
+      const handedOff = expectHandedOff(await waiting);
       expect(handedOff.attempt).toBe(2);
       expect(handedOff.fence).toBeGreaterThan(other.fence);
       expect(await backend.release({ key, token: 'waiter' })).toBe(true);
@@ -112,24 +110,24 @@ export function handoffTests(ctx: ConformanceContext): void {
 
   it(
     'keeps the lease it hands to a waiter whose own earlier lease had expired',
-    withWaits(async (backend, skip) => {
+    withWaits(async (backend) => {
       const key = ctx.key();
       const permits = { limit: 2 };
       expectGranted(await backend.acquire(request(key, 'waiter', { ...permits, ttlMs: 100 })));
       expectGranted(await backend.acquire(request(key, 'holder', permits)));
       await absorbFirstWakeUp(backend, key);
       // Still holding one permit, the waiter asks for both and queues for the second.
-      const both = queued(key, 'waiter', { ...permits, weight: 2 });
-      expect((await backend.acquire(both)).ok).toBe(false);
+      const both = handed(key, 'waiter', { ...permits, weight: 2 });
+      expect((await backend.queue.acquire(both)).ok).toBe(false);
       // Its lease of one permit runs out while it waits.
       await sleep(200);
       const waiting = waitAs(backend, key, 'waiter');
       await sleep(50);
       expect(await backend.release({ key, token: 'holder' })).toBe(true);
-      expectHandedOff(await waiting, skip);
+      expectHandedOff(await waiting);
       // It holds both permits: nobody else gets one, and only it can give them back.
       expect((await backend.acquire(request(key, 'other', permits))).ok).toBe(false);
-      const holders = (await backend.inspect?.(key))?.holders;
+      const holders = (await backend.inspection?.inspect({ key }))?.holders;
       if (holders) expect(holders).toMatchObject([{ token: 'waiter', weight: 2 }]);
       expect(await backend.release({ key, token: 'waiter' })).toBe(true);
       expectGranted(await backend.acquire(request(key, 'other', permits)));
@@ -138,16 +136,16 @@ export function handoffTests(ctx: ConformanceContext): void {
 
   it(
     'keeps a grant handed over while its waiter was not listening, for its next wait',
-    withWaits(async (backend, skip) => {
+    withWaits(async (backend) => {
       const key = ctx.key();
       expectGranted(await backend.acquire(request(key, 'holder')));
       await absorbFirstWakeUp(backend, key);
-      expect((await backend.acquire(queued(key, 'waiter'))).ok).toBe(false);
+      expect((await backend.queue.acquire(handed(key, 'waiter'))).ok).toBe(false);
       // As when the release lands while the waiter's last request is still on its way back.
       expect(await backend.release({ key, token: 'holder' })).toBe(true);
       await sleep(50);
       const handedOff = await waitAs(backend, key, 'waiter', 1, Date.now() - 1_000);
-      expect(expectHandedOff(handedOff, skip).ok).toBe(true);
+      expect(expectHandedOff(handedOff).ok).toBe(true);
       expect(await backend.release({ key, token: 'waiter' })).toBe(true);
     }),
   );
@@ -157,39 +155,39 @@ export function handoffTests(ctx: ConformanceContext): void {
     withWaits(async (backend) => {
       const key = ctx.key();
       const holder = expectGranted(await backend.acquire(request(key, 'holder')));
-      expect((await backend.acquire(queued(key, 'first'))).ok).toBe(false);
-      expect((await backend.acquire(queued(key, 'second'))).ok).toBe(false);
+      expect((await backend.queue.acquire(handed(key, 'first'))).ok).toBe(false);
+      expect((await backend.queue.acquire(handed(key, 'second'))).ok).toBe(false);
       // Nobody listens: if the lock is handed to 'first', the news is lost.
       expect(await backend.release({ key, token: 'holder' })).toBe(true);
-      const again = expectGranted(await backend.acquire(queued(key, 'first')));
+      const again = expectGranted(await backend.queue.acquire(handed(key, 'first')));
       expect(again.fence).toBeGreaterThan(holder.fence);
-      expect((await backend.acquire(queued(key, 'second'))).ok).toBe(false);
+      expect((await backend.queue.acquire(handed(key, 'second'))).ok).toBe(false);
       expect(await backend.release({ key, token: 'first' })).toBe(true);
     }),
   );
 
   it(
     'hands over in queue order, and only what fits',
-    withWaits(async (backend, skip) => {
+    withWaits(async (backend) => {
       const key = ctx.key();
       const permits = { limit: 2 };
       expectGranted(await backend.acquire(request(key, 'a', permits)));
       expectGranted(await backend.acquire(request(key, 'b', permits)));
       await absorbFirstWakeUp(backend, key);
-      expect((await backend.acquire(queued(key, 'two', { ...permits, weight: 2 }))).ok).toBe(false);
-      expect((await backend.acquire(queued(key, 'one', permits))).ok).toBe(false);
+      expect((await backend.queue.acquire(handed(key, 'two', { ...permits, weight: 2 }))).ok).toBe(
+        false,
+      );
+      expect((await backend.queue.acquire(handed(key, 'one', permits))).ok).toBe(false);
       // One permit back: not enough for the head, and the one behind it may not pass it.
       expect(await backend.release({ key, token: 'a' })).toBe(true);
       await sleep(100);
-      const holders = async () =>
-        ((await backend.inspect?.(key))?.holders.map((one) => one.token) ?? []).sort();
-      if (backend.inspect) expect(await holders()).toEqual(['b']);
+      expect(await holdersOf(backend, key)).toEqual(backend.inspection && ['b']);
       const two = waitAs(backend, key, 'two', 1, Date.now());
       await sleep(50);
       expect(await backend.release({ key, token: 'b' })).toBe(true);
-      expect(expectHandedOff(await two, skip).ok).toBe(true);
-      if (backend.inspect) expect(await holders()).toEqual(['two']);
-      expect((await backend.acquire(queued(key, 'one', permits))).ok).toBe(false);
+      expect(expectHandedOff(await two).ok).toBe(true);
+      expect(await holdersOf(backend, key)).toEqual(backend.inspection && ['two']);
+      expect((await backend.queue.acquire(handed(key, 'one', permits))).ok).toBe(false);
       expect(await backend.release({ key, token: 'two' })).toBe(true);
     }),
   );
@@ -199,14 +197,16 @@ export function handoffTests(ctx: ConformanceContext): void {
     withWaits(async (backend) => {
       const key = ctx.key();
       expectGranted(await backend.acquire(request(key, 'holder')));
-      expect((await backend.acquire(queued(key, 'silent', { queueTtlMs: 400 }))).ok).toBe(false);
+      expect((await backend.queue.acquire(handed(key, 'silent', { placeTtlMs: 400 }))).ok).toBe(
+        false,
+      );
       // Past half of the place's TTL without renewing it.
       await sleep(250);
       expect(await backend.release({ key, token: 'holder' })).toBe(true);
-      expect((await backend.inspect?.(key)) ?? null).toBeNull();
+      expect(await holdersOf(backend, key)).toEqual(backend.inspection && []);
       // The place still stands until it runs out: others wait behind it, its waiter gets it.
       expect((await backend.acquire(request(key, 'barging'))).ok).toBe(false);
-      expectGranted(await backend.acquire(queued(key, 'silent', { queueTtlMs: 400 })));
+      expectGranted(await backend.queue.acquire(handed(key, 'silent', { placeTtlMs: 400 })));
       expect(await backend.release({ key, token: 'silent' })).toBe(true);
     }),
   );
@@ -214,7 +214,6 @@ export function handoffTests(ctx: ConformanceContext): void {
   it(
     'lets a LockManager waiter in another process be handed the lock with no request after the release',
     withWaits(async (backend) => {
-      const handsOff = await probeHandoff(backend, ctx.key());
       const key = ctx.key();
       const counted = ctx.counted();
       const [holderSide] = ctx.managers(1);
@@ -228,28 +227,17 @@ export function handoffTests(ctx: ConformanceContext): void {
       // Subscribed before the waiter arrives: a new subscription asks its waiter to try again.
       await absorbFirstWakeUp(backend, key);
       const waiting = waiterSide.acquire(key, { fair: true, wait: 30_000 });
-      await eventually('the waiter asked', () => counted.calls.includes('acquire'));
+      await eventually('the waiter asked', () => counted.calls.includes('queue.acquire'));
       await sleep(50);
-      const acquires = () => counted.calls.filter((call) => call === 'acquire').length;
+      const acquires = () => counted.calls.filter((call) => call === 'queue.acquire').length;
       const before = acquires();
       expect(await lock.release()).toBe(true);
       const next = await waiting;
       expect(next.fence).toBeGreaterThan(lock.fence);
       expect(next.held).toBe(true);
-      // A backend that hands off needs no request after the release; one that does not, one.
-      if (handsOff !== undefined) expect(acquires() - before).toBe(handsOff ? 0 : 1);
+      // Handed the lock, the waiter needs no request after the release.
+      expect(acquires() - before).toBe(0);
       expect(await next.release()).toBe(true);
     }),
   );
-}
-
-/** Whether `backend` hands a released lock to a queued waiter; undefined when it cannot tell. */
-async function probeHandoff(backend: WaitingBackend, key: string): Promise<boolean | undefined> {
-  if (backend.inspect === undefined) return undefined;
-  expectGranted(await backend.acquire(request(key, 'probe-holder')));
-  expect((await backend.acquire(queued(key, 'probe-waiter'))).ok).toBe(false);
-  await backend.release({ key, token: 'probe-holder' });
-  const holders = (await backend.inspect(key))?.holders ?? [];
-  await backend.release({ key, token: 'probe-waiter' });
-  return holders.some((holder) => holder.token === 'probe-waiter');
 }

@@ -1,12 +1,21 @@
 import type { LockBackend } from '@deadbolt/core';
-import { afterEach, beforeEach, describe } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { acquireTests } from './acquire.js';
 import { badInputTests } from './bad-input.js';
-import { type ConformanceContext, createContext } from './context.js';
+import { closeTests } from './close.js';
+import {
+  BACKEND_FEATURES,
+  type BackendFeature,
+  type ConformanceContext,
+  createContext,
+  declaredFeatures,
+} from './context.js';
 import { expiryTests } from './expiry.js';
 import { fairTests } from './fair.js';
-import { fencingTests } from './fencing.js';
+import { fenceAdvanceTests, fencingTests } from './fencing.js';
 import { handoffTests } from './handoff.js';
+import { inspectionTests } from './inspection.js';
+import { listingTests } from './listing.js';
 import { misuseTests } from './misuse.js';
 import { ownershipTests } from './ownership.js';
 import { readWriteTests } from './read-write.js';
@@ -16,7 +25,8 @@ import { wakeTests } from './wake.js';
 
 /**
  * Options of {@link runBackendConformance}: how to make (and tidy up after) the backend under
- * test. Every test gets a backend of its own and keys no other test uses.
+ * test, and what it has beyond the three required methods. Every test gets a backend of its own
+ * and keys no other test uses.
  *
  * @example
  * ```ts
@@ -29,6 +39,7 @@ import { wakeTests } from './wake.js';
  * const clients = new Map<IoredisBackend, Redis>();
  * runBackendConformance({
  *   name: 'ioredis',
+ *   capabilities: ['queue', 'wakeUps', 'handoff', 'fences', 'inspection', 'close'],
  *   create: () => {
  *     const client = new Redis(process.env.REDIS_URL!);
  *     const backend = new IoredisBackend(client);
@@ -53,6 +64,14 @@ export interface BackendConformanceOptions<Backend extends LockBackend = LockBac
    */
   create: () => Backend | Promise<Backend>;
   /**
+   * What the backend has beyond `acquire`, `extend` and `release`: the capabilities it declares
+   * (`queue`, `wakeUps`, `handoff`, `fences`, `inspection`, `listing`) and `close`. The suite runs
+   * the topics of these and checks that the backend declares exactly these, so that none is
+   * claimed untested or left out unnoticed.
+   * @default [] (the core topics only)
+   */
+  capabilities?: readonly BackendFeature[];
+  /**
    * Runs after each test, after the suite called the backend's own `close()`: close what
    * `create` opened besides the backend (the client the backend was given, a pool, a server).
    * @default nothing
@@ -68,21 +87,22 @@ export interface BackendConformanceOptions<Backend extends LockBackend = LockBac
    * Lists every name the backend stores (for a Redis backend: the keys a SCAN of its prefix
    * finds), so the misuse tests can show that a refused call left nothing behind. Give each
    * backend `create` makes a namespace of its own (a fresh prefix), so the list holds only what
-   * the current test stored. Without it those tests check what `inspect` shows for their keys.
+   * the current test stored. Without it those tests check what `inspection` shows for their keys.
    * @default none
    */
   storedNames?: (backend: Backend) => Promise<readonly string[]>;
 }
 
 /**
- * Registers the vitest suite every deadbolt backend passes: mutual exclusion among 50 contenders,
- * strictly increasing fences, TTL expiry, ownership checks on extend and release, weighted
- * permits, read-write locks, fair queues, release wake-ups, handoffs to queued waiters, the answers to bad requests and
- * misuse (typed errors, nothing left behind), and security (keys full of Lua and braces are only
- * data, tokens never printed).
- * Call it at the top level of a test file; vitest must be installed (it is a peer dependency).
- * Tests of optional methods (`advanceFence`, `inspect`) are reported as skipped when the backend
- * has none; without `waitForRelease` the wake-up tests check the backoff fallback, then skip.
+ * Registers the vitest suite every deadbolt backend passes. The core topics run for every
+ * backend: mutual exclusion among 50 contenders, strictly increasing fences, TTL expiry, ownership
+ * checks on extend and release, weighted permits, read-write locks, the answers to bad requests
+ * and misuse (typed errors, nothing left behind), and security (keys full of Lua and braces are
+ * only data, tokens never printed). Each declared capability adds its topic: `queue` (fair
+ * queues, writer preference), `wakeUps` (release wake-ups), `handoff` (grants handed to queued
+ * waiters), `fences` (fence advance), `inspection`, `listing`, and `close` (every call after it
+ * fails). Call it at the top level of a test file; vitest must be installed (it is a peer
+ * dependency).
  *
  * @param options - how to make the backend under test; see {@link BackendConformanceOptions}
  *
@@ -91,7 +111,11 @@ export interface BackendConformanceOptions<Backend extends LockBackend = LockBac
  * import { MemoryBackend } from '@deadbolt/memory';
  * import { runBackendConformance } from '@deadbolt/testing';
  *
- * runBackendConformance({ name: 'memory', create: () => new MemoryBackend() });
+ * runBackendConformance({
+ *   name: 'memory',
+ *   create: () => new MemoryBackend(),
+ *   capabilities: ['queue', 'wakeUps', 'handoff', 'fences', 'inspection', 'listing', 'close'],
+ * });
  * ```
  */
 export function runBackendConformance<Backend extends LockBackend>(
@@ -99,11 +123,13 @@ export function runBackendConformance<Backend extends LockBackend>(
 ): void {
   let backend: Backend | undefined;
   const { storedNames } = options;
+  const features = new Set(options.capabilities ?? []);
   const context = createContext(
     () => {
       if (backend === undefined) throw new Error('the backend is only available inside a test');
       return backend;
     },
+    features,
     storedNames && ((current) => storedNames(current as Backend)),
   );
   // A remote backend is slower than vitest's 5 s default allows for the longer tests.
@@ -121,21 +147,37 @@ export function runBackendConformance<Backend extends LockBackend>(
         await options.cleanup?.(finished);
       }
     });
+    it('declares exactly the capabilities the suite was told to test', () => {
+      expect(declaredFeatures(context.backend)).toEqual(
+        BACKEND_FEATURES.filter((feature) => features.has(feature)),
+      );
+    });
     describe('acquire', () => acquireTests(context));
     describe('fencing', () => fencingTests(context));
     describe('expiry', () => expiryTests(context));
     describe('ownership', () => ownershipTests(context));
     describe('semaphore', () => semaphoreTests(context));
     describe('read-write', () => readWriteTests(context));
-    describe('fair', () => fairTests(context));
-    describe('wake-up', () => wakeTests(context));
-    describe('handoff', () => handoffTests(context));
     describe('bad input', () => badInputTests(context));
     describe('misuse', () => misuseTests(context));
     describe('security', () => securityTests(context));
+    for (const [feature, topic] of topics) {
+      if (features.has(feature)) describe(feature, () => topic(context));
+    }
     if (options.extraTests) {
       const extraTests = options.extraTests;
       describe('backend-specific', () => extraTests(context));
     }
   });
 }
+
+/** The topic of each optional feature. */
+const topics: [BackendFeature, (context: ConformanceContext) => void][] = [
+  ['queue', fairTests],
+  ['wakeUps', wakeTests],
+  ['handoff', handoffTests],
+  ['fences', fenceAdvanceTests],
+  ['inspection', inspectionTests],
+  ['listing', listingTests],
+  ['close', closeTests],
+];

@@ -66,23 +66,4 @@ export function ownershipTests(ctx: ConformanceContext): void {
     expect(next.held).toBe(true);
     expect(await next.release()).toBe(true);
   });
-
-  it('shows current holders through inspect', async ({ skip }) => {
-    const backend = ctx.backend;
-    if (!backend.inspect) return skip('the backend has no inspect');
-    const key = ctx.key();
-    expect(await backend.inspect(key)).toBeNull();
-    const grant = expectGranted(
-      await backend.acquire(request(key, 'owner', { limit: 3, weight: 2 })),
-    );
-    const info = await backend.inspect(key);
-    expect(info?.key).toBe(key);
-    expect(info?.holders).toHaveLength(1);
-    expect(info?.holders[0]).toMatchObject({ token: 'owner', weight: 2 });
-    expect(info?.holders[0]?.ttlMs).toBeGreaterThan(5_000);
-    expect(info?.holders[0]?.ttlMs).toBeLessThanOrEqual(30_000);
-    expect(info?.fence).toBe(grant.fence);
-    await backend.release({ key, token: 'owner' });
-    expect(await backend.inspect(key)).toBeNull();
-  });
 }

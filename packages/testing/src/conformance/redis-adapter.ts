@@ -53,6 +53,16 @@ export interface ForeignClient {
   dispose?: () => unknown;
 }
 
+/** What every deadbolt Redis adapter has beyond the three required methods. */
+const REDIS_CAPABILITIES = [
+  'queue',
+  'wakeUps',
+  'handoff',
+  'fences',
+  'inspection',
+  'close',
+] as const;
+
 /** A glob pattern for SCAN MATCH that matches `prefix` literally, then anything. */
 function underPrefix(prefix: string): string {
   return `${prefix.replace(/[*?[\]\\]/g, (char) => `\\${char}`)}:*`;
@@ -92,6 +102,7 @@ export function runRedisAdapterSuite(options: RedisAdapterSuiteOptions): void {
   const prefixes = new Map<LockBackend, string>();
   runBackendConformance({
     name: options.name,
+    capabilities: REDIS_CAPABILITIES,
     create: async () => {
       // A prefix per test, so a SCAN of it lists exactly what this test stored.
       const prefix = `conformance-${randomUUID()}`;
@@ -218,8 +229,8 @@ export function runRedisAdapterSuite(options: RedisAdapterSuiteOptions): void {
       try {
         const backend = connection.backend;
         for (const signal of [{}, null, 'abort']) {
-          const error = await backend
-            .waitForRelease?.({ key: 'refused', signal: signal as never })
+          const error = await backend.wakeUps
+            ?.waitForRelease({ key: 'refused', signal: signal as never })
             .then(
               () => undefined,
               (caught: unknown) => caught,
@@ -229,8 +240,8 @@ export function runRedisAdapterSuite(options: RedisAdapterSuiteOptions): void {
         }
         // A valid wait afterwards: once its channel shows, any earlier subscription would too
         // (they share the one subscriber connection, in order).
-        const waiting = backend
-          .waitForRelease?.({ key: 'accepted', signal: controller.signal })
+        const waiting = backend.wakeUps
+          ?.waitForRelease({ key: 'accepted', signal: controller.signal })
           .catch(() => undefined);
         const channels = async () =>
           (await server.call('PUBSUB', 'CHANNELS', underPrefix(prefix))) as string[];
@@ -274,7 +285,7 @@ export function runRedisAdapterSuite(options: RedisAdapterSuiteOptions): void {
         expect(namesPerPair).toBeGreaterThan(0);
         expect(await scan(server, `${run}:*`)).toHaveLength(pairs.length * namesPerPair);
         for (const [index, pair] of pairs.entries()) {
-          const info = await pair.backend.inspect?.(pair.key);
+          const info = await pair.backend.inspection?.inspect({ key: pair.key });
           expect(info?.holders.map((holder) => holder.token)).toEqual([`pair-${index}`]);
           // A token from another pair changes nothing here.
           const stranger = `pair-${(index + 1) % pairs.length}`;
@@ -365,7 +376,7 @@ export function runRedisAdapterSuite(options: RedisAdapterSuiteOptions): void {
         const lookalike = await second!.tryAcquire(`${key}x`);
         expect(lookalike).not.toBeNull();
         await lookalike?.release();
-        expect((await connection.backend.inspect?.(key))?.holders).toHaveLength(1);
+        expect((await connection.backend.inspection?.inspect({ key }))?.holders).toHaveLength(1);
         await lock.release();
       } finally {
         await connection.backend.close?.();
@@ -386,8 +397,8 @@ export function runRedisAdapterSuite(options: RedisAdapterSuiteOptions): void {
         // One signal shared by 100 waits is intended here: without this Node warns of a leak.
         setMaxListeners(100, controller.signal);
         const waits = Array.from({ length: 100 }, (_, index) =>
-          backend
-            .waitForRelease?.({ key: `many:${index % 25}`, signal: controller.signal })
+          backend.wakeUps
+            ?.waitForRelease({ key: `many:${index % 25}`, signal: controller.signal })
             .catch(() => undefined),
         );
         await eventually(

@@ -57,7 +57,7 @@ export function securityTests(ctx: ConformanceContext): void {
         expect(other, `the look-alike ${JSON.stringify(lookalike)} is free`).not.toBeNull();
         await other?.release();
       }
-      const info = await ctx.backend.inspect?.(key);
+      const info = await ctx.backend.inspection?.inspect({ key });
       if (info !== undefined) {
         expect(info?.key).toBe(key);
         expect(info?.holders.map((holder) => holder.token)).toEqual([lock.token]);
@@ -76,7 +76,7 @@ export function securityTests(ctx: ConformanceContext): void {
     expectGranted(await ctx.backend.acquire(request(key, token, { limit: 2 })));
     expectGranted(await ctx.backend.acquire(request(key, 'second', { limit: 2 })));
     expect((await ctx.backend.acquire(request(key, 'third', { limit: 2 }))).ok).toBe(false);
-    const info = await ctx.backend.inspect?.(key);
+    const info = await ctx.backend.inspection?.inspect({ key });
     if (info !== undefined) {
       expect(info?.holders.map((holder) => holder.token).sort()).toEqual(['second', token].sort());
     }
@@ -107,7 +107,7 @@ export function securityTests(ctx: ConformanceContext): void {
       format('%s %o %O %j', lock, lock, lock, lock),
       JSON.stringify({ lock }),
     ];
-    const info = await ctx.backend.inspect?.(key);
+    const info = await ctx.backend.inspection?.inspect({ key });
     if (info !== undefined) {
       // The data holds the token for whoever asks for it; printing it does not show it.
       expect(info?.holders[0]?.token).toBe(lock.token);

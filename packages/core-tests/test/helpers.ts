@@ -1,13 +1,16 @@
-import { expect, vi } from 'vitest';
-import { MemoryBackend } from '../../memory/src/index.js';
 import type {
   AcquireRequest,
-  AdvanceFenceRequest,
   ExtendRequest,
+  FenceCapability,
+  HandoffCapability,
+  InspectionCapability,
   LockBackend,
+  QueueCapability,
   ReleaseRequest,
-  WaitRequest,
-} from '../src/index.js';
+  WakeUpCapability,
+} from '@deadbolt/core';
+import { MemoryBackend } from '@deadbolt/memory';
+import { expect, vi } from 'vitest';
 
 /** One backend call as a {@link RecordingBackend} saw it: the operation and the fake time. */
 export interface RecordedCall {
@@ -64,6 +67,15 @@ export class RecordingBackend implements LockBackend {
     return this.inner.acquire(request);
   }
 
+  /** Queued attempts count as `acquire`s. */
+  readonly queue: QueueCapability = {
+    acquire: async (request) => {
+      this.#record('acquire');
+      if (this.acquireGate) await this.acquireGate;
+      return this.inner.queue.acquire(request);
+    },
+  };
+
   async extend(request: ExtendRequest) {
     this.#record('extend');
     if (this.extendFault === 'reject') throw new Error('connect ECONNREFUSED');
@@ -83,18 +95,25 @@ export class RecordingBackend implements LockBackend {
     return this.inner.release(request);
   }
 
-  advanceFence(request: AdvanceFenceRequest) {
-    return this.inner.advanceFence(request);
-  }
+  readonly fences: FenceCapability = { advance: (request) => this.inner.fences.advance(request) };
 
-  waitForRelease(request: WaitRequest) {
+  /** Waits for a release and for a grant both count as `waitForRelease`. */
+  readonly wakeUps: WakeUpCapability = {
+    waitForRelease: (request) => this.#waiting(() => this.inner.wakeUps.waitForRelease(request)),
+  };
+
+  readonly handoff: HandoffCapability = {
+    waitForGrant: (request) => this.#waiting(() => this.inner.handoff.waitForGrant(request)),
+  };
+
+  readonly inspection: InspectionCapability = {
+    inspect: (request) => this.inner.inspection.inspect(request),
+  };
+
+  #waiting<T>(wait: () => Promise<T>): Promise<T> {
     this.#record('waitForRelease');
     if (this.waitFault) return Promise.reject(new Error('subscriber lost'));
-    return this.inner.waitForRelease(request);
-  }
-
-  inspect(key: string) {
-    return this.inner.inspect(key);
+    return wait();
   }
 
   #record(op: RecordedCall['op']): void {

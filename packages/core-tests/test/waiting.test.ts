@@ -1,6 +1,4 @@
 import { getEventListeners } from 'node:events';
-import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { MemoryBackend } from '../../memory/src/index.js';
 import {
   BackendError,
   HANDOFF_LEASE_MS,
@@ -8,7 +6,9 @@ import {
   type LockBackend,
   LockManager,
   LockTimeoutError,
-} from '../src/index.js';
+} from '@deadbolt/core';
+import { MemoryBackend } from '@deadbolt/memory';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { flush, pollingOnly, RecordingBackend, watch } from './helpers.js';
 
 beforeEach(() => {
@@ -83,7 +83,9 @@ describe('wake-ups', () => {
     await vi.advanceTimersByTimeAsync(HANDOFF_LEASE_MS / 3);
     expect(backend.calls).toEqual(['acquire', 'waitForRelease', 'extend']);
     expect(lock.expiresAt).toBe(Date.now() + 10_000);
-    expect((await backend.inner.inspect('hand'))?.holders[0]?.ttlMs).toBe(10_000);
+    expect((await backend.inner.inspection.inspect({ key: 'hand' }))?.holders[0]?.ttlMs).toBe(
+      10_000,
+    );
     // Only that once: it was not asked to auto-extend.
     await vi.advanceTimersByTimeAsync(8_000);
     expect(backend.count('extend')).toBe(1);
@@ -120,7 +122,10 @@ describe('wake-ups', () => {
       acquire: (request) => whileAlive(() => memory.acquire(request)),
       extend: (request) => whileAlive(() => memory.extend(request)),
       release: (request) => whileAlive(() => memory.release(request)),
-      waitForRelease: (request) => whileAlive(() => memory.waitForRelease(request)),
+      queue: { acquire: (request) => whileAlive(() => memory.queue.acquire(request)) },
+      handoff: {
+        waitForGrant: (request) => whileAlive(() => memory.handoff.waitForGrant(request)),
+      },
     };
     void new LockManager({ backend: dying }).acquire('dead', { ttl: 600_000, wait: 600_000 });
     await vi.advanceTimersByTimeAsync(10);
@@ -130,7 +135,7 @@ describe('wake-ups', () => {
     const releasedAt = Date.now();
     await holder.release();
     // The dead waiter had renewed its place lately: it is handed the lock, for a short lease.
-    const handed = await memory.inspect('dead');
+    const handed = await memory.inspection.inspect({ key: 'dead' });
     expect(handed?.holders[0]?.ttlMs).toBe(HANDOFF_LEASE_MS);
     await vi.advanceTimersByTimeAsync(HANDOFF_LEASE_MS + 1);
     expect(next.settled).toBe(true);

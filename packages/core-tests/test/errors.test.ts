@@ -1,5 +1,3 @@
-import { afterEach, describe, expect, it, vi } from 'vitest';
-import { MemoryBackend } from '../../memory/src/index.js';
 import {
   BackendError,
   DeadboltError,
@@ -9,7 +7,9 @@ import {
   LockNotHeldError,
   LockTimeoutError,
   QuorumError,
-} from '../src/index.js';
+} from '@deadbolt/core';
+import { MemoryBackend } from '@deadbolt/memory';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { RecordingBackend } from './helpers.js';
 
 afterEach(() => {

@@ -1,6 +1,6 @@
+import { InvalidArgumentError, LockManager, QUEUE_PLACE_TTL_MS } from '@deadbolt/core';
+import { MemoryBackend } from '@deadbolt/memory';
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { MemoryBackend } from '../../memory/src/index.js';
-import { InvalidArgumentError, LockManager, QUEUE_PLACE_TTL_MS } from '../src/index.js';
 
 afterEach(() => {
   vi.useRealTimers();
@@ -60,10 +60,10 @@ describe('fair locks', () => {
     const request = { key: 'fair:dead', ttlMs: 30_000, limit: 1, weight: 1 };
     await backend.acquire({ ...request, token: 'holder' });
     // A waiter took a queue place behind the holder, then vanished without attempting again.
-    const refused = await backend.acquire({
+    const refused = await backend.queue.acquire({
       ...request,
       token: 'dead',
-      queueTtlMs: QUEUE_PLACE_TTL_MS,
+      placeTtlMs: QUEUE_PLACE_TTL_MS,
     });
     expect(refused.ok).toBe(false);
     await backend.release({ key: 'fair:dead', token: 'holder' });

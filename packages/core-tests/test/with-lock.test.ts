@@ -1,6 +1,6 @@
+import { Lock, LockManager, LockTimeoutError } from '@deadbolt/core';
+import { MemoryBackend } from '@deadbolt/memory';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { MemoryBackend } from '../../memory/src/index.js';
-import { Lock, LockManager, LockTimeoutError } from '../src/index.js';
 import { RecordingBackend, watch } from './helpers.js';
 
 beforeEach(() => {
@@ -20,12 +20,12 @@ describe('withLock', () => {
       expect(lock).toBeInstanceOf(Lock);
       expect(lock.key).toBe('k');
       expect(lock.held).toBe(true);
-      expect((await backend.inspect('k'))?.holders[0]?.token).toBe(lock.token);
+      expect((await backend.inspection.inspect({ key: 'k' }))?.holders[0]?.token).toBe(lock.token);
       return { answer: 42 };
     });
     expect(value).toEqual({ answer: 42 });
     expect(seen?.held).toBe(false);
-    expect(await backend.inspect('k')).toBeNull();
+    expect(await backend.inspection.inspect({ key: 'k' })).toBeNull();
   });
 
   it('returns the value of a synchronous fn', async () => {
@@ -49,7 +49,7 @@ describe('withLock', () => {
       );
     expect(failure.rejected).toBe(true);
     expect(failure.reason).toBe(thrown);
-    expect(await backend.inspect('k')).toBeNull();
+    expect(await backend.inspection.inspect({ key: 'k' })).toBeNull();
   });
 
   it('rethrows a synchronous throw from fn unchanged and still releases', async () => {
@@ -60,7 +60,7 @@ describe('withLock', () => {
         throw thrown;
       }),
     ).rejects.toBe(thrown);
-    expect(await backend.inspect('k')).toBeNull();
+    expect(await backend.inspection.inspect({ key: 'k' })).toBeNull();
   });
 
   it("a failing release does not hide fn's value", async () => {
@@ -99,7 +99,7 @@ describe('withLock', () => {
     await vi.advanceTimersByTimeAsync(5_000);
     expect(await running).toEqual({ aborted: false, held: true });
     expect(backend.count('extend')).toBeGreaterThan(0);
-    expect(await backend.inspect('long')).toBeNull();
+    expect(await backend.inspection.inspect({ key: 'long' })).toBeNull();
   });
 
   it('does not extend when told `autoExtend: false`', async () => {
@@ -151,10 +151,12 @@ describe('await using', () => {
     {
       await using lock = await locks.acquire('scoped');
       inBlock = lock;
-      expect((await backend.inspect('scoped'))?.holders[0]?.token).toBe(lock.token);
+      expect((await backend.inspection.inspect({ key: 'scoped' }))?.holders[0]?.token).toBe(
+        lock.token,
+      );
     }
     expect(inBlock.held).toBe(false);
-    expect(await backend.inspect('scoped')).toBeNull();
+    expect(await backend.inspection.inspect({ key: 'scoped' })).toBeNull();
   });
 
   it('releases when the block throws, and the error passes through', async () => {
@@ -166,7 +168,7 @@ describe('await using', () => {
       throw thrown;
     };
     await expect(run()).rejects.toBe(thrown);
-    expect(await backend.inspect('scoped')).toBeNull();
+    expect(await backend.inspection.inspect({ key: 'scoped' })).toBeNull();
   });
 
   it('does not throw at the end of the block when the lease already expired', async () => {

@@ -1,6 +1,7 @@
+import { hostname } from 'node:os';
+import { Lock, LockManager, LockTimeoutError } from '@deadbolt/core';
+import { MemoryBackend } from '@deadbolt/memory';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { MemoryBackend } from '../../memory/src/index.js';
-import { Lock, LockManager, LockTimeoutError } from '../src/index.js';
 import { flush, RecordingBackend, watch } from './helpers.js';
 
 beforeEach(() => {
@@ -20,8 +21,10 @@ describe('acquire', () => {
     expect(lock.signal.aborted).toBe(false);
     expect(lock.fence).toBeGreaterThan(0);
     expect(lock.expiresAt).toBe(Date.now() + 5_000);
-    const info = await backend.inspect('free');
-    expect(info?.holders).toEqual([{ token: lock.token, weight: 1, ttlMs: 5_000 }]);
+    const info = await backend.inspection.inspect({ key: 'free' });
+    expect(info?.holders).toEqual([
+      { token: lock.token, weight: 1, ttlMs: 5_000, owner: `${hostname()}:${process.pid}` },
+    ]);
     expect(info?.fence).toBe(lock.fence);
   });
 
@@ -35,7 +38,8 @@ describe('acquire', () => {
       await vi.advanceTimersByTimeAsync(200);
       const lock = (await acquiring)!;
       expect(lock.expiresAt).toBe(sentAt + 5_000);
-      const backendExpiresAt = Date.now() + (await backend.inspect('slow'))!.holders[0]!.ttlMs;
+      const backendExpiresAt =
+        Date.now() + (await backend.inspection.inspect({ key: 'slow' }))!.holders[0]!.ttlMs;
       expect(lock.expiresAt).toBeLessThan(backendExpiresAt);
     },
   );
@@ -56,9 +60,9 @@ describe('acquire', () => {
     expect(lock.held).toBe(true);
     expect(lock.signal.aborted).toBe(false);
     expect(lock.expiresAt).toBe(Date.now() + 1_000);
-    expect((await backend.inspect('late'))?.holders.map((holder) => holder.token)).toEqual([
-      lock.token,
-    ]);
+    expect(
+      (await backend.inspection.inspect({ key: 'late' }))?.holders.map((holder) => holder.token),
+    ).toEqual([lock.token]);
   });
 
   it('tryAcquire resolves null for a grant whose reply came after its loss point, and gives it back', async () => {
@@ -69,14 +73,16 @@ describe('acquire', () => {
     expect(await attempt).toBeNull();
     await flush();
     expect(backend.calls).toEqual(['acquire', 'release']);
-    expect(await backend.inspect('late')).toBeNull();
+    expect(await backend.inspection.inspect({ key: 'late' })).toBeNull();
   });
 
   it('holds for 30 000 ms by default', async () => {
     const backend = new MemoryBackend();
     const lock = await new LockManager({ backend }).acquire('default-ttl');
     expect(lock.expiresAt).toBe(Date.now() + 30_000);
-    expect((await backend.inspect('default-ttl'))?.holders[0]?.ttlMs).toBe(30_000);
+    expect((await backend.inspection.inspect({ key: 'default-ttl' }))?.holders[0]?.ttlMs).toBe(
+      30_000,
+    );
   });
 
   it('gives each acquisition a larger fence than the one before', async () => {
@@ -166,7 +172,9 @@ describe('acquire', () => {
     expect(attempt.settled).toBe(true);
     expect(attempt.at).toBe(abortedAt);
     await expect(attempt.result).rejects.toBe(reason);
-    expect((await backend.inspect('busy'))?.holders.map((h) => h.token)).toEqual([holder.token]);
+    expect(
+      (await backend.inspection.inspect({ key: 'busy' }))?.holders.map((h) => h.token),
+    ).toEqual([holder.token]);
   });
 
   it('rejects with the default AbortError when aborted without a reason', async () => {
@@ -214,7 +222,7 @@ describe('acquire', () => {
     reconnect();
     await flush();
     expect(backend.calls).toEqual(['acquire', 'release', 'release']);
-    expect(await backend.inspect('stuck')).toBeNull();
+    expect(await backend.inspection.inspect({ key: 'stuck' })).toBeNull();
   });
 });
 
@@ -228,7 +236,9 @@ describe('tryAcquire', () => {
     expect(await attempt.result).toBeNull();
     expect(backend.calls).toEqual(['acquire']);
     // The holder was not disturbed.
-    expect((await backend.inspect('held'))?.holders.map((h) => h.token)).toEqual([holder.token]);
+    expect(
+      (await backend.inspection.inspect({ key: 'held' }))?.holders.map((h) => h.token),
+    ).toEqual([holder.token]);
   });
 
   it('makes exactly one backend call and resolves a Lock when the lock is free', async () => {
@@ -237,7 +247,9 @@ describe('tryAcquire', () => {
     expect(lock).toBeInstanceOf(Lock);
     expect(lock?.expiresAt).toBe(Date.now() + 2_000);
     expect(backend.calls).toEqual(['acquire']);
-    expect((await backend.inspect('free'))?.holders[0]?.token).toBe(lock?.token);
+    expect((await backend.inspection.inspect({ key: 'free' }))?.holders[0]?.token).toBe(
+      lock?.token,
+    );
   });
 
   it('does not wait for a lease about to expire', async () => {
@@ -268,7 +280,9 @@ describe('tokens', () => {
     for (let round = 0; round < rounds; round++) {
       const lock = await locks.acquire('tokens');
       expect(lock.token).toMatch(/^[0-9a-f]{32}$/);
-      expect((await backend.inspect('tokens'))?.holders[0]?.token).toBe(lock.token);
+      expect((await backend.inspection.inspect({ key: 'tokens' }))?.holders[0]?.token).toBe(
+        lock.token,
+      );
       tokens.add(lock.token);
       await lock.release();
     }

@@ -1,6 +1,6 @@
+import { BackendError, LockLostError, LockManager, LockNotHeldError } from '@deadbolt/core';
+import { MemoryBackend } from '@deadbolt/memory';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { MemoryBackend } from '../../memory/src/index.js';
-import { BackendError, LockLostError, LockManager, LockNotHeldError } from '../src/index.js';
 import { RecordingBackend } from './helpers.js';
 
 beforeEach(() => {
@@ -16,7 +16,7 @@ describe('release', () => {
     const lock = await new LockManager({ backend }).acquire('k');
     expect(await lock.release()).toBe(true);
     expect(lock.held).toBe(false);
-    expect(await backend.inspect('k')).toBeNull();
+    expect(await backend.inspection.inspect({ key: 'k' })).toBeNull();
     expect(await new LockManager({ backend }).tryAcquire('k')).not.toBeNull();
   });
 
@@ -47,7 +47,9 @@ describe('release', () => {
     await vi.advanceTimersByTimeAsync(1_000);
     const next = await new LockManager({ backend }).acquire('k');
     expect(await lock.release()).toBe(false);
-    expect((await backend.inspect('k'))?.holders.map((h) => h.token)).toEqual([next.token]);
+    expect((await backend.inspection.inspect({ key: 'k' }))?.holders.map((h) => h.token)).toEqual([
+      next.token,
+    ]);
     expect(next.held).toBe(true);
   });
 
@@ -87,7 +89,7 @@ describe('extend', () => {
     await vi.advanceTimersByTimeAsync(500);
     await lock.extend(2_000);
     expect(lock.expiresAt).toBe(Date.now() + 2_000);
-    expect((await backend.inspect('k'))?.holders[0]?.ttlMs).toBe(2_000);
+    expect((await backend.inspection.inspect({ key: 'k' }))?.holders[0]?.ttlMs).toBe(2_000);
     await vi.advanceTimersByTimeAsync(1_500);
     expect(await locks.tryAcquire('k')).toBeNull();
     expect(lock.held).toBe(true);
@@ -99,7 +101,7 @@ describe('extend', () => {
     await vi.advanceTimersByTimeAsync(1_000);
     await lock.extend();
     expect(lock.expiresAt).toBe(Date.now() + 4_000);
-    expect((await backend.inspect('k'))?.holders[0]?.ttlMs).toBe(4_000);
+    expect((await backend.inspection.inspect({ key: 'k' }))?.holders[0]?.ttlMs).toBe(4_000);
   });
 
   it("counts the new lease from before the request was sent, never later than the backend's", async () => {
@@ -111,7 +113,8 @@ describe('extend', () => {
     await vi.advanceTimersByTimeAsync(200);
     await extending;
     expect(lock.expiresAt).toBe(sentAt + 5_000);
-    const backendExpiresAt = Date.now() + (await backend.inspect('k'))!.holders[0]!.ttlMs;
+    const backendExpiresAt =
+      Date.now() + (await backend.inspection.inspect({ key: 'k' }))!.holders[0]!.ttlMs;
     expect(lock.expiresAt).toBeLessThan(backendExpiresAt);
   });
 
@@ -135,7 +138,9 @@ describe('extend', () => {
     expect(lock.signal.reason).toBe(error);
     expect(lock.held).toBe(false);
     // It did not take the lease back from the new holder.
-    expect((await backend.inspect('k'))?.holders.map((h) => h.token)).toEqual([next.token]);
+    expect((await backend.inspection.inspect({ key: 'k' }))?.holders.map((h) => h.token)).toEqual([
+      next.token,
+    ]);
     // Later calls keep saying so.
     await expect(lock.extend()).rejects.toBeInstanceOf(LockLostError);
   });

@@ -1,6 +1,6 @@
+import { type LockInfo, LockLostError, LockManager } from '@deadbolt/core';
+import { MemoryBackend } from '@deadbolt/memory';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { MemoryBackend } from '../../memory/src/index.js';
-import { type LockInfo, LockLostError, LockManager } from '../src/index.js';
 import { RecordingBackend } from './helpers.js';
 
 beforeEach(() => {
@@ -22,7 +22,7 @@ describe('auto-extension', () => {
     for (let step = 0; step < 100; step++) {
       await vi.advanceTimersByTimeAsync(100);
       // Renewed well before expiry: never less than half the TTL left on the backend's clock.
-      const holder = (await backend.inspect('renewed'))?.holders[0];
+      const holder = (await backend.inspection.inspect({ key: 'renewed' }))?.holders[0];
       expect(holder?.token).toBe(lock.token);
       expect(holder?.ttlMs).toBeGreaterThanOrEqual(500);
       expect(await other.tryAcquire('renewed')).toBeNull();
@@ -42,7 +42,9 @@ describe('auto-extension', () => {
     expect(backend.count('extend')).toBeGreaterThan(0);
     const lastRenewal = backend.log.filter((call) => call.op === 'extend').at(-1)!.at;
     expect(lock.expiresAt).toBe(lastRenewal + 9_000);
-    expect((await backend.inspect('k'))?.holders[0]?.ttlMs).toBe(lastRenewal + 9_000 - Date.now());
+    expect((await backend.inspection.inspect({ key: 'k' }))?.holders[0]?.ttlMs).toBe(
+      lastRenewal + 9_000 - Date.now(),
+    );
   });
 
   it('is on for every acquire when the manager defaults say so', async () => {
@@ -115,7 +117,7 @@ describe('auto-extension', () => {
       lock.signal.addEventListener('abort', () => {
         abortedAt = Date.now();
         // MemoryBackend reads its clock when called, so this is the state at the abort.
-        backendAtAbort = backend.inner.inspect('k');
+        backendAtAbort = backend.inner.inspection.inspect({ key: 'k' });
       });
       const other = new LockManager({ backend: backend.inner });
       let takenAt = Number.NaN;
@@ -173,7 +175,7 @@ describe('auto-extension', () => {
     expect(lock.held).toBe(true);
     expect(lock.signal.aborted).toBe(false);
     expect(backend.count('extend')).toBeGreaterThan(failed);
-    expect((await backend.inspect('k'))?.holders[0]?.token).toBe(lock.token);
+    expect((await backend.inspection.inspect({ key: 'k' }))?.holders[0]?.token).toBe(lock.token);
   });
 
   it('stops renewing on release', async () => {

@@ -1,6 +1,6 @@
+import { Lock, LockManager, LockTimeoutError } from '@deadbolt/core';
+import { MemoryBackend } from '@deadbolt/memory';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { MemoryBackend } from '../../memory/src/index.js';
-import { Lock, LockManager, LockTimeoutError } from '../src/index.js';
 import { RecordingBackend, watch } from './helpers.js';
 
 beforeEach(() => {
@@ -25,7 +25,7 @@ describe('semaphore', () => {
     const before = backend.count('acquire');
     expect(await pool.tryAcquire()).toBeNull();
     expect(backend.count('acquire')).toBe(before + 1);
-    const info = await backend.inspect('pool');
+    const info = await backend.inspection.inspect({ key: 'pool' });
     expect(info?.holders.map((h) => h.token).sort()).toEqual(grants.map((g) => g!.token).sort());
     expect(info?.holders.every((h) => h.weight === 1)).toBe(true);
   });
@@ -41,7 +41,7 @@ describe('semaphore', () => {
     const backend = new MemoryBackend();
     const pool = new LockManager({ backend }).semaphore('weighted', { limit: 3 });
     const heavy = await pool.acquire({ weight: 2 });
-    expect((await backend.inspect('weighted'))?.holders[0]?.weight).toBe(2);
+    expect((await backend.inspection.inspect({ key: 'weighted' }))?.holders[0]?.weight).toBe(2);
     expect(await pool.tryAcquire({ weight: 2 })).toBeNull();
     const light = await pool.tryAcquire({ weight: 1 });
     expect(light).not.toBeNull();
@@ -73,7 +73,7 @@ describe('semaphore', () => {
     await b.release();
     await vi.advanceTimersByTimeAsync(1);
     expect(attempt.settled).toBe(true);
-    expect((await backend.inspect('wait'))?.holders[0]?.weight).toBe(2);
+    expect((await backend.inspection.inspect({ key: 'wait' }))?.holders[0]?.weight).toBe(2);
   });
 
   it('acquire times out with LockTimeoutError when permits stay taken', async () => {
@@ -94,7 +94,7 @@ describe('semaphore', () => {
     const value = await pool.withPermit(
       async (lock) => {
         expect(lock.held).toBe(true);
-        expect((await backend.inspect('permit'))?.holders).toEqual([
+        expect((await backend.inspection.inspect({ key: 'permit' }))?.holders).toEqual([
           expect.objectContaining({ token: lock.token, weight: 2 }),
         ]);
         expect(await pool.tryAcquire({ weight: 2 })).toBeNull();
@@ -103,7 +103,7 @@ describe('semaphore', () => {
       { weight: 2 },
     );
     expect(value).toBe('rendered');
-    expect(await backend.inspect('permit')).toBeNull();
+    expect(await backend.inspection.inspect({ key: 'permit' })).toBeNull();
   });
 
   it("withPermit rethrows fn's error unchanged and gives the permits back", async () => {
@@ -115,7 +115,7 @@ describe('semaphore', () => {
         throw thrown;
       }),
     ).rejects.toBe(thrown);
-    expect(await backend.inspect('permit')).toBeNull();
+    expect(await backend.inspection.inspect({ key: 'permit' })).toBeNull();
   });
 
   it('never has more than `limit` holders at once under contention', async () => {

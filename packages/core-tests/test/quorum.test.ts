@@ -1,19 +1,22 @@
 import { inspect } from 'node:util';
-import { describe, expect, it, vi } from 'vitest';
-import { MemoryBackend } from '../../memory/src/index.js';
 import {
   type AcquireRequest,
   BackendError,
   type ExtendRequest,
+  type FenceCapability,
+  type InspectionCapability,
   InvalidArgumentError,
   type LockBackend,
   LockLostError,
   LockManager,
+  type QueueCapability,
   QuorumError,
   quorum,
   type ReleaseRequest,
-  type WaitRequest,
-} from '../src/index.js';
+  type WakeUpCapability,
+} from '@deadbolt/core';
+import { MemoryBackend } from '@deadbolt/memory';
+import { describe, expect, it, vi } from 'vitest';
 
 /** A real memory backend behind a switch: while `down`, every call fails like an unreachable server. */
 class Switchable implements LockBackend {
@@ -39,17 +42,27 @@ class Switchable implements LockBackend {
     this.#guard();
     return this.inner.release(request);
   }
-  async advanceFence(request: { key: string; fence: number }) {
-    this.#guard();
-    return this.inner.advanceFence(request);
-  }
-  waitForRelease(request: WaitRequest) {
-    return this.inner.waitForRelease(request);
-  }
-  async inspect(key: string) {
-    this.#guard();
-    return this.inner.inspect(key);
-  }
+  readonly queue: QueueCapability = {
+    acquire: async (request) => {
+      this.#guard();
+      return this.inner.queue.acquire(request);
+    },
+  };
+  readonly fences: FenceCapability = {
+    advance: async (request) => {
+      this.#guard();
+      return this.inner.fences.advance(request);
+    },
+  };
+  readonly wakeUps: WakeUpCapability = {
+    waitForRelease: (request) => this.inner.wakeUps.waitForRelease(request),
+  };
+  readonly inspection: InspectionCapability = {
+    inspect: async (request) => {
+      this.#guard();
+      return this.inner.inspection.inspect(request);
+    },
+  };
 }
 
 function members(count: number): Switchable[] {
@@ -64,9 +77,10 @@ describe('quorum()', () => {
     expect(lock.fence).toBeGreaterThan(0);
     expect(await locks.tryAcquire('q:one')).toBeNull();
     for (const member of five)
-      expect((await member.inner.inspect('q:one'))?.holders).toHaveLength(1);
+      expect((await member.inner.inspection.inspect({ key: 'q:one' }))?.holders).toHaveLength(1);
     expect(await lock.release()).toBe(true);
-    for (const member of five) expect(await member.inner.inspect('q:one')).toBeNull();
+    for (const member of five)
+      expect(await member.inner.inspection.inspect({ key: 'q:one' })).toBeNull();
   });
 
   it('still works with a minority down', async () => {
@@ -90,7 +104,8 @@ describe('quorum()', () => {
     expect(causes.slice(0, 3).every((cause) => cause instanceof Error)).toBe(true);
     expect(causes.slice(3)).toEqual([null, null]);
     // Nothing is left behind on the members that did grant.
-    for (const member of five.slice(3)) expect(await member.inner.inspect('q:majority')).toBeNull();
+    for (const member of five.slice(3))
+      expect(await member.inner.inspection.inspect({ key: 'q:majority' })).toBeNull();
   });
 
   it('undoes a partial acquisition that did not reach a majority', async () => {
@@ -107,7 +122,7 @@ describe('quorum()', () => {
     }
     const locks = new LockManager({ backend: quorum(three) });
     expect(await locks.tryAcquire('q:partial')).toBeNull();
-    expect(await three[2]!.inner.inspect('q:partial')).toBeNull();
+    expect(await three[2]!.inner.inspection.inspect({ key: 'q:partial' })).toBeNull();
   });
 
   it('keeps fences increasing across acquisitions on different majorities', async () => {
@@ -153,7 +168,7 @@ describe('quorum()', () => {
     );
     await new Promise((resolve) => setTimeout(resolve, 50));
     for (const member of five) {
-      expect((await member.inner.inspect('q:turns'))?.queued).toBe(4);
+      expect((await member.inner.inspection.inspect({ key: 'q:turns' }))?.queued).toBe(4);
     }
     await holder.release();
     expect(await Promise.all(waiting)).toEqual([true, true, true, true]);
@@ -194,7 +209,9 @@ describe('quorum()', () => {
     }
     await expect(lock.extend()).rejects.toBeInstanceOf(LockLostError);
     // The third still had it, and would have blocked everyone for ten seconds.
-    await vi.waitFor(async () => expect(await three[2]!.inner.inspect('q:lost')).toBeNull());
+    await vi.waitFor(async () =>
+      expect(await three[2]!.inner.inspection.inspect({ key: 'q:lost' })).toBeNull(),
+    );
     expect(await locks.tryAcquire('q:lost', { ttl: 10_000 })).not.toBeNull();
   });
 
@@ -230,7 +247,9 @@ describe('quorum()', () => {
       await member.inner.release({ key: 'q:rolling', token: lock.token });
       await lock.extend();
       // The extension took the lease again on the member that lost it.
-      expect((await member.inner.inspect('q:rolling'))?.holders).toHaveLength(1);
+      expect((await member.inner.inspection.inspect({ key: 'q:rolling' }))?.holders).toHaveLength(
+        1,
+      );
     }
     expect(lock.held).toBe(true);
     expect(await locks.tryAcquire('q:rolling')).toBeNull();
@@ -242,8 +261,8 @@ describe('quorum()', () => {
     const backend = quorum(three);
     const controller = new AbortController();
     let woken = false;
-    const waiting = backend
-      .waitForRelease?.({ key: 'q:wake', signal: controller.signal })
+    const waiting = backend.wakeUps
+      ?.waitForRelease({ key: 'q:wake', signal: controller.signal })
       .then(() => {
         woken = true;
       });
@@ -271,7 +290,7 @@ describe('quorum()', () => {
       'backends[1]',
     ],
     [
-      'a member without advanceFence',
+      'a member without the fences capability',
       () =>
         quorum([
           {
@@ -327,9 +346,12 @@ describe('quorum()', () => {
     const backend = quorum(members(3));
     const signal = new AbortController().signal;
     for (const [call, argument] of [
-      [() => backend.waitForRelease!({ key: '', signal }), 'request.key'],
-      [() => backend.waitForRelease!({ key: 'k', signal: {} as never }), 'request.signal'],
-      [() => backend.waitForRelease!({ key: 'k', signal, since: Number.NaN }), 'request.since'],
+      [() => backend.wakeUps!.waitForRelease({ key: '', signal }), 'request.key'],
+      [() => backend.wakeUps!.waitForRelease({ key: 'k', signal: {} as never }), 'request.signal'],
+      [
+        () => backend.wakeUps!.waitForRelease({ key: 'k', signal, since: Number.NaN }),
+        'request.since',
+      ],
     ] as const) {
       await expect(call()).rejects.toMatchObject({ code: 'INVALID_ARGUMENT', argument });
     }
@@ -338,7 +360,7 @@ describe('quorum()', () => {
   it('prints what inspect returns with the tokens redacted', async () => {
     const backend = quorum(members(3));
     await backend.acquire({ key: 'k', token: 'secret-token', ttlMs: 10_000, limit: 1, weight: 1 });
-    const info = await backend.inspect!('k');
+    const info = await backend.inspection!.inspect({ key: 'k' });
     expect(info?.holders[0]?.token).toBe('secret-token');
     expect(JSON.stringify(info)).not.toContain('secret-token');
     expect(inspect(info, { depth: 5 })).not.toContain('secret-token');

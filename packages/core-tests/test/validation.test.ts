@@ -1,11 +1,11 @@
-import { beforeEach, describe, expect, it, vi } from 'vitest';
 import {
   InvalidArgumentError,
   type LockBackend,
   LockManager,
   MAX_DURATION_MS,
   MAX_KEY_BYTES,
-} from '../src/index.js';
+} from '@deadbolt/core';
+import { beforeEach, describe, expect, it, vi } from 'vitest';
 import { RecordingBackend, rejectionOf, thrownBy } from './helpers.js';
 
 let backend: RecordingBackend;
@@ -317,7 +317,7 @@ function backendWithout(...missing: string[]): LockBackend {
     acquire: backend.acquire.bind(backend),
     extend: backend.extend.bind(backend),
     release: backend.release.bind(backend),
-    waitForRelease: backend.waitForRelease.bind(backend),
+    wakeUps: backend.wakeUps,
   };
   for (const name of missing) delete full[name];
   return full as unknown as LockBackend;
@@ -333,6 +333,28 @@ const badManagers: [problem: string, options: () => unknown, argument: string][]
   ['a backend missing acquire', () => ({ backend: backendWithout('acquire') }), 'options.backend'],
   ['a backend missing extend', () => ({ backend: backendWithout('extend') }), 'options.backend'],
   ['a backend missing release', () => ({ backend: backendWithout('release') }), 'options.backend'],
+  [
+    'a capability that is not an object',
+    () => ({ backend: { ...backendWithout(), queue: true } }),
+    'options.backend.queue',
+  ],
+  [
+    'a capability without its method',
+    () => ({ backend: { ...backendWithout(), inspection: { inspect: 'yes' } } }),
+    'options.backend.inspection',
+  ],
+  [
+    'handoff without a queue',
+    () => ({ backend: { ...backendWithout(), handoff: backend.handoff } }),
+    'options.backend.handoff',
+  ],
+  [
+    'a close that is not a function',
+    () => ({ backend: { ...backendWithout(), close: 1 } }),
+    'options.backend.close',
+  ],
+  ['an empty owner', () => ({ backend, owner: '' }), 'options.owner'],
+  ['an owner over 256 bytes', () => ({ backend, owner: 'é'.repeat(129) }), 'options.owner'],
   ['an unknown option', () => ({ backend, prefix: 'app:' }), 'options.prefix'],
   ['a typo in defaults', () => ({ backend, defaults: { tll: 5 } }), 'options.defaults.tll'],
   ['defaults that are not an object', () => ({ backend, defaults: 5 }), 'options.defaults'],

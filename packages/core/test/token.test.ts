@@ -1,0 +1,30 @@
+import { describe, expect, it } from 'vitest';
+import { newToken } from '../src/manager.js';
+
+describe('tokens', () => {
+  const draws = 100_000;
+
+  it(`are 32 lowercase hex characters, none repeated over ${draws} draws`, () => {
+    const seen = new Set<string>();
+    for (let index = 0; index < draws; index++) {
+      const token = newToken();
+      expect(token).toMatch(/^[0-9a-f]{32}$/);
+      seen.add(token);
+    }
+    expect(seen.size).toBe(draws);
+  });
+
+  it('have every one of their 128 bits set in about half of the draws', () => {
+    const ones = new Array<number>(128).fill(0);
+    for (let index = 0; index < draws; index++) {
+      const bytes = Buffer.from(newToken(), 'hex');
+      for (let bit = 0; bit < 128; bit++) {
+        if (bytes[bit >> 3]! & (0x80 >> (bit & 7))) ones[bit]! += 1;
+      }
+    }
+    // Binomial(100 000, 1/2): standard deviation 158. Six of them on either side is never missed
+    // by a uniform source (p < 1e-8 over all 128 bits); a counter, a clock or a stuck bit fails.
+    const sigma = Math.sqrt(draws / 4);
+    for (const count of ones) expect(Math.abs(count - draws / 2)).toBeLessThan(6 * sigma);
+  });
+});

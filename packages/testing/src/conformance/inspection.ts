@@ -1,0 +1,54 @@
+import { type LockBackend, LockManager } from '@deadbolt/core';
+import { expect, it } from 'vitest';
+import { type ConformanceContext, expectGranted, queued, request, withFeature } from './context.js';
+
+type InspectingBackend = LockBackend & Required<Pick<LockBackend, 'inspection'>>;
+
+export function inspectionTests(ctx: ConformanceContext): void {
+  it('shows current holders: token, weight, lease left and owner, with the last fence', async () => {
+    const backend = withFeature<InspectingBackend>(ctx, 'inspection');
+    const key = ctx.key();
+    expect(await backend.inspection.inspect({ key })).toBeNull();
+    const grant = expectGranted(
+      await backend.acquire(request(key, 'holder', { limit: 3, weight: 2, owner: 'web-1:42' })),
+    );
+    expectGranted(await backend.acquire(request(key, 'anonymous', { limit: 3 })));
+    const info = await backend.inspection.inspect({ key });
+    expect(info?.key).toBe(key);
+    const holders = [...(info?.holders ?? [])].sort((a, b) => b.weight - a.weight);
+    expect(holders).toHaveLength(2);
+    expect(holders[0]).toMatchObject({ token: 'holder', weight: 2, owner: 'web-1:42' });
+    expect(holders[1]).toMatchObject({ token: 'anonymous', weight: 1 });
+    expect(holders[1]?.owner).toBeUndefined();
+    expect(holders[0]?.ttlMs).toBeGreaterThan(5_000);
+    expect(holders[0]?.ttlMs).toBeLessThanOrEqual(30_000);
+    expect(info?.fence).toBeGreaterThanOrEqual(grant.fence);
+    await backend.release({ key, token: 'holder' });
+    await backend.release({ key, token: 'anonymous' });
+    expect(await backend.inspection.inspect({ key })).toBeNull();
+  });
+
+  it("shows the owner a LockManager gives, by default this process's host and pid", async () => {
+    const backend = withFeature<InspectingBackend>(ctx, 'inspection');
+    const key = ctx.key();
+    const named = await new LockManager({ backend, owner: 'worker ☂ 7' }).acquire(key);
+    expect((await backend.inspection.inspect({ key }))?.holders[0]?.owner).toBe('worker ☂ 7');
+    await named.release();
+    const plain = await new LockManager({ backend }).acquire(key);
+    expect((await backend.inspection.inspect({ key }))?.holders[0]?.owner).toMatch(
+      new RegExp(`:${process.pid}$`),
+    );
+    await plain.release();
+  });
+
+  if (!ctx.has('queue')) return;
+  it('counts the waiters in the queue', async () => {
+    const backend = withFeature<InspectingBackend>(ctx, 'inspection');
+    const key = ctx.key();
+    expectGranted(await backend.acquire(request(key, 'holder')));
+    for (const token of ['one', 'two']) {
+      expect((await backend.queue?.acquire(queued(key, token)))?.ok).toBe(false);
+    }
+    expect((await backend.inspection.inspect({ key }))?.queued).toBe(2);
+  });
+}
