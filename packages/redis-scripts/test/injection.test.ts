@@ -65,8 +65,10 @@ describe('user strings never reach Lua source', () => {
       const request = { key: text, token: text, ttlMs: 10_000, limit: 2, weight: 1 };
       expect((await backend.acquire(request)).ok).toBe(true);
       expect(await backend.extend({ key: text, token: text, ttlMs: 10_000 })).toBe(true);
-      expect((await backend.inspect(text))?.holders.map((holder) => holder.token)).toEqual([text]);
-      await backend.advanceFence({ key: text, fence: 1 });
+      expect(
+        (await backend.inspection.inspect({ key: text }))?.holders.map((holder) => holder.token),
+      ).toEqual([text]);
+      await backend.fences.advance({ key: text, fence: 1 });
       expect(await backend.release({ key: text, token: text })).toBe(true);
     }
     const known = Object.values(scripts);

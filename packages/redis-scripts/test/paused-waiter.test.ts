@@ -46,7 +46,7 @@ describe('a waiter whose event loop stalls while it is handed the lock', () => {
         string,
         number,
       ];
-      return (await inspector.inspect(key))?.queued === 1 && listeners === 1;
+      return (await inspector.inspection.inspect({ key: key }))?.queued === 1 && listeners === 1;
     });
 
     // Sent now, run by the server while this thread is frozen: the release hands the lock to the
@@ -67,7 +67,7 @@ describe('a waiter whose event loop stalls while it is handed the lock', () => {
     const lock = await waiting;
     // Whatever it got, it holds it by the server's account too, for no longer than it thinks.
     expect(lock.held).toBe(true);
-    const info = await inspector.inspect(key);
+    const info = await inspector.inspection.inspect({ key: key });
     expect(info?.holders).toHaveLength(1);
     expect(info?.fence).toBe(lock.fence);
     expect(lock.fence).toBeGreaterThan(taken?.fence ?? Number.POSITIVE_INFINITY);

@@ -268,10 +268,10 @@ describe('RedisScriptBackend waiting', () => {
     await backend.acquire(mutex(key, 'holder'));
     expect(opened.count).toBe(0);
     // The first wait ends when the subscription is up; the channel then lingers for the next.
-    await backend.waitForRelease({ key: key, signal: never() });
+    await backend.wakeUps.waitForRelease({ key: key, signal: never() });
     const waits = [
-      backend.waitForRelease({ key: key, signal: never() }),
-      backend.waitForRelease({ key: key, signal: never() }),
+      backend.wakeUps.waitForRelease({ key: key, signal: never() }),
+      backend.wakeUps.waitForRelease({ key: key, signal: never() }),
     ];
     await backend.release({ key, token: 'holder' });
     await Promise.all(waits);
@@ -282,14 +282,19 @@ describe('RedisScriptBackend waiting', () => {
     const { backend, opened } = countingBackend();
     const key = unique('close');
     const controller = new AbortController();
-    await backend.waitForRelease({ key: key, signal: never() });
-    const waiting = backend.waitForRelease({ key: key, signal: never() });
-    const aborted = backend.waitForRelease({ key: unique('close'), signal: controller.signal });
+    await backend.wakeUps.waitForRelease({ key: key, signal: never() });
+    const waiting = backend.wakeUps.waitForRelease({ key: key, signal: never() });
+    const aborted = backend.wakeUps.waitForRelease({
+      key: unique('close'),
+      signal: controller.signal,
+    });
     await backend.close();
     await expect(waiting).rejects.toBeInstanceOf(BackendError);
     await expect(aborted).rejects.toThrow(/closed/);
     controller.abort();
-    await expect(backend.waitForRelease({ key: key, signal: never() })).rejects.toThrow(/closed/);
+    await expect(backend.wakeUps.waitForRelease({ key: key, signal: never() })).rejects.toThrow(
+      /closed/,
+    );
     await expect(backend.acquire(mutex(key, 't'))).rejects.toThrow(/closed/);
     await sleep(50);
     expect(opened.count).toBe(1);
@@ -299,7 +304,7 @@ describe('RedisScriptBackend waiting', () => {
     const { backend } = countingBackend();
     const reason = new Error('stop waiting');
     await expect(
-      backend.waitForRelease({ key: unique('k'), signal: AbortSignal.abort(reason) }),
+      backend.wakeUps.waitForRelease({ key: unique('k'), signal: AbortSignal.abort(reason) }),
     ).rejects.toBe(reason);
   });
 });

@@ -93,7 +93,7 @@ describe('expiry', () => {
         expect(before).toBeLessThan(end);
         if (before === after) {
           expect(acquired).toEqual([0, end - before]);
-          expect(inspected.slice(2)).toEqual(['old', 1, end - before]);
+          expect(inspected.slice(2)).toEqual(['old', 1, end - before, '']);
           if (before === end - 1) sawLastMillisecond = true;
         }
       }
@@ -168,18 +168,22 @@ describe('a free key', () => {
     const key = unique('fast-queue');
     expect((await backend.acquire(mutex(key, 'holder'))).ok).toBe(true);
     // A queued waiter refused behind the holder keeps its place after the holder leaves.
-    expect((await backend.acquire({ ...mutex(key, 'queued'), queueTtlMs: 10_000 })).ok).toBe(false);
+    expect((await backend.queue.acquire({ ...mutex(key, 'queued'), placeTtlMs: 10_000 })).ok).toBe(
+      false,
+    );
     expect(await backend.release({ key, token: 'holder' })).toBe(true);
     expect(await holderFields(key)).toEqual([]);
     expect((await backend.acquire(mutex(key, 'barging'))).ok).toBe(false);
-    expect((await backend.acquire({ ...mutex(key, 'queued'), queueTtlMs: 10_000 })).ok).toBe(true);
+    expect((await backend.queue.acquire({ ...mutex(key, 'queued'), placeTtlMs: 10_000 })).ok).toBe(
+      true,
+    );
     expect((await client.hkeys(hashOf(key))).filter((field) => field.startsWith('?'))).toEqual([]);
   });
 
   it('is taken past a queue place that ran out', async () => {
     const key = unique('place-out');
     expect((await backend.acquire(mutex(key, 'holder'))).ok).toBe(true);
-    expect((await backend.acquire({ ...mutex(key, 'gone'), queueTtlMs: 30 })).ok).toBe(false);
+    expect((await backend.queue.acquire({ ...mutex(key, 'gone'), placeTtlMs: 30 })).ok).toBe(false);
     expect(await backend.release({ key, token: 'holder' })).toBe(true);
     expect((await backend.acquire(mutex(key, 'barging'))).ok).toBe(false);
     await sleep(60);
@@ -228,7 +232,9 @@ describe('fences', () => {
       expect(fences[index]).toBeGreaterThan(fences[index - 1] as number);
     }
     await backend.acquire(mutex(key, 'last'));
-    expect((await backend.inspect(key))?.fence).toBeGreaterThan(fences.at(-1) as number);
+    expect((await backend.inspection.inspect({ key: key }))?.fence).toBeGreaterThan(
+      fences.at(-1) as number,
+    );
   });
 
   it('keep increasing when the hash is gone, as after its grace period', async () => {
@@ -264,8 +270,8 @@ describe('fences', () => {
     const first = await backend.acquire(mutex(key, 'a'));
     if (!first.ok) throw new Error('expected a grant');
     const elsewhere = first.fence + 10_000_000_000;
-    await backend.advanceFence({ key, fence: elsewhere });
-    await backend.advanceFence({ key, fence: first.fence });
+    await backend.fences.advance({ key, fence: elsewhere });
+    await backend.fences.advance({ key, fence: first.fence });
     await backend.release({ key, token: 'a' });
     const second = await backend.acquire(mutex(key, 'b'));
     if (!second.ok) throw new Error('expected a grant');
@@ -283,7 +289,7 @@ describe('acquire', () => {
     // a asks again with less: its own grant does not count against it, and is replaced.
     expect((await backend.acquire({ ...request, token: 'a', weight: 1 })).ok).toBe(true);
     expect((await backend.acquire({ ...request, token: 'c', weight: 2 })).ok).toBe(true);
-    const holders = (await backend.inspect(request.key))?.holders ?? [];
+    const holders = (await backend.inspection.inspect({ key: request.key }))?.holders ?? [];
     expect(holders.map(({ token, weight }) => [token, weight]).sort()).toEqual([
       ['a', 1],
       ['b', 2],
@@ -297,7 +303,7 @@ describe('acquire', () => {
     const again = await backend.acquire(mutex(key, 'a', 20_000));
     if (!first.ok || !again.ok) throw new Error('expected grants');
     expect(again.fence).toBeGreaterThan(first.fence);
-    const info = await backend.inspect(key);
+    const info = await backend.inspection.inspect({ key: key });
     expect(info?.holders).toHaveLength(1);
     expect(info?.holders[0]?.ttlMs).toBeGreaterThan(1_000);
   });
@@ -322,7 +328,7 @@ describe('acquire', () => {
     const token = "\"); redis.call('FLUSHALL'); --";
     await client.set(unique('canary'), '1');
     expect((await backend.acquire(mutex(key, token))).ok).toBe(true);
-    expect((await backend.inspect(key))?.holders[0]?.token).toBe(token);
+    expect((await backend.inspection.inspect({ key: key }))?.holders[0]?.token).toBe(token);
     expect(await backend.release({ key, token })).toBe(true);
     expect(await client.dbsize()).toBeGreaterThan(0);
   });
@@ -333,9 +339,13 @@ describe('extend', () => {
     const key = unique('extend');
     await backend.acquire(mutex(key, 'a', 5_000));
     expect(await backend.extend({ key, token: 'a', ttlMs: 20_000 })).toBe(true);
-    expect((await backend.inspect(key))?.holders[0]?.ttlMs).toBeGreaterThan(19_000);
+    expect((await backend.inspection.inspect({ key: key }))?.holders[0]?.ttlMs).toBeGreaterThan(
+      19_000,
+    );
     expect(await backend.extend({ key, token: 'a', ttlMs: 300 })).toBe(true);
-    expect((await backend.inspect(key))?.holders[0]?.ttlMs).toBeLessThanOrEqual(300);
+    expect((await backend.inspection.inspect({ key: key }))?.holders[0]?.ttlMs).toBeLessThanOrEqual(
+      300,
+    );
     await sleep(350);
     expect((await backend.acquire(mutex(key, 'b'))).ok).toBe(true);
   });
@@ -344,7 +354,7 @@ describe('extend', () => {
     const key = unique('extend-weight');
     await backend.acquire({ key, token: 'a', ttlMs: 5_000, limit: 3, weight: 2 });
     expect(await backend.extend({ key, token: 'a', ttlMs: 20_000 })).toBe(true);
-    expect((await backend.inspect(key))?.holders).toEqual([
+    expect((await backend.inspection.inspect({ key: key }))?.holders).toEqual([
       { token: 'a', weight: 2, ttlMs: expect.any(Number) },
     ]);
     expect((await backend.acquire({ key, token: 'b', ttlMs: 5_000, limit: 3, weight: 2 })).ok).toBe(
@@ -406,10 +416,10 @@ describe('release', () => {
       await backend.acquire(mutex(key, 'holder'));
       const waiter = {
         ...mutex(key, 'tök en', 60_000),
-        queueTtlMs: 10_000,
+        placeTtlMs: 10_000,
         handoff: { attempt: 3, ttlMs: 7_000 },
       };
-      expect((await backend.acquire(waiter)).ok).toBe(false);
+      expect((await backend.queue.acquire(waiter)).ok).toBe(false);
       expect(await client.hget(hashOf(key), 'queued')).toBe('1');
       await sleep(20);
       expect(await backend.release({ key, token: 'holder' })).toBe(true);
@@ -419,10 +429,12 @@ describe('release', () => {
     const [word, fence, ttlMs, afterMs, attempt, ...token] = (messages[0] as string).split(' ');
     expect([word, ttlMs, attempt, token.join(' ')]).toEqual(['granted', '7000', '3', 'tök en']);
     expect(Number(afterMs)).toBeGreaterThanOrEqual(18);
-    expect(Number(fence)).toBe((await backend.inspect(key))?.fence);
+    expect(Number(fence)).toBe((await backend.inspection.inspect({ key: key }))?.fence);
     expect(await holderFields(key)).toEqual(['#tök en']);
     // The lease is the 7 s asked for on handoff, not the 60 s of the request.
-    expect((await backend.inspect(key))?.holders[0]?.ttlMs).toBeLessThanOrEqual(7_000);
+    expect((await backend.inspection.inspect({ key: key }))?.holders[0]?.ttlMs).toBeLessThanOrEqual(
+      7_000,
+    );
     // The queue is empty again: the next release has nobody to look for.
     expect(await client.hexists(hashOf(key), 'queued')).toBe(0);
   });
@@ -431,11 +443,11 @@ describe('release', () => {
     const key = unique('handoff-many');
     const permits = { key, ttlMs: 10_000, limit: 3 };
     const queued = (token: string, weight: number) =>
-      backend.acquire({
+      backend.queue.acquire({
         ...permits,
         token,
         weight,
-        queueTtlMs: 10_000,
+        placeTtlMs: 10_000,
         handoff: { attempt: 1, ttlMs: 10_000 },
       });
     let fenceBefore = 0;
@@ -449,7 +461,7 @@ describe('release', () => {
       ] as const) {
         expect((await queued(token, weight)).ok).toBe(false);
       }
-      fenceBefore = (await backend.inspect(key))?.fence ?? 0;
+      fenceBefore = (await backend.inspection.inspect({ key: key }))?.fence ?? 0;
       expect(await backend.release({ key, token: 'all' })).toBe(true);
     });
     // 'big' does not fit next to 'one' and 'two', and 'last' may not pass it: one permit stays
@@ -466,7 +478,8 @@ describe('release', () => {
 
   it('gives up a queue place, and tells the next in line', async () => {
     const key = unique('leave-queue');
-    const queued = (token: string) => backend.acquire({ ...mutex(key, token), queueTtlMs: 10_000 });
+    const queued = (token: string) =>
+      backend.queue.acquire({ ...mutex(key, token), placeTtlMs: 10_000 });
     const messages = await messagesDuring(key, async () => {
       await backend.acquire(mutex(key, 'holder'));
       expect((await queued('first')).ok).toBe(false);
@@ -494,11 +507,11 @@ describe('release', () => {
 describe('inspect', () => {
   it('shows unexpired holders with weights and remaining ms, and the last fence', async () => {
     const key = unique('inspect');
-    expect(await backend.inspect(key)).toBeNull();
+    expect(await backend.inspection.inspect({ key: key })).toBeNull();
     await backend.acquire({ key, token: 'a', ttlMs: 5_000, limit: 3, weight: 2 });
     const last = await backend.acquire({ key, token: 'b', ttlMs: 1_000, limit: 3, weight: 1 });
     if (!last.ok) throw new Error('expected a grant');
-    const info = await backend.inspect(key);
+    const info = await backend.inspection.inspect({ key: key });
     expect(info).toMatchObject({ key, fence: last.fence, queued: 0 });
     expect(info?.holders.map(({ token, weight }) => [token, weight]).sort()).toEqual([
       ['a', 2],
@@ -506,9 +519,11 @@ describe('inspect', () => {
     ]);
     expect(info?.holders.find((holder) => holder.token === 'a')?.ttlMs).toBeGreaterThan(4_000);
     await sleep(1_100);
-    expect((await backend.inspect(key))?.holders.map((holder) => holder.token)).toEqual(['a']);
+    expect(
+      (await backend.inspection.inspect({ key: key }))?.holders.map((holder) => holder.token),
+    ).toEqual(['a']);
     await backend.release({ key, token: 'a' });
-    expect(await backend.inspect(key)).toBeNull();
+    expect(await backend.inspection.inspect({ key: key })).toBeNull();
   });
 });
 
@@ -545,7 +560,7 @@ describe('the runner', () => {
     await expect(attempt).rejects.toBeInstanceOf(BackendError);
     await expect(broken.extend({ key: 'k', token: 't', ttlMs: 1 })).rejects.toThrow(/\[test\]/);
     await expect(broken.release({ key: 'k', token: 't' })).rejects.toBeInstanceOf(BackendError);
-    await expect(broken.inspect('k')).rejects.toBeInstanceOf(BackendError);
+    await expect(broken.inspection.inspect({ key: 'k' })).rejects.toBeInstanceOf(BackendError);
     dead.disconnect();
   });
 
@@ -561,11 +576,11 @@ describe('the runner', () => {
       ['request.token', () => checked.acquire({ ...good, token: '' })],
       ['request.ttlMs', () => checked.extend({ key: 'k', token: 't', ttlMs: Number.NaN })],
       ['request.key', () => checked.release({ key: 'x'.repeat(600), token: 't' })],
-      ['request.fence', () => checked.advanceFence({ key: 'k', fence: -1 })],
-      ['key', () => checked.inspect('')],
+      ['request.fence', () => checked.fences.advance({ key: 'k', fence: -1 })],
+      ['request.key', () => checked.inspection.inspect({ key: '' })],
       [
         'request.key',
-        () => checked.waitForRelease({ key: '', signal: new AbortController().signal }),
+        () => checked.wakeUps.waitForRelease({ key: '', signal: new AbortController().signal }),
       ],
     ];
     for (const [argument, call] of bad) {
@@ -613,7 +628,7 @@ describe('reply decoding', () => {
     expect(granted.ttlMs).toBe(5_000);
     expect(Number.isSafeInteger(granted.fence)).toBe(true);
     expect(await decoding.acquire(mutex(key, 'other'))).toMatchObject({ ok: false });
-    const info = await decoding.inspect(key);
+    const info = await decoding.inspection.inspect({ key: key });
     expect(info?.fence).toBe(granted.fence);
     expect(info?.holders).toEqual([{ token: 'tök€n', weight: 2, ttlMs: expect.any(Number) }]);
     expect(await decoding.extend({ key, token: 'tök€n', ttlMs: 5_000 })).toBe(true);
@@ -628,7 +643,7 @@ describe('keys on a real server', () => {
       expect((await backend.acquire(mutex(key, 't'))).ok).toBe(true);
       expect(await client.type(hashOf(key))).toBe('hash');
       expect((await backend.acquire(mutex(key, 'u'))).ok).toBe(false);
-      expect((await backend.inspect(key))?.key).toBe(key);
+      expect((await backend.inspection.inspect({ key: key }))?.key).toBe(key);
       expect(await backend.release({ key, token: 't' })).toBe(true);
     },
   );
@@ -639,10 +654,14 @@ describe('keys on a real server', () => {
     const two = backendOf(client, 'one:two');
     expect((await one.acquire(mutex(key, 'a'))).ok).toBe(true);
     expect((await two.acquire(mutex(key, 'b'))).ok).toBe(true);
-    expect((await one.inspect(key))?.holders.map((holder) => holder.token)).toEqual(['a']);
+    expect(
+      (await one.inspection.inspect({ key: key }))?.holders.map((holder) => holder.token),
+    ).toEqual(['a']);
     expect(await two.release({ key, token: 'a' })).toBe(false);
     expect(await one.release({ key, token: 'a' })).toBe(true);
-    expect((await two.inspect(key))?.holders.map((holder) => holder.token)).toEqual(['b']);
+    expect(
+      (await two.inspection.inspect({ key: key }))?.holders.map((holder) => holder.token),
+    ).toEqual(['b']);
   });
 });
 

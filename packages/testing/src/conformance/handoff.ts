@@ -60,7 +60,11 @@ export function handoffTests(ctx: ConformanceContext): void {
       const holder = expectGranted(await backend.acquire(request(key, 'holder')));
       await absorbFirstWakeUp(backend, key);
       const sentAt = Date.now();
-      const waiter = handed(key, 'waiter', { ttlMs: 60_000, handoffTtlMs: 20_000 });
+      const waiter = handed(key, 'waiter', {
+        ttlMs: 60_000,
+        handoffTtlMs: 20_000,
+        owner: 'waiter:7',
+      });
       expect((await backend.queue.acquire(waiter)).ok).toBe(false);
       const waiting = waitAs(backend, key, 'waiter', 1, sentAt);
       await sleep(50);
@@ -76,6 +80,7 @@ export function handoffTests(ctx: ConformanceContext): void {
       if (holders) {
         expect(holders.map((one) => one.token)).toEqual(['waiter']);
         expect(holders[0]?.ttlMs).toBeLessThanOrEqual(20_000);
+        expect(holders[0]?.owner).toBe('waiter:7');
       }
       expect(await backend.release({ key, token: 'waiter' })).toBe(true);
       expect((await backend.acquire(request(key, 'other'))).ok).toBe(true);

@@ -23,6 +23,12 @@ export function inspectionTests(ctx: ConformanceContext): void {
     expect(holders[0]?.ttlMs).toBeGreaterThan(5_000);
     expect(holders[0]?.ttlMs).toBeLessThanOrEqual(30_000);
     expect(info?.fence).toBeGreaterThanOrEqual(grant.fence);
+    // An extension keeps the owner.
+    expect(await backend.extend({ key, token: 'holder', ttlMs: 60_000 })).toBe(true);
+    const extended = (await backend.inspection.inspect({ key }))?.holders.find(
+      (holder) => holder.token === 'holder',
+    );
+    expect(extended).toMatchObject({ weight: 2, owner: 'web-1:42' });
     await backend.release({ key, token: 'holder' });
     await backend.release({ key, token: 'anonymous' });
     expect(await backend.inspection.inspect({ key })).toBeNull();
