@@ -78,8 +78,15 @@ export class Lock implements AsyncDisposable {
     this.#armTimers();
   }
 
-  /** Aborted, with a {@link LockLostError} as its reason, when the lease is lost or can no longer be confirmed. */
+  /**
+   * Aborted, with a {@link LockLostError} as its reason, when the lease is lost or can no longer be
+   * confirmed. Like {@link held}, reading it judges by the clock: once the loss point has passed,
+   * the signal it returns is aborted (and its abort listeners have run) even if the timer that
+   * aborts it has not run yet, as on a busy or paused process. A signal kept from an earlier read
+   * aborts when that timer runs, or when `signal` or `held` is read next.
+   */
   get signal(): AbortSignal {
+    this.#loseIfPastLossPoint();
     if (this.#abortController === undefined) {
       this.#abortController = new AbortController();
       if (this.#lossReason !== undefined) this.#abortController.abort(this.#lossReason);
@@ -108,13 +115,11 @@ export class Lock implements AsyncDisposable {
   /**
    * True until the lock is released or lost. Read against the clock: once the point where
    * `signal` should abort has passed, this is false (and `signal` aborts now) even if the timer
-   * that aborts it has not run yet, as after the process was paused (SIGSTOP, a stopped VM), when
-   * code that was waiting on I/O or on another timer can run first.
+   * that aborts it has not run yet, as after the process was paused (SIGSTOP, a stopped VM) or
+   * on a busy machine, when code that was waiting on I/O or on another timer can run first.
    */
   get held(): boolean {
-    if (this.#state === 'held' && Date.now() >= lossPoint(this.#lease)) {
-      this.#lose(unconfirmed(this.key));
-    }
+    this.#loseIfPastLossPoint();
     return this.#state === 'held';
   }
 
@@ -144,6 +149,7 @@ export class Lock implements AsyncDisposable {
    */
   async extend(ttl: number = this.#ttlMs): Promise<void> {
     assertTtl(ttl, 'ttl');
+    this.#loseIfPastLossPoint();
     if (this.#state === 'released') {
       throw new LockNotHeldError(this.key, 'it was released; acquire it again');
     }
@@ -161,6 +167,7 @@ export class Lock implements AsyncDisposable {
    */
   async release(): Promise<boolean> {
     if (this.#state === 'released') return false;
+    this.#loseIfPastLossPoint();
     const wasHeld = this.#state === 'held';
     this.#state = 'released';
     this.#clearTimers();
@@ -235,6 +242,16 @@ export class Lock implements AsyncDisposable {
       Math.max(0, delayMs),
     );
     this.#renewTimer.unref();
+  }
+
+  /**
+   * Past the loss point the lease counts as lost whether or not its timer has run: every reading
+   * a holder can make (`held`, `signal`, `extend`, `release`) then gives the same answer.
+   */
+  #loseIfPastLossPoint(): void {
+    if (this.#state === 'held' && Date.now() >= lossPoint(this.#lease)) {
+      this.#lose(unconfirmed(this.key));
+    }
   }
 
   #lose(error: LockLostError): void {

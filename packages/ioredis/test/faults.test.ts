@@ -87,10 +87,13 @@ describe('IoredisBackend when the server fails', () => {
     const holderClient = connect();
     const holders = new LockManager({ backend: new IoredisBackend(holderClient, { prefix }) });
     const waiterBackend = new IoredisBackend(connect(), { prefix });
-    // Backoff so slow that only a wake-up can serve the waiter within the test.
+    // Only a wake-up can serve the waiter within the test: its backoff is a minute, and it races
+    // rather than queues. A queued waiter asks again every half second to keep its place, and
+    // would take the key the restart freed before the holder could take it again.
     const waiters = new LockManager({
       backend: waiterBackend,
       backoff: { initialMs: 60_000, maxMs: 60_000 },
+      defaults: { fair: false },
     });
     const channel = `${prefix}:{k}`;
     const subscribed = async () =>
@@ -105,7 +108,6 @@ describe('IoredisBackend when the server fails', () => {
     // the waiter over the re-established subscription.
     await eventually('the holder reconnected', async () => (await holderClient.ping()) === 'PONG');
     const held = await holders.acquire('k', { ttl: 60_000 });
-    await sleep(100);
     await held.release();
     const next = await Promise.race([waiting, sleep(15_000).then(() => 'no wake-up')]);
     expect(next).not.toBe('no wake-up');
@@ -118,9 +120,11 @@ describe('IoredisBackend when the server fails', () => {
     const waiterClient = connect({ retryStrategy: () => null });
     const holders = new LockManager({ backend: new IoredisBackend(holderClient, { prefix }) });
     const waiterBackend = new IoredisBackend(waiterClient, { prefix });
+    // Only a wake-up can serve the waiter within the test (see above).
     const waiters = new LockManager({
       backend: waiterBackend,
       backoff: { initialMs: 60_000, maxMs: 60_000 },
+      defaults: { fair: false },
     });
     // Open the subscriber (a first wait resolves once subscribed), then lose it for good.
     await waiterBackend.waitForRelease({ key: 'before', signal: new AbortController().signal });

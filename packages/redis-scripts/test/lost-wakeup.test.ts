@@ -24,9 +24,11 @@ it('wakes a waiter at once for a release that came while it was attempting, not 
     // The first wait resolves once the subscription is up; the channel then lingers.
     await waiters.wait('lost', new AbortController().signal);
     const attemptStartedAt = Date.now();
-    // The release lands while nobody waits (the caller is busy with its attempt).
+    // The release lands while nobody waits (the caller is busy with its attempt). Waiting for its
+    // delivery rather than a while makes sure the wait below starts after it on a slow machine too.
+    const delivered = new Promise((resolve) => subscriber.once('message', resolve));
     await publisher.publish('lost', 'released');
-    await sleep(50);
+    await delivered;
     let woken = false;
     await waiters.wait('lost', new AbortController().signal, attemptStartedAt).then(() => {
       woken = true;
