@@ -8,6 +8,7 @@ import type {
   QueuedAcquireRequest,
 } from './backend.js';
 import { LockTimeoutError } from './errors.js';
+import type { LockEventBase, LockEventHub } from './events.js';
 import { grantedLease, handedLease, type Lease } from './lease.js';
 import type { Ticket } from './local-queue.js';
 import { type Lock, wrapBackendError } from './lock.js';
@@ -27,6 +28,10 @@ export const HANDOFF_LEASE_MS = 2_000;
 
 /** One call, its options resolved and checked. @internal */
 export interface ResolvedCall {
+  /** Numbers this acquisition in its events. */
+  id: number;
+  /** `Date.now()` when the call was made. */
+  calledAt: number;
   key: string;
   limit: number;
   weight: number;
@@ -44,10 +49,20 @@ export interface ResolvedCall {
 /** What an acquisition needs of its manager. @internal */
 export interface AcquisitionContext {
   readonly backend: LockBackend;
+  readonly events: LockEventHub;
   /** The backoff before the `round`-th retry, in ms. */
   backoffDelay(round: number): number;
-  /** The lock for a lease, or null when it came too late to be of use (it is then given back). */
-  grant(call: ResolvedCall, token: string, granted: AcquireGranted, lease: Lease): Lock | null;
+  /**
+   * The lock for a lease (handed over on release, or granted to a request), or null when it came
+   * too late to be of use (it is then given back).
+   */
+  grant(
+    call: ResolvedCall,
+    token: string,
+    granted: AcquireGranted,
+    lease: Lease,
+    handedOff: boolean,
+  ): Lock | null;
 }
 
 /**
@@ -67,11 +82,11 @@ export class Acquisition {
   readonly #call: ResolvedCall;
   readonly #token: string;
   readonly #ticket: Ticket;
-  readonly #startedAt = Date.now();
+  readonly #startedAt: number;
   /** The last request that reached the backend, counting from 1: a handoff answers one. */
   #attempt = 0;
   /** When that request was sent: a lease handed to it began after. */
-  #attemptSentAt = this.#startedAt;
+  #attemptSentAt: number;
   /** Disarms the wake-ups of the last wait, once the next request is on its way. */
   #stopWaiting: (() => void) | undefined;
 
@@ -80,11 +95,13 @@ export class Acquisition {
     this.#call = call;
     this.#token = token;
     this.#ticket = ticket;
+    this.#startedAt = call.calledAt;
+    this.#attemptSentAt = call.calledAt;
   }
 
   /** Runs the acquisition to a grant; rejects with `LockTimeoutError` or the signal's reason. */
   async run(): Promise<Lock> {
-    const { key, signal, waitMs } = this.#call;
+    const { signal, waitMs } = this.#call;
     const deadline = this.#startedAt + waitMs;
     try {
       signal?.throwIfAborted();
@@ -101,7 +118,9 @@ export class Acquisition {
         } else {
           result = await this.#ask(askedAt);
         }
-        const granted = result.ok ? this.#grant(result, grantedLease(result, askedAt)) : null;
+        const granted = result.ok
+          ? this.#grant(result, grantedLease(result, askedAt), false)
+          : null;
         if (granted) return granted;
         const remaining = deadline - Date.now();
         if (remaining <= 0) throw this.#timedOut();
@@ -119,7 +138,7 @@ export class Acquisition {
         // can still hold. Backends drop stale grants; this check keeps a backend that does not
         // from handing out a phantom lock.
         if (handedOff?.attempt === this.#attempt) {
-          const handed = this.#grant(handedOff, handedLease(handedOff, this.#attemptSentAt));
+          const handed = this.#grant(handedOff, handedLease(handedOff, this.#attemptSentAt), true);
           if (handed) return handed;
         }
         this.state = 'asking';
@@ -134,9 +153,8 @@ export class Acquisition {
       } else {
         this.#ticket.leave();
         // Give up the queue place at once so those behind need not wait for it to run out.
-        if (this.#call.queued && this.#attempt > 0) {
-          this.#context.backend.release({ key, token: this.#token }).catch(() => undefined);
-        }
+        if (this.#call.queued && this.#attempt > 0)
+          giveBack(this.#context, this.#call, this.#token);
       }
     }
   }
@@ -157,15 +175,15 @@ export class Acquisition {
     this.#ticket.forgetWakeups();
     this.#attempt += 1;
     this.#attemptSentAt = askedAt;
-    const pending = ask(this.#context.backend, this.#call, this.#token, this.#attempt);
+    const pending = ask(this.#context, this.#call, this.#token, this.#attempt);
     // After a wake-up, the request leaves first. From here on, a local release is kept for the next wait.
     this.#stopWaiting?.();
     this.#stopWaiting = undefined;
     return pending;
   }
 
-  #grant(granted: AcquireGranted, lease: Lease): Lock | null {
-    const lock = this.#context.grant(this.#call, this.#token, granted, lease);
+  #grant(granted: AcquireGranted, lease: Lease, handedOff: boolean): Lock | null {
+    const lock = this.#context.grant(this.#call, this.#token, granted, lease, handedOff);
     if (lock !== null) this.state = 'granted';
     return lock;
   }
@@ -240,7 +258,9 @@ export class Acquisition {
   }
 
   #timedOut(): LockTimeoutError {
-    return new LockTimeoutError(this.#call.key, Date.now() - this.#startedAt);
+    const waitedMs = Date.now() - this.#startedAt;
+    this.#context.events.emit('timed-out', () => ({ ...eventBase(this.#call), waitedMs }));
+    return new LockTimeoutError(this.#call.key, waitedMs);
   }
 }
 
@@ -259,14 +279,15 @@ const STOPPED = new Error('stopped');
  * the token may hold (the request may have been applied before its reply was lost).
  */
 export function ask(
-  backend: LockBackend,
+  context: Pick<AcquisitionContext, 'backend' | 'events'>,
   call: ResolvedCall,
   token: string,
   attempt = 1,
 ): Promise<AcquireResult> {
+  const { backend } = context;
   const { key, limit, weight, ttlMs, owner, signal } = call;
   const onFailure = (error: unknown): never => {
-    backend.release({ key, token }).catch(() => undefined);
+    giveBack(context, call, token);
     throw wrapBackendError(error, `acquire of "${key}" failed`);
   };
   let sent: Promise<AcquireResult>;
@@ -284,15 +305,15 @@ export function ask(
     sent = Promise.reject(error).catch(onFailure);
   }
   if (signal === undefined) return sent;
-  return raceAbort(backend, sent, signal, key, token);
+  return raceAbort(context, call, sent, signal, token);
 }
 
 /** An abort must not wait for a request stuck on a slow connection. */
 async function raceAbort(
-  backend: LockBackend,
+  context: Pick<AcquisitionContext, 'backend' | 'events'>,
+  call: ResolvedCall,
   sent: Promise<AcquireResult>,
   signal: AbortSignal,
-  key: string,
   token: string,
 ): Promise<AcquireResult> {
   const stop = new AbortController();
@@ -302,7 +323,7 @@ async function raceAbort(
     if (signal.aborted) {
       // The request may still be granted after the abort: give that grant back.
       sent.then(
-        (late) => late.ok && backend.release({ key, token }).catch(() => undefined),
+        (late) => late.ok && giveBack(context, call, token),
         () => undefined,
       );
     }
@@ -310,6 +331,30 @@ async function raceAbort(
   } finally {
     stop.abort(STOPPED);
   }
+}
+
+/**
+ * Gives back, without waiting, what `token` may hold or queue for on `call`'s key, for a caller
+ * who will not use it; a failure is published as `release-failed`, since nobody else hears of it.
+ */
+export function giveBack(
+  context: Pick<AcquisitionContext, 'backend' | 'events'>,
+  call: ResolvedCall,
+  token: string,
+): void {
+  context.backend.release({ key: call.key, token }).catch((error: unknown) => {
+    context.events.emit('release-failed', () => ({
+      ...eventBase(call),
+      error: wrapBackendError(error, `release of "${call.key}" failed`),
+      during: 'give-back',
+    }));
+  });
+}
+
+/** What every event of `call` says about it. */
+export function eventBase(call: ResolvedCall): LockEventBase {
+  const { key, owner, id, weight, limit } = call;
+  return { key, owner, id, weight, limit };
 }
 
 /** What a backend's wait resolved with, when it is a grant (a backend may resolve with anything). */

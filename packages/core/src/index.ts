@@ -39,6 +39,20 @@ export {
   LockTimeoutError,
   QuorumError,
 } from './errors.js';
+export type {
+  AcquiredEvent,
+  AcquireTraceContext,
+  ExtendedEvent,
+  ExtendFailedEvent,
+  LockEventBase,
+  LockEventListener,
+  LockEventName,
+  LockEvents,
+  LostEvent,
+  ReleasedEvent,
+  ReleaseFailedEvent,
+  TimedOutEvent,
+} from './events.js';
 export { globToRegExp } from './glob.js';
 export { Lock } from './lock.js';
 export type {

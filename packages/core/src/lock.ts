@@ -1,5 +1,6 @@
 import type { LockBackend } from './backend.js';
 import { BackendError, DeadboltError, LockLostError, LockNotHeldError } from './errors.js';
+import type { LockEventBase, LockEventHub } from './events.js';
 import { type Lease, leaseEnd, lossPoint, renewalPoint, renewalRetryMs } from './lease.js';
 import { inspectSymbol, REDACTED } from './redact.js';
 import { assertTtl } from './validation.js';
@@ -20,6 +21,9 @@ export interface LockGrant {
   autoExtend: boolean;
   /** Called once the lock was given back or lost, so local waiters can try at once. */
   onSettled: () => void;
+  /** Where the lock's events go, and what they say about it. */
+  events: LockEventHub;
+  about: LockEventBase;
 }
 
 type LockState = 'held' | 'released' | 'lost';
@@ -57,6 +61,9 @@ export class Lock implements AsyncDisposable {
   #lossReason: LockLostError | undefined;
   readonly #autoExtend: boolean;
   readonly #onSettled: () => void;
+  readonly #events: LockEventHub;
+  readonly #about: LockEventBase;
+  readonly #grantedAt = Date.now();
   /** The lease length the holder wants: what it asked for, or last extended to. */
   #ttlMs: number;
   /** The current lease; at most `#ttlMs` long. */
@@ -73,6 +80,8 @@ export class Lock implements AsyncDisposable {
     this.fence = grant.fence;
     this.#autoExtend = grant.autoExtend;
     this.#onSettled = grant.onSettled;
+    this.#events = grant.events;
+    this.#about = grant.about;
     this.#ttlMs = grant.ttlMs;
     this.#lease = grant.lease;
     this.#armTimers();
@@ -154,7 +163,7 @@ export class Lock implements AsyncDisposable {
       throw new LockNotHeldError(this.key, 'it was released; acquire it again');
     }
     if (this.#state === 'lost') throw this.#lossReason as LockLostError;
-    await this.#renew(ttl);
+    await this.#renew(ttl, false);
   }
 
   /**
@@ -173,11 +182,19 @@ export class Lock implements AsyncDisposable {
     this.#clearTimers();
     try {
       const released = await this.#backend.release({ key: this.key, token: this.#token });
+      this.#events.emit('released', () => ({
+        ...this.#about,
+        fence: this.fence,
+        heldMs: Date.now() - this.#grantedAt,
+        released: wasHeld && released,
+      }));
       return wasHeld && released;
-    } catch (error) {
-      // A lost lock's release only frees early what its TTL ends anyway: no failure to report.
+    } catch (caught) {
+      const error = wrapBackendError(caught, `release of "${this.key}" failed`);
+      this.#events.emit('release-failed', () => ({ ...this.#about, error, during: 'release' }));
+      // A lost lock's release only frees early what its TTL ends anyway: no failure to throw.
       if (!wasHeld) return false;
-      throw wrapBackendError(error, `release of "${this.key}" failed`);
+      throw error;
     } finally {
       if (wasHeld) this.#onSettled();
     }
@@ -188,13 +205,20 @@ export class Lock implements AsyncDisposable {
     await this.release();
   }
 
-  async #renew(ttlMs: number): Promise<void> {
+  async #renew(ttlMs: number, automatic: boolean): Promise<void> {
     const requestedAt = Date.now();
     let extended: boolean;
     try {
       extended = await this.#backend.extend({ key: this.key, token: this.#token, ttlMs });
-    } catch (error) {
-      throw wrapBackendError(error, `extend of "${this.key}" failed`);
+    } catch (caught) {
+      const error = wrapBackendError(caught, `extend of "${this.key}" failed`);
+      this.#events.emit('extend-failed', () => ({
+        ...this.#about,
+        fence: this.fence,
+        error,
+        automatic,
+      }));
+      throw error;
     }
     // A release or loss while the request was in flight wins over its answer.
     if (this.#state !== 'held') {
@@ -206,12 +230,20 @@ export class Lock implements AsyncDisposable {
       this.#lose(error);
       // What is left of it (on the members of a quorum that still hold it) goes back at once
       // rather than blocking others until its TTL: the backend says the lease is no longer held.
-      this.#backend.release({ key: this.key, token: this.#token }).catch(() => undefined);
+      this.#backend.release({ key: this.key, token: this.#token }).catch((caught: unknown) => {
+        const failure = wrapBackendError(caught, `release of "${this.key}" failed`);
+        this.#events.emit('release-failed', () => ({
+          ...this.#about,
+          error: failure,
+          during: 'give-back',
+        }));
+      });
       throw error;
     }
     this.#ttlMs = ttlMs;
     this.#lease = { startedAt: requestedAt, ttlMs };
     this.#armTimers();
+    this.#events.emit('extended', () => ({ ...this.#about, fence: this.fence, ttlMs, automatic }));
   }
 
   #armTimers(): void {
@@ -231,7 +263,7 @@ export class Lock implements AsyncDisposable {
   #scheduleRenewal(delayMs: number): void {
     this.#renewTimer = setTimeout(
       () => {
-        this.#renew(this.#ttlMs).catch((error: unknown) => {
+        this.#renew(this.#ttlMs, true).catch((error: unknown) => {
           // LockLostError already aborted the signal; anything else is transient, so try again
           // soon: the loss timer aborts the signal if no renewal gets through in time.
           if (this.#state === 'held' && !(error instanceof LockLostError)) {
@@ -261,6 +293,12 @@ export class Lock implements AsyncDisposable {
     this.#clearTimers();
     this.#abortController?.abort(error);
     this.#onSettled();
+    this.#events.emit('lost', () => ({
+      ...this.#about,
+      fence: this.fence,
+      reason: error,
+      heldMs: Date.now() - this.#grantedAt,
+    }));
   }
 
   #clearTimers(): void {

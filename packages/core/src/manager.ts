@@ -1,9 +1,25 @@
 import { randomFillSync } from 'node:crypto';
 import { hostname } from 'node:os';
-import { Acquisition, type AcquisitionContext, ask, type ResolvedCall } from './acquisition.js';
+import {
+  Acquisition,
+  type AcquisitionContext,
+  ask,
+  eventBase,
+  giveBack,
+  type ResolvedCall,
+} from './acquisition.js';
 import type { AcquireGranted, LockBackend } from './backend.js';
 import { InvalidArgumentError } from './errors.js';
-import { type Lease, lossPoint } from './lease.js';
+import {
+  type AcquireTraceContext,
+  acquireTrace,
+  EVENT_NAMES,
+  LockEventHub,
+  type LockEventListener,
+  type LockEventName,
+  nextAcquisitionId,
+} from './events.js';
+import { grantedLease, type Lease, lossPoint } from './lease.js';
 import { LocalQueue } from './local-queue.js';
 import { Lock } from './lock.js';
 import {
@@ -185,6 +201,7 @@ export class LockManager {
   /** The label stored with this manager's leases (see {@link LockManagerOptions.owner}). */
   readonly owner: string;
   readonly #queue = new LocalQueue();
+  readonly #events = new LockEventHub();
   readonly #acquisitions: AcquisitionContext;
 
   constructor(options: LockManagerOptions) {
@@ -221,9 +238,31 @@ export class LockManager {
     this.#backoffMaxMs = maxMs;
     this.#acquisitions = {
       backend: this.backend,
+      events: this.#events,
       backoffDelay: (round) => this.#backoffDelay(round),
-      grant: (call, token, granted, lease) => this.#grant(call, token, granted, lease),
+      grant: (call, token, granted, lease, handedOff) =>
+        this.#grant(call, token, granted, lease, handedOff),
     };
+  }
+
+  /**
+   * Calls `listener` with every `name` event of this manager's locks, and returns the function
+   * that stops it. The same events go to the `deadbolt:<name>` diagnostics channels, for every
+   * manager of the process (see the README for each event's fields). Events name the key and the
+   * owner, never the token.
+   *
+   * @example
+   * ```ts
+   * locks.on('lost', ({ key, reason }) => log.warn({ key }, reason.message));
+   * locks.on('release-failed', ({ key, error }) => log.error({ key }, error.message));
+   * ```
+   */
+  on<Name extends LockEventName>(name: Name, listener: LockEventListener<Name>): () => void {
+    if (!EVENT_NAMES.includes(name)) {
+      throw new InvalidArgumentError('name', `expected one of ${EVENT_NAMES.join(', ')}`);
+    }
+    assertFunction(listener, 'listener');
+    return this.#events.on(name, listener);
   }
 
   /**
@@ -387,13 +426,15 @@ export class LockManager {
     const handoff = queued && this.backend.handoff !== undefined;
     const { owner } = this;
     return {
-      ...{ key, limit, weight, ttlMs: ttl, waitMs: wait, signal, autoExtend, owner },
-      ...{ queued, handoff },
+      ...{ id: nextAcquisitionId(), calledAt: Date.now(), key, limit, weight, ttlMs: ttl },
+      ...{ waitMs: wait, signal, autoExtend, owner, queued, handoff },
     };
   }
 
   async #runHolding<T>(call: ResolvedCall, fn: (lock: Lock) => Promise<T> | T): Promise<T> {
     const lock = await this.#acquireWaiting(call);
+    // A failed release never hides fn's outcome: the lease then ends by its TTL, and the lock
+    // published `release-failed`.
     let result: T;
     try {
       result = await fn(lock);
@@ -405,18 +446,23 @@ export class LockManager {
     return result;
   }
 
-  async #attemptOnce(call: ResolvedCall): Promise<Lock | null> {
-    call.signal?.throwIfAborted();
-    const token = newToken();
-    const sentAt = Date.now();
-    const result = await ask(this.backend, call, token);
-    return result.ok
-      ? this.#grant(call, token, result, { startedAt: sentAt, ttlMs: result.ttlMs })
-      : null;
+  #attemptOnce(call: ResolvedCall): Promise<Lock | null> {
+    const attempt = async () => {
+      call.signal?.throwIfAborted();
+      const token = newToken();
+      const sentAt = Date.now();
+      const result = await ask(this.#acquisitions, call, token);
+      return result.ok
+        ? this.#grant(call, token, result, grantedLease(result, sentAt), false)
+        : null;
+    };
+    return traced(call, false, attempt);
   }
 
   #acquireWaiting(call: ResolvedCall): Promise<Lock> {
-    return new Acquisition(this.#acquisitions, call, newToken(), this.#queue.enter(call.key)).run();
+    return traced(call, true, () =>
+      new Acquisition(this.#acquisitions, call, newToken(), this.#queue.enter(call.key)).run(),
+    );
   }
 
   /**
@@ -424,13 +470,27 @@ export class LockManager {
    * loss point: a lock that is lost on arrival would only mislead the caller, so the grant is
    * given back and counts as refused.
    */
-  #grant(call: ResolvedCall, token: string, granted: AcquireGranted, lease: Lease): Lock | null {
+  #grant(
+    call: ResolvedCall,
+    token: string,
+    granted: AcquireGranted,
+    lease: Lease,
+    handedOff: boolean,
+  ): Lock | null {
     if (Date.now() >= lossPoint(lease)) {
       // Only the attempt being answered can hold this token's lease or place now: giving it back
       // cannot take a place that a later attempt made.
-      this.backend.release({ key: call.key, token }).catch(() => undefined);
+      giveBack(this.#acquisitions, call, token);
       return null;
     }
+    const { ttlMs } = call;
+    this.#events.emit('acquired', () => ({
+      ...eventBase(call),
+      fence: granted.fence,
+      waitedMs: Date.now() - call.calledAt,
+      handedOff,
+      ttlMs,
+    }));
     return new Lock({
       backend: this.backend,
       key: call.key,
@@ -440,6 +500,8 @@ export class LockManager {
       lease,
       autoExtend: call.autoExtend,
       onSettled: () => this.#queue.notifyReleased(call.key),
+      events: this.#events,
+      about: eventBase(call),
     });
   }
 
@@ -448,6 +510,28 @@ export class LockManager {
     const ceiling = Math.min(this.#backoffMaxMs, this.#backoffInitialMs * 2 ** Math.min(round, 30));
     return ceiling / 2 + (Math.random() * ceiling) / 2;
   }
+}
+
+/**
+ * Runs one acquisition call under the `tracing:deadbolt:acquire` channels when anyone listens (a
+ * span for the wait, say), with its outcome in the context.
+ */
+function traced<Result extends Lock | null>(
+  call: ResolvedCall,
+  waits: boolean,
+  run: () => Promise<Result>,
+): Promise<Result> {
+  if (!acquireTrace.hasSubscribers) return run();
+  const { key, owner, weight, limit } = call;
+  const context: AcquireTraceContext = { key, owner, weight, limit, waits };
+  let lock: Result;
+  // The channel's `result` is what the traced function returns: the lock's id and fence, not the
+  // Lock, whose token no subscriber should be able to read.
+  const traced = acquireTrace.tracePromise(async () => {
+    lock = await run();
+    return lock && { id: call.id, fence: lock.fence };
+  }, context);
+  return traced.then(() => lock);
 }
 
 /**
