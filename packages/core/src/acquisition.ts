@@ -32,18 +32,26 @@ export interface ResolvedCall {
   id: number;
   /** `Date.now()` when the call was made. */
   calledAt: number;
+  /** The token the caller chose, if any (see `AcquireOptions.token`). */
+  token?: string;
   key: string;
   limit: number;
   weight: number;
   ttlMs: number;
   waitMs: number;
   signal: AbortSignal | undefined;
-  autoExtend: boolean;
+  /** Auto-extension, when asked for: every `everyMs`, or a third of the way into each lease. */
+  autoExtend: AutoExtension | undefined;
   owner: string;
   /** Whether waiting takes a place in the backend's queue (a backend with `queue` only). */
   queued: boolean;
   /** Whether the place asks to be handed the lock on release (a backend with `handoff` only). */
   handoff: boolean;
+}
+
+/** How a lock renews its lease in the background (see `AcquireOptions.autoExtend`). @internal */
+export interface AutoExtension {
+  everyMs?: number;
 }
 
 /** What an acquisition needs of its manager. @internal */

@@ -5,7 +5,8 @@ export type DeadboltErrorCode =
   | 'LOCK_NOT_HELD'
   | 'QUORUM'
   | 'BACKEND'
-  | 'INVALID_ARGUMENT';
+  | 'INVALID_ARGUMENT'
+  | 'NESTED_LOCK';
 
 const PREFIX = '[deadbolt]';
 
@@ -98,6 +99,24 @@ export class QuorumError extends BackendError {
       .join('; ');
     super(`${message} (${detail})`, new AggregateError(causes.filter(Boolean)), 'QUORUM');
     this.causes = causes;
+  }
+}
+
+/**
+ * A call waited for a key its own async flow already holds through `withLock` (a `withLock` or
+ * `acquire` inside a `withLock` of the same key), which would wait for itself until its `wait`
+ * ran out. Pass `{ reentrant: true }` to a nested `withLock` to run under the outer hold.
+ */
+export class NestedLockError extends DeadboltError {
+  /** The key held twice. */
+  readonly key: string;
+
+  constructor(key: string, call: 'acquire' | 'withLock') {
+    super(
+      'NESTED_LOCK',
+      `${call}("${key}") inside a withLock of the same key would wait for itself; pass { reentrant: true } to withLock to run under the outer hold, or use another key`,
+    );
+    this.key = key;
   }
 }
 

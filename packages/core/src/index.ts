@@ -37,6 +37,7 @@ export {
   LockLostError,
   LockNotHeldError,
   LockTimeoutError,
+  NestedLockError,
   QuorumError,
 } from './errors.js';
 export type {
@@ -54,20 +55,26 @@ export type {
   TimedOutEvent,
 } from './events.js';
 export { globToRegExp } from './glob.js';
+export type { HeldLock } from './lock.js';
 export { Lock } from './lock.js';
+export { LockSet } from './lock-set.js';
 export type {
   AcquireOptions,
   BackoffOptions,
   LockDefaults,
   LockHandle,
   LockManagerOptions,
+  MultiAcquireOptions,
   PermitOptions,
   ReadWriteLock,
   ReadWriteLockOptions,
+  ResumeOptions,
   Semaphore,
   SemaphoreOptions,
   TryAcquireOptions,
   TryPermitOptions,
+  WithLockOptions,
+  WithPermitOptions,
 } from './manager.js';
 export { LockManager } from './manager.js';
 export type { QuorumOptions } from './quorum.js';

@@ -45,9 +45,17 @@ export function lossPoint(lease: Lease): number {
   return lease.startedAt + lease.ttlMs * (1 - SAFETY_FRACTION);
 }
 
-/** When a holder that keeps its lease renews it: a third of the way in. */
-export function renewalPoint(lease: Lease): number {
-  return lease.startedAt + lease.ttlMs * RENEW_FRACTION;
+/**
+ * When a holder that keeps its lease renews it: `everyMs` in when the holder chose an interval,
+ * else a third of the way in.
+ */
+export function renewalPoint(lease: Lease, everyMs?: number): number {
+  return lease.startedAt + (everyMs ?? lease.ttlMs * RENEW_FRACTION);
+}
+
+/** The longest renewal interval that still renews a `ttlMs` lease before its loss point. */
+export function longestRenewalIntervalMs(ttlMs: number): number {
+  return ttlMs * (1 - SAFETY_FRACTION);
 }
 
 /** How soon a failed renewal is tried again: often enough for a few tries before the loss point. */

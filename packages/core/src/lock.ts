@@ -1,3 +1,4 @@
+import type { AutoExtension } from './acquisition.js';
 import type { LockBackend } from './backend.js';
 import { BackendError, DeadboltError, LockLostError, LockNotHeldError } from './errors.js';
 import type { LockEventBase, LockEventHub } from './events.js';
@@ -18,7 +19,7 @@ export interface LockGrant {
    * (a claim), which the lock then extends to `ttlMs` if it still holds a third of the way in.
    */
   lease: Lease;
-  autoExtend: boolean;
+  autoExtend: AutoExtension | undefined;
   /** Called once the lock was given back or lost, so local waiters can try at once. */
   onSettled: () => void;
   /** Where the lock's events go, and what they say about it. */
@@ -27,6 +28,24 @@ export interface LockGrant {
 }
 
 type LockState = 'held' | 'released' | 'lost';
+
+/** A lock as `lock.toHandle()` gives it, for `locks.resume()` elsewhere. A secret: it holds the token. */
+export interface HeldLock {
+  /** The lock's key. */
+  key: string;
+  /** The acquisition's token: whoever has it can release or extend the lease. */
+  token: string;
+  /** The lock's fence. */
+  fence: number;
+  /** When the lease ends at the latest, in epoch ms by the clock of the process that made the handle. */
+  expiresAt: number;
+  /** The TTL the holder renews the lease to. */
+  ttlMs: number;
+  /** Permits held: 1 for a mutex. */
+  weight: number;
+  /** Permits the key has in all. */
+  limit: number;
+}
 
 /**
  * A held lease on a key: a mutex, a semaphore permit or a read/write grant.
@@ -59,7 +78,8 @@ export class Lock implements AsyncDisposable {
   #abortController: AbortController | undefined;
   /** Why the lock was lost, once it was. */
   #lossReason: LockLostError | undefined;
-  readonly #autoExtend: boolean;
+  /** How the lock renews its lease in the background; undefined once stopped, or never asked. */
+  #autoExtend: AutoExtension | undefined;
   readonly #onSettled: () => void;
   readonly #events: LockEventHub;
   readonly #about: LockEventBase;
@@ -132,6 +152,27 @@ export class Lock implements AsyncDisposable {
     return this.#state === 'held';
   }
 
+  /**
+   * What another process needs to go on holding this lock (`locks.resume(handle)`): a scheduler
+   * acquires, a worker finishes. It holds the token, so it is a secret: whoever has it can
+   * release or extend the lease. Send it only where the token may go, never to logs (which is why
+   * `JSON.stringify(lock)` leaves the token out and this is a method of its own). This lock goes
+   * on holding too: stop using it (`stopExtending()`) once the handle has moved.
+   */
+  toHandle(): HeldLock {
+    const { key, fence } = this;
+    const { weight, limit } = this.#about;
+    return {
+      key,
+      token: this.#token,
+      fence,
+      expiresAt: this.expiresAt,
+      ttlMs: this.#ttlMs,
+      weight,
+      limit,
+    };
+  }
+
   /** What `JSON.stringify(lock)` gives: everything worth logging, without the token. */
   toJSON(): { key: string; fence: number; expiresAt: number; held: boolean } {
     return { key: this.key, fence: this.fence, expiresAt: this.expiresAt, held: this.held };
@@ -200,6 +241,23 @@ export class Lock implements AsyncDisposable {
     }
   }
 
+  /**
+   * Stops renewing the lease in the background, without releasing it: it then ends by its TTL
+   * from the last renewal (`expiresAt`), unless extended by hand. Does nothing to a lock that does
+   * not auto-extend, or is no longer held.
+   */
+  stopExtending(): void {
+    if (this.#autoExtend === undefined || this.#state !== 'held') return;
+    this.#autoExtend = undefined;
+    // A handed-over lease not yet extended to the TTL asked for still is (see `expiresAt`).
+    if (this.#lease.ttlMs >= this.#ttlMs) clearTimeout(this.#renewTimer);
+  }
+
+  /** Whether the lease is renewed in the background (see {@link Lock.stopExtending}). */
+  get extending(): boolean {
+    return this.#autoExtend !== undefined && this.#state === 'held';
+  }
+
   /** Releases the lock at the end of an `await using` block. */
   async [Symbol.asyncDispose](): Promise<void> {
     await this.release();
@@ -256,7 +314,7 @@ export class Lock implements AsyncDisposable {
     this.#lossTimer.unref();
     // A lease shorter than the holder wants (a handoff's claim) is extended like an auto-extended one.
     if (this.#autoExtend || this.#lease.ttlMs < this.#ttlMs) {
-      this.#scheduleRenewal(renewalPoint(this.#lease) - now);
+      this.#scheduleRenewal(renewalPoint(this.#lease, this.#autoExtend?.everyMs) - now);
     }
   }
 

@@ -1,15 +1,17 @@
+import { AsyncLocalStorage } from 'node:async_hooks';
 import { randomFillSync } from 'node:crypto';
 import { hostname } from 'node:os';
 import {
   Acquisition,
   type AcquisitionContext,
+  type AutoExtension,
   ask,
   eventBase,
   giveBack,
   type ResolvedCall,
 } from './acquisition.js';
 import type { AcquireGranted, LockBackend } from './backend.js';
-import { InvalidArgumentError } from './errors.js';
+import { InvalidArgumentError, LockLostError, NestedLockError } from './errors.js';
 import {
   type AcquireTraceContext,
   acquireTrace,
@@ -19,12 +21,14 @@ import {
   type LockEventName,
   nextAcquisitionId,
 } from './events.js';
-import { grantedLease, type Lease, lossPoint } from './lease.js';
+import { grantedLease, type Lease, longestRenewalIntervalMs, lossPoint } from './lease.js';
 import { LocalQueue } from './local-queue.js';
-import { Lock } from './lock.js';
+import { type HeldLock, Lock, wrapBackendError } from './lock.js';
+import { LockSet } from './lock-set.js';
 import {
   assertBackend,
   assertBoolean,
+  assertChosenToken,
   assertFunction,
   assertKey,
   assertNonNegativeDuration,
@@ -34,6 +38,7 @@ import {
   assertPositiveInteger,
   assertSignal,
   assertTtl,
+  typeName,
 } from './validation.js';
 
 /** Options of {@link LockManager.acquire} and the other waiting calls. */
@@ -47,8 +52,13 @@ export interface AcquireOptions {
   wait?: number;
   /** Cancels waiting; the call rejects with the signal's reason. */
   signal?: AbortSignal;
-  /** Renew the lease in the background until release. @default false for `acquire`, true for `withLock` */
-  autoExtend?: boolean;
+  /**
+   * Renew the lease in the background until release: `true` renews a third of the way into each
+   * lease, `{ everyMs }` every `everyMs` (less than 90% of the TTL, where the lease would count as
+   * lost). `lock.stopExtending()` ends it without releasing.
+   * @default false for `acquire`, true for `withLock`
+   */
+  autoExtend?: boolean | { everyMs: number };
   /**
    * Wait in arrival order across every process: a place in the backend's queue, renewed while
    * waiting, and on a backend that hands off (the Redis and memory backends), the lock handed
@@ -57,15 +67,54 @@ export interface AcquireOptions {
    * @default true (or `defaults.fair`, or the primitive's `fair`)
    */
   fair?: boolean;
+  /**
+   * The acquisition's token, when it must be known before acquiring (an idempotency key, a job
+   * id): whoever has it can release or extend the lease, so it must be unguessable, like the
+   * random one deadbolt makes by default (128 bits): 32 to 256 printable ASCII characters, no
+   * spaces, at least 12 different ones (a v4 UUID qualifies). Two acquisitions with one token
+   * are one holder: the second is granted the first one's lease again, so use one token per
+   * piece of work, never per process.
+   * @default a fresh random token
+   */
+  token?: string;
 }
 
 /** Options of {@link LockManager.tryAcquire}: one attempt, so no `wait` and no queue place. */
 export type TryAcquireOptions = Omit<AcquireOptions, 'wait' | 'fair'>;
 
+/** Options of {@link LockManager.withLock} and the other calls that run a callback under a lock. */
+export interface WithLockOptions extends AcquireOptions {
+  /**
+   * What to do when this async flow already holds the key (a `withLock` inside a `withLock` of
+   * the same key, which would otherwise wait for itself): `true` runs `fn` under the hold it
+   * has, which the outer call releases; by default the call rejects at once with
+   * {@link NestedLockError}.
+   * @default false
+   */
+  reentrant?: boolean;
+}
+
 /** Options of a semaphore's calls: {@link AcquireOptions} plus how many permits to take. */
 export interface PermitOptions extends AcquireOptions {
   /** Permits to take at once, from 1 to the semaphore's `limit`. @default 1 */
   weight?: number;
+}
+
+/** Options of {@link LockManager.acquireAll}: those of `acquire` but `token` (each lock has its own). */
+export type MultiAcquireOptions = Omit<AcquireOptions, 'token'>;
+
+/** Options of {@link LockManager.resume}. */
+export interface ResumeOptions {
+  /** See {@link AcquireOptions.autoExtend}. @default false (or `defaults.autoExtend`) */
+  autoExtend?: boolean | { everyMs: number };
+  /** Cancels the confirmation request; the call rejects with the signal's reason. */
+  signal?: AbortSignal;
+}
+
+/** Options of a semaphore's `withPermit`: {@link PermitOptions} and {@link WithLockOptions.reentrant}. */
+export interface WithPermitOptions extends PermitOptions {
+  /** See {@link WithLockOptions.reentrant}. @default false */
+  reentrant?: boolean;
 }
 
 /** Options of a semaphore's `tryAcquire`. */
@@ -131,7 +180,7 @@ export interface LockHandle {
   /** One attempt; null when it cannot be granted now. */
   tryAcquire(options?: TryAcquireOptions): Promise<Lock | null>;
   /** Runs `fn` holding the grant (auto-extended), then gives it back. */
-  withLock<T>(fn: (lock: Lock) => Promise<T> | T, options?: AcquireOptions): Promise<T>;
+  withLock<T>(fn: (lock: Lock) => Promise<T> | T, options?: WithLockOptions): Promise<T>;
 }
 
 /** A read-write lock on one key: readers share, a writer is exclusive. */
@@ -155,12 +204,12 @@ export interface Semaphore {
   /** One attempt; null when not enough permits are free. */
   tryAcquire(options?: TryPermitOptions): Promise<Lock | null>;
   /** Runs `fn` holding the permits (auto-extended), then gives them back. */
-  withPermit<T>(fn: (lock: Lock) => Promise<T> | T, options?: PermitOptions): Promise<T>;
+  withPermit<T>(fn: (lock: Lock) => Promise<T> | T, options?: WithPermitOptions): Promise<T>;
 }
 
 const DEFAULT_TTL_MS = 30_000;
 const DEFAULT_WAIT_MS = 10_000;
-const ACQUIRE_OPTIONS = ['ttl', 'wait', 'signal', 'autoExtend', 'fair'] as const;
+const ACQUIRE_OPTIONS = ['ttl', 'wait', 'signal', 'autoExtend', 'fair', 'token'] as const;
 /**
  * Permits of a read-write lock: readers take 1, a writer takes all. Large enough that readers
  * never run out, small enough for every backend's integer arithmetic.
@@ -176,7 +225,11 @@ interface Primitive {
   /** Writers always queue so that a waiting writer blocks new readers. */
   alwaysQueue: boolean;
 }
-const TRY_OPTIONS = ['ttl', 'signal', 'autoExtend'] as const;
+const TRY_OPTIONS = ['ttl', 'signal', 'autoExtend', 'token'] as const;
+/** Every lock of a set has a token of its own: none can be chosen. */
+const MULTI_OPTIONS = ACQUIRE_OPTIONS.filter((name) => name !== 'token');
+/** Most keys one `acquireAll` takes. */
+const MAX_KEY_SET = 64;
 /**
  * Acquires locks on one backend: waiting with wake-ups and backoff, auto-extension, fencing.
  *
@@ -202,6 +255,8 @@ export class LockManager {
   readonly owner: string;
   readonly #queue = new LocalQueue();
   readonly #events = new LockEventHub();
+  /** The locks the current async flow holds through `withLock`, by key: nested calls see them. */
+  readonly #holding = new AsyncLocalStorage<ReadonlyMap<string, Lock>>();
   readonly #acquisitions: AcquisitionContext;
 
   constructor(options: LockManagerOptions) {
@@ -295,9 +350,136 @@ export class LockManager {
   withLock<T>(
     key: string,
     fn: (lock: Lock) => Promise<T> | T,
-    options?: AcquireOptions,
+    options?: WithLockOptions,
   ): Promise<T> {
     return this.#mutex(key).withLock(fn, options);
+  }
+
+  /**
+   * Waits for the locks on every key of `keys` and resolves them as one {@link LockSet}, or takes
+   * none: on a timeout, an abort or a failure, those already taken go back. Keys are taken one at
+   * a time in one order (by key) that every caller follows, so callers that ask for overlapping
+   * sets in different orders never wait for each other in a cycle. `wait` bounds the whole call.
+   *
+   * @param keys - 1 to 64 different keys
+   * @throws {@link LockTimeoutError} naming the key it was waiting for; the signal's reason when aborted
+   * @example
+   * ```ts
+   * await using accounts = await locks.acquireAll([`account:${from}`, `account:${to}`]);
+   * await transfer(from, to, amount);
+   * ```
+   */
+  acquireAll(keys: readonly string[], options?: MultiAcquireOptions): Promise<LockSet> {
+    return rejectOnThrow(() => {
+      const sorted = assertKeySet(keys);
+      assertOptions(options, 'options', MULTI_OPTIONS);
+      // Checked once before any I/O: each lock's acquire checks them again, against its key.
+      this.#resolve(this.#mutexPrimitive(sorted[0] as string), 1, options, false);
+      return this.#acquireEach(sorted, options);
+    });
+  }
+
+  /**
+   * Runs `fn` holding the locks on every key of `keys` (see {@link LockManager.acquireAll}), with
+   * auto-extension on, and always releases them; returns what `fn` returns, rethrows what it throws.
+   */
+  withAll<T>(
+    keys: readonly string[],
+    fn: (locks: LockSet) => Promise<T> | T,
+    options?: MultiAcquireOptions,
+  ): Promise<T> {
+    return rejectOnThrow(async () => {
+      assertFunction(fn, 'fn');
+      const set = await this.acquireAll(keys, { autoExtend: true, ...options });
+      try {
+        const holding = new Map(this.#holding.getStore());
+        for (const lock of set.locks) holding.set(lock.key, lock);
+        return await this.#holding.run(holding, () => fn(set));
+      } finally {
+        // A failed release never hides fn's outcome; each lock published `release-failed`.
+        await set.release().catch(() => undefined);
+      }
+    });
+  }
+
+  async #acquireEach(
+    keys: readonly string[],
+    options: MultiAcquireOptions | undefined,
+  ): Promise<LockSet> {
+    const deadline = Date.now() + (options?.wait ?? this.#defaults.wait);
+    const taken: Lock[] = [];
+    try {
+      for (const key of keys) {
+        const wait = Math.max(0, deadline - Date.now());
+        taken.push(await this.acquire(key, { ...options, wait }));
+      }
+      return new LockSet(taken);
+    } catch (error) {
+      await Promise.allSettled(taken.map((lock) => lock.release()));
+      throw error;
+    }
+  }
+
+  /**
+   * Goes on holding a lock acquired elsewhere, from its `lock.toHandle()` (a scheduler acquires, a
+   * worker finishes): the lock returned extends, auto-extends, signals and releases like any. It
+   * first renews the lease for the handle's TTL, which confirms that the lease is still there.
+   *
+   * @param handle - what `lock.toHandle()` gave; a secret (it holds the token)
+   * @throws {@link LockLostError} when the lease is gone (expired, released or taken over);
+   *   {@link InvalidArgumentError} for a malformed handle; {@link BackendError} (all as rejections)
+   * @example
+   * ```ts
+   * // scheduler
+   * const lock = await locks.acquire(`job:${id}`, { ttl: 60_000 });
+   * await queue.send({ id, lock: lock.toHandle() });
+   * // worker
+   * const lock = await locks.resume(message.lock, { autoExtend: true });
+   * try { await run(message.id, { fence: lock.fence }); } finally { await lock.release(); }
+   * ```
+   */
+  resume(handle: HeldLock, options?: ResumeOptions): Promise<Lock> {
+    return rejectOnThrow(() => {
+      assertHeldLock(handle);
+      assertOptions(options, 'options', ['autoExtend', 'signal']);
+      const { autoExtend = this.#defaults.autoExtend, signal } = options ?? {};
+      if (signal !== undefined) assertSignal(signal, 'options.signal');
+      const { key, token, fence, ttlMs, weight, limit } = handle;
+      const call: ResolvedCall = {
+        ...{ id: nextAcquisitionId(), calledAt: Date.now(), key, limit, weight, ttlMs },
+        ...{ waitMs: 0, signal, owner: this.owner, queued: false, handoff: false, token },
+        autoExtend: resolveAutoExtension(autoExtend, ttlMs),
+      };
+      return this.#confirm(call, token, fence);
+    });
+  }
+
+  async #confirm(call: ResolvedCall, token: string, fence: number): Promise<Lock> {
+    call.signal?.throwIfAborted();
+    const { key, ttlMs } = call;
+    const sentAt = Date.now();
+    let extended: boolean;
+    try {
+      extended = await this.backend.extend({ key, token, ttlMs });
+    } catch (error) {
+      throw wrapBackendError(error, `resuming "${key}" failed`);
+    }
+    if (!extended) {
+      throw new LockLostError(
+        key,
+        'the lease the handle names is gone: it expired, was released or was taken over',
+      );
+    }
+    const lock = this.#grant(
+      call,
+      token,
+      { ok: true, fence, ttlMs },
+      { startedAt: sentAt, ttlMs },
+      false,
+    );
+    if (lock === null)
+      throw new LockLostError(key, 'the lease could not be confirmed before it expires');
+    return lock;
   }
 
   /**
@@ -332,8 +514,12 @@ export class LockManager {
         }),
       withPermit: (fn, permitOptions) =>
         rejectOnThrow(() => {
-          const [weight, rest] = this.#splitWeight(permitOptions, limit);
-          return handleOf(weight).withLock(fn, rest);
+          const { reentrant, ...others } = permitOptions ?? {};
+          const [weight, rest] = this.#splitWeight(others, limit);
+          return handleOf(weight).withLock(fn, {
+            ...rest,
+            ...(reentrant === undefined ? {} : { reentrant }),
+          });
         }),
     };
   }
@@ -364,14 +550,22 @@ export class LockManager {
   }
 
   #mutex(key: string): LockHandle {
-    return this.#handle({ key, limit: 1, fair: undefined, alwaysQueue: false }, 1);
+    return this.#handle(this.#mutexPrimitive(key), 1);
+  }
+
+  #mutexPrimitive(key: string): Primitive {
+    return { key, limit: 1, fair: undefined, alwaysQueue: false };
   }
 
   /** The three calls on one primitive, validating their options before any I/O. */
   #handle(primitive: Primitive, weight: number): LockHandle {
     return {
       acquire: (options) =>
-        rejectOnThrow(() => this.#acquireWaiting(this.#resolve(primitive, weight, options, false))),
+        rejectOnThrow(() => {
+          const call = this.#resolve(primitive, weight, options, false);
+          this.#refuseNested(call.key, 'acquire');
+          return this.#acquireWaiting(call);
+        }),
       tryAcquire: (options) =>
         rejectOnThrow(() => {
           assertOptions(options, 'options', TRY_OPTIONS);
@@ -381,9 +575,23 @@ export class LockManager {
       withLock: (fn, options) =>
         rejectOnThrow(() => {
           assertFunction(fn, 'fn');
-          return this.#runHolding(this.#resolve(primitive, weight, options, true), fn);
+          const { reentrant = false, ...rest } = options ?? {};
+          assertBoolean(reentrant, 'options.reentrant');
+          const call = this.#resolve(primitive, weight, rest, true);
+          const outer = this.#holding.getStore()?.get(call.key);
+          if (outer?.held && reentrant) return Promise.resolve().then(() => fn(outer));
+          this.#refuseNested(call.key, 'withLock');
+          return this.#runHolding(call, fn);
         }),
     };
+  }
+
+  /**
+   * Refuses to wait for a key this async flow already holds through `withLock`: the wait could
+   * only end when the outer call releases it, which it does only once the wait is over.
+   */
+  #refuseNested(key: string, call: 'acquire' | 'withLock'): void {
+    if (this.#holding.getStore()?.get(key)?.held) throw new NestedLockError(key, call);
   }
 
   #splitWeight<T extends { weight?: number }>(
@@ -415,19 +623,22 @@ export class LockManager {
       signal,
       autoExtend = autoExtendByDefault || this.#defaults.autoExtend,
       fair = primitive.fair ?? this.#defaults.fair,
+      token,
     }: AcquireOptions = options ?? {};
+    if (token !== undefined) assertChosenToken(token, 'options.token');
     assertTtl(ttl, 'options.ttl');
     assertNonNegativeDuration(wait, 'options.wait');
     if (signal !== undefined) assertSignal(signal, 'options.signal');
-    assertBoolean(autoExtend, 'options.autoExtend');
     assertBoolean(fair, 'options.fair');
+    const extension = resolveAutoExtension(autoExtend, ttl);
     // Without a queue, waiters race whatever `fair` says.
     const queued = (primitive.alwaysQueue || fair) && this.backend.queue !== undefined;
     const handoff = queued && this.backend.handoff !== undefined;
     const { owner } = this;
     return {
       ...{ id: nextAcquisitionId(), calledAt: Date.now(), key, limit, weight, ttlMs: ttl },
-      ...{ waitMs: wait, signal, autoExtend, owner, queued, handoff },
+      ...{ waitMs: wait, signal, autoExtend: extension, owner, queued, handoff },
+      ...(token === undefined ? {} : { token }),
     };
   }
 
@@ -437,7 +648,9 @@ export class LockManager {
     // published `release-failed`.
     let result: T;
     try {
-      result = await fn(lock);
+      const holding = new Map(this.#holding.getStore());
+      holding.set(call.key, lock);
+      result = await this.#holding.run(holding, () => fn(lock));
     } catch (error) {
       await lock.release().catch(() => undefined);
       throw error;
@@ -449,7 +662,7 @@ export class LockManager {
   #attemptOnce(call: ResolvedCall): Promise<Lock | null> {
     const attempt = async () => {
       call.signal?.throwIfAborted();
-      const token = newToken();
+      const token = call.token ?? newToken();
       const sentAt = Date.now();
       const result = await ask(this.#acquisitions, call, token);
       return result.ok
@@ -461,7 +674,12 @@ export class LockManager {
 
   #acquireWaiting(call: ResolvedCall): Promise<Lock> {
     return traced(call, true, () =>
-      new Acquisition(this.#acquisitions, call, newToken(), this.#queue.enter(call.key)).run(),
+      new Acquisition(
+        this.#acquisitions,
+        call,
+        call.token ?? newToken(),
+        this.#queue.enter(call.key),
+      ).run(),
     );
   }
 
@@ -510,6 +728,75 @@ export class LockManager {
     const ceiling = Math.min(this.#backoffMaxMs, this.#backoffInitialMs * 2 ** Math.min(round, 30));
     return ceiling / 2 + (Math.random() * ceiling) / 2;
   }
+}
+
+/** Checks the keys of `acquireAll` and returns them in the order every caller takes them. */
+function assertKeySet(keys: unknown): string[] {
+  if (!Array.isArray(keys) || keys.length === 0 || keys.length > MAX_KEY_SET) {
+    throw new InvalidArgumentError('keys', `expected an array of 1 to ${MAX_KEY_SET} keys`);
+  }
+  for (let index = 0; index < keys.length; index++) assertKey(keys[index], `keys[${index}]`);
+  const sorted = [...(keys as string[])].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+  const repeated = sorted.find((key, index) => key === sorted[index - 1]);
+  if (repeated !== undefined) {
+    throw new InvalidArgumentError('keys', `names "${repeated}" twice; a set holds each key once`);
+  }
+  return sorted;
+}
+
+/** Checks what `lock.toHandle()` gave, as received from elsewhere. */
+function assertHeldLock(handle: unknown): asserts handle is HeldLock {
+  assertOptions(handle, 'handle', [
+    'key',
+    'token',
+    'fence',
+    'expiresAt',
+    'ttlMs',
+    'weight',
+    'limit',
+  ]);
+  if (handle === undefined)
+    throw new InvalidArgumentError('handle', 'expected what lock.toHandle() gave');
+  const { key, token, fence, expiresAt, ttlMs, weight, limit } = handle as Partial<HeldLock>;
+  assertKey(key, 'handle.key');
+  if (typeof token !== 'string' || !/^[!-~]{1,256}$/.test(token)) {
+    throw new InvalidArgumentError('handle.token', 'expected the token of lock.toHandle()');
+  }
+  if (typeof fence !== 'number' || !Number.isSafeInteger(fence) || fence < 1) {
+    throw new InvalidArgumentError(
+      'handle.fence',
+      `expected a positive safe integer, got ${typeName(fence)}`,
+    );
+  }
+  if (typeof expiresAt !== 'number' || !Number.isFinite(expiresAt)) {
+    throw new InvalidArgumentError('handle.expiresAt', 'expected epoch milliseconds');
+  }
+  assertTtl(ttlMs, 'handle.ttlMs');
+  assertPositiveInteger(weight, 'handle.weight');
+  assertPositiveInteger(limit, 'handle.limit');
+  if (weight > limit)
+    throw new InvalidArgumentError('handle.weight', `${weight} is more than handle.limit ${limit}`);
+}
+
+/** Checks `autoExtend` against the lease it renews. */
+function resolveAutoExtension(autoExtend: unknown, ttlMs: number): AutoExtension | undefined {
+  if (typeof autoExtend === 'boolean') return autoExtend ? {} : undefined;
+  if (typeof autoExtend !== 'object' || autoExtend === null || Array.isArray(autoExtend)) {
+    throw new InvalidArgumentError(
+      'options.autoExtend',
+      `expected true, false or { everyMs }, got ${typeName(autoExtend)}`,
+    );
+  }
+  assertOptions(autoExtend, 'options.autoExtend', ['everyMs']);
+  const everyMs = (autoExtend as { everyMs?: unknown } | undefined)?.everyMs;
+  assertPositiveDuration(everyMs, 'options.autoExtend.everyMs');
+  if (everyMs >= longestRenewalIntervalMs(ttlMs)) {
+    throw new InvalidArgumentError(
+      'options.autoExtend.everyMs',
+      `${everyMs} ms is not less than 90% of the ttl (${ttlMs} ms): the lease would count as lost before each renewal`,
+    );
+  }
+  return { everyMs };
 }
 
 /**

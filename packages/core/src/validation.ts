@@ -361,6 +361,27 @@ export function assertOwner(owner: unknown, argument: string): asserts owner is 
   }
 }
 
+/**
+ * Checks a token a caller chose (see `AcquireOptions.token`): 32 to 256 printable ASCII
+ * characters without spaces, at least 12 of them different, so that a counter, a short id or a
+ * padded number is refused. Length and variety are all a check can see: the token must also come
+ * from a random source.
+ */
+export function assertChosenToken(token: unknown, argument: string): asserts token is string {
+  if (typeof token !== 'string' || !/^[!-~]{32,256}$/.test(token)) {
+    throw new InvalidArgumentError(
+      argument,
+      'expected 32 to 256 printable ASCII characters without spaces (a v4 UUID, or 16+ random bytes in hex or base64url)',
+    );
+  }
+  if (new Set(token).size < 12) {
+    throw new InvalidArgumentError(
+      argument,
+      'has fewer than 12 different characters: too easy to guess; use a random value such as a v4 UUID',
+    );
+  }
+}
+
 function assertObject(value: unknown, argument: string): void {
   if (typeof value !== 'object' || value === null) {
     throw new InvalidArgumentError(argument, `expected an object, got ${typeName(value)}`);

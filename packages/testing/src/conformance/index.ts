@@ -17,6 +17,7 @@ import { handoffTests } from './handoff.js';
 import { inspectionTests } from './inspection.js';
 import { listingTests } from './listing.js';
 import { misuseTests } from './misuse.js';
+import { multiKeyTests } from './multi-key.js';
 import { ownershipTests } from './ownership.js';
 import { readWriteTests } from './read-write.js';
 import { securityTests } from './security.js';
@@ -158,6 +159,7 @@ export function runBackendConformance<Backend extends LockBackend>(
     describe('ownership', () => ownershipTests(context));
     describe('semaphore', () => semaphoreTests(context));
     describe('read-write', () => readWriteTests(context));
+    describe('multi-key and handles', () => multiKeyTests(context));
     describe('bad input', () => badInputTests(context));
     describe('misuse', () => misuseTests(context));
     describe('security', () => securityTests(context));
