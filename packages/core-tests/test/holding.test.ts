@@ -187,6 +187,34 @@ describe('acquireAll', () => {
   });
 });
 
+describe('a request stuck on a dead connection', () => {
+  it.each([
+    [2_000, 2_000],
+    // `wait: 0` does not wait for others, but a request still gets a second to answer.
+    [0, 1_000],
+  ])(
+    'ends an acquire with wait %i at %i ms, saying so, and gives back a late grant',
+    async (wait, endsAt) => {
+      const backend = new RecordingBackend();
+      let answer: () => void = () => undefined;
+      backend.acquireGate = new Promise((resolve) => (answer = resolve));
+      const startedAt = Date.now();
+      const acquiring = new LockManager({ backend })
+        .acquire('stuck', { wait })
+        .catch((error: unknown) => [error, Date.now() - startedAt]);
+      await vi.advanceTimersByTimeAsync(endsAt);
+      const [error, after] = (await acquiring) as [Error, number];
+      expect(error).toBeInstanceOf(LockTimeoutError);
+      expect(error.message).toMatch(/did not answer the last request in time/);
+      expect(after).toBe(endsAt);
+      // The connection comes back and the request is applied after all: the grant goes back.
+      answer();
+      await vi.advanceTimersByTimeAsync(0);
+      expect(await backend.inner.inspection.inspect({ key: 'stuck' })).toBeNull();
+    },
+  );
+});
+
 describe('nested locks', () => {
   it('rejects at once a withLock or acquire of a key this flow holds through withLock', async () => {
     const locks = new LockManager({ backend: new MemoryBackend() });

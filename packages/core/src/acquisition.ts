@@ -97,6 +97,9 @@ export class Acquisition {
   #attemptSentAt: number;
   /** Disarms the wake-ups of the last wait, once the next request is on its way. */
   #stopWaiting: (() => void) | undefined;
+  /** Rejects when the call's requests may take no longer to answer (see `#answerWithin`). */
+  #unanswered: Promise<never> | undefined;
+  #answerTimer: NodeJS.Timeout | undefined;
 
   constructor(context: AcquisitionContext, call: ResolvedCall, token: string, ticket: Ticket) {
     this.#context = context;
@@ -124,7 +127,10 @@ export class Acquisition {
         if (skipAttempt) {
           skipAttempt = false;
         } else {
-          result = await this.#ask(askedAt);
+          result = await this.#answerWithin(
+            this.#ask(askedAt),
+            Math.max(deadline, askedAt + MIN_ANSWER_MS),
+          );
         }
         const granted = result.ok
           ? this.#grant(result, grantedLease(result, askedAt), false)
@@ -156,6 +162,7 @@ export class Acquisition {
       throw error;
     } finally {
       this.#stopWaiting?.();
+      clearTimeout(this.#answerTimer);
       if (this.state === 'granted') {
         this.#ticket.leaveGranted(this.#call.weight);
       } else {
@@ -165,6 +172,31 @@ export class Acquisition {
           giveBack(this.#context, this.#call, this.#token);
       }
     }
+  }
+
+  /**
+   * The answer to a request, or a {@link LockTimeoutError} saying the backend did not answer once
+   * `by` passes: `wait` bounds the whole call, also when a request hangs on a dead connection that
+   * the client has not given up on yet. A grant that comes after is given back. One timer serves
+   * every request of the call.
+   */
+  #answerWithin(pending: Promise<AcquireResult>, by: number): Promise<AcquireResult> {
+    if (this.#unanswered === undefined) {
+      this.#unanswered = new Promise<never>((_, reject) => {
+        this.#answerTimer = setTimeout(() => reject(UNANSWERED), by - Date.now());
+        this.#answerTimer.unref();
+      });
+      // Handled here: it may reject while no request is out, which means nothing.
+      this.#unanswered.catch(() => undefined);
+    }
+    return Promise.race([pending, this.#unanswered]).catch((error: unknown) => {
+      if (error !== UNANSWERED) throw error;
+      pending.then(
+        (late) => late.ok && giveBack(this.#context, this.#call, this.#token),
+        () => undefined,
+      );
+      throw this.#timedOut(true);
+    });
   }
 
   /**
@@ -265,12 +297,21 @@ export class Acquisition {
     return Promise.race(news);
   }
 
-  #timedOut(): LockTimeoutError {
+  #timedOut(unanswered = false): LockTimeoutError {
     const waitedMs = Date.now() - this.#startedAt;
     this.#context.events.emit('timed-out', () => ({ ...eventBase(this.#call), waitedMs }));
-    return new LockTimeoutError(this.#call.key, waitedMs);
+    return new LockTimeoutError(this.#call.key, waitedMs, unanswered);
   }
 }
+
+/** What the call's answer timer rejects with: the request out then is abandoned. */
+const UNANSWERED = new Error('unanswered');
+
+/**
+ * The least time a request gets to answer, whatever `wait` says: `wait: 0` means "do not wait for
+ * others", not "give the backend no time"; a request still needs a round trip.
+ */
+const MIN_ANSWER_MS = 1_000;
 
 /** The outcome of an attempt the manager skipped (see `behindLocalGrant`): wait, with no hint. */
 const NOT_ASKED: AcquireResult = { ok: false };

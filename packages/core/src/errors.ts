@@ -37,10 +37,16 @@ export class LockTimeoutError extends DeadboltError {
   /** How long the call waited, in milliseconds. */
   readonly waitedMs: number;
 
-  constructor(key: string, waitedMs: number) {
+  /**
+   * @param unanswered - true when the wait ran out on a request the backend never answered (a
+   *   dead connection the client has not given up on), rather than on a lock that stayed taken
+   */
+  constructor(key: string, waitedMs: number, unanswered = false) {
     super(
       'LOCK_TIMEOUT',
-      `could not acquire "${key}" within ${waitedMs} ms; raise \`wait\` or shorten what the holder does under the lock`,
+      unanswered
+        ? `could not acquire "${key}" within ${waitedMs} ms: the backend did not answer the last request in time; is the connection dead? (set the client's command timeout to fail sooner)`
+        : `could not acquire "${key}" within ${waitedMs} ms; raise \`wait\` or shorten what the holder does under the lock`,
     );
     this.key = key;
     this.waitedMs = waitedMs;
