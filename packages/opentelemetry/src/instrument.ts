@@ -79,8 +79,8 @@ export function instrumentDeadbolt(
   // The acquisition call that code runs in: an `acquired` event is published inside the call it
   // ends, and this store, set for the call by its `start`, tells which one it was.
   const calls = new AsyncLocalStorage<AcquireTraceContext>();
-  const start = channel('tracing:deadbolt:acquire:start');
-  start.bindStore(calls);
+  const callStart = channel('tracing:deadbolt:acquire:start');
+  callStart.bindStore(calls);
 
   const stops = [
     listen<AcquireTraceContext>('tracing:deadbolt:acquire:start', (call) => {
@@ -101,7 +101,7 @@ export function instrumentDeadbolt(
   const disable = () => {
     if (!enabled) return;
     enabled = false;
-    start.unbindStore(calls);
+    callStart.unbindStore(calls);
     for (const stop of stops) stop();
     for (const sink of sinks) sink.stop();
   };

@@ -103,14 +103,16 @@ export class LockSpans implements LockTelemetry {
       this.#holding.set(event.id, span);
     },
     released: (event) => {
-      this.#endHold(event.id, event.released ? 'released' : 'not_held', (span) => {
-        if (!event.released) {
-          span.setStatus({
-            code: SpanStatusCode.ERROR,
-            message: 'the lease was already gone (expired or taken over) when it was released',
-          });
-        }
-      });
+      if (event.released) {
+        this.#endHold(event.id, 'released');
+        return;
+      }
+      this.#endHold(event.id, 'not_held', (span) =>
+        span.setStatus({
+          code: SpanStatusCode.ERROR,
+          message: 'the lease was already gone (expired or taken over) when it was released',
+        }),
+      );
     },
     lost: (event) => {
       this.#endHold(event.id, 'lost', (span) => failed(span, event.reason));
@@ -147,12 +149,13 @@ export class LockSpans implements LockTelemetry {
     this.#holding.clear();
   }
 
-  #endHold(id: number, outcome: HoldOutcome, finish: (span: Span) => void): void {
+  /** Ends the hold span of `id`, if open, after `fail` has set its error. */
+  #endHold(id: number, outcome: HoldOutcome, fail?: (span: Span) => void): void {
     const span = this.#holding.get(id);
     if (span === undefined) return;
     this.#holding.delete(id);
     span.setAttribute(ATTR_HOLD_OUTCOME, outcome);
-    finish(span);
+    fail?.(span);
     span.end();
   }
 }

@@ -75,6 +75,34 @@ describe('spans', () => {
     expect(hold.status.code).toBe(SpanStatusCode.UNSET);
   });
 
+  it('parents each hold under its own caller when callers of one manager queue for one key', async () => {
+    using otel = instrumented();
+    const locks = new LockManager({ backend: new MemoryBackend(), owner: 'o' });
+    const callers = ['a', 'b', 'c', 'd'];
+    await Promise.all(
+      callers.map((name) =>
+        otel.tracer.startActiveSpan(`caller ${name}`, async (span) => {
+          await locks.withLock('queue', () => new Promise((resolve) => setImmediate(resolve)));
+          span.end();
+        }),
+      ),
+    );
+    for (const name of callers) {
+      const caller = spanId(otel.span(`caller ${name}`));
+      const children = otel.spans().filter((span) => span.parentSpanContext?.spanId === caller);
+      expect(children.map((span) => span.name).sort()).toEqual([
+        'deadbolt.acquire',
+        'deadbolt.hold',
+      ]);
+      const acquire = children.find((span) => span.name === 'deadbolt.acquire')!;
+      const hold = children.find((span) => span.name === 'deadbolt.hold')!;
+      expect(hold.links.map((link) => link.context.spanId)).toEqual([spanId(acquire)]);
+      expect(hold.attributes['deadbolt.lock.fence']).toBe(
+        acquire.attributes['deadbolt.lock.fence'],
+      );
+    }
+  });
+
   it('links the hold to its wait when the caller has no span (each is then a trace’s root)', async () => {
     using otel = instrumented();
     const locks = new LockManager({ backend: new MemoryBackend() });
