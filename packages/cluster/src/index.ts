@@ -5,10 +5,10 @@ import {
   clientKeyPrefix,
   type OwnedSubscriber,
   type RedisBackendOptions,
-  RedisScriptBackend,
+  RedisBackend,
   resolveRedisBackendOptions,
   type ScriptTransport,
-} from '@deadbolt/redis-scripts';
+} from '@deadbolt/redis-backend';
 
 /** The slice of an ioredis `Cluster` this backend uses. */
 export interface IoredisClusterClient {
@@ -100,7 +100,7 @@ export interface ClusterBackendOptions extends RedisBackendOptions {
  * const locks = new LockManager({ backend: new ClusterBackend(cluster) });
  * ```
  */
-export class ClusterBackend extends RedisScriptBackend {
+export class ClusterBackend extends RedisBackend {
   /**
    * @param cluster - an ioredis `Cluster`, or a connected node-redis `createCluster()` client
    * @param options - `prefix` namespaces every key and channel; `pubsub` picks sharded or classic

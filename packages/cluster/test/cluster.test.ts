@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { BackendError, LockManager } from '@deadbolt/core';
-import { lockKey } from '@deadbolt/redis-scripts';
+import { lockKey } from '@deadbolt/redis-backend';
 import { type RedisCluster, runBackendConformance, startRedisCluster } from '@deadbolt/testing';
 import { Cluster, Redis } from 'ioredis';
 import { createCluster } from 'redis';

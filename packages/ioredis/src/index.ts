@@ -3,9 +3,9 @@ import { InvalidArgumentError } from '@deadbolt/core';
 import {
   type OwnedSubscriber,
   type RedisBackendOptions,
-  RedisScriptBackend,
+  RedisBackend,
   resolveRedisBackendOptions,
-} from '@deadbolt/redis-scripts';
+} from '@deadbolt/redis-backend';
 
 /** The slice of an ioredis `Redis` client this backend uses. */
 export interface IoredisClient {
@@ -41,7 +41,7 @@ export type IoredisBackendOptions = RedisBackendOptions;
  * const locks = new LockManager({ backend: new IoredisBackend(new Redis(process.env.REDIS_URL)) });
  * ```
  */
-export class IoredisBackend extends RedisScriptBackend {
+export class IoredisBackend extends RedisBackend {
   /**
    * @param client - an ioredis `Redis` instance (for a Cluster, use `@deadbolt/cluster`)
    * @param options - `prefix` namespaces every key and channel

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { type Lock, LockLostError, LockManager } from '@deadbolt/core';
-import { scripts } from '@deadbolt/redis-scripts';
+import { scripts } from '@deadbolt/redis-backend';
 import { type RedisServer, startRedis } from '@deadbolt/testing';
 import { Redis, type RedisOptions } from 'ioredis';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';

@@ -4,9 +4,9 @@ import {
   clientKeyPrefix,
   type OwnedSubscriber,
   type RedisBackendOptions,
-  RedisScriptBackend,
+  RedisBackend,
   resolveRedisBackendOptions,
-} from '@deadbolt/redis-scripts';
+} from '@deadbolt/redis-backend';
 
 /** Keys and arguments as node-redis takes them for `EVAL`/`EVALSHA`. */
 export interface NodeRedisEvalOptions {
@@ -52,7 +52,7 @@ export type NodeRedisBackendOptions = RedisBackendOptions;
  * const locks = new LockManager({ backend: new NodeRedisBackend(redis) });
  * ```
  */
-export class NodeRedisBackend extends RedisScriptBackend {
+export class NodeRedisBackend extends RedisBackend {
   /**
    * @param client - a node-redis client from `createClient()` (for a cluster, use `@deadbolt/cluster`)
    * @param options - `prefix` namespaces every key and channel

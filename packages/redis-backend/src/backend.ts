@@ -67,7 +67,7 @@ export interface RedisConnection {
  * adapter is this class with a constructor that turns the user's client into a
  * {@link RedisConnection}.
  */
-export class RedisScriptBackend implements LockBackend {
+export class RedisBackend implements LockBackend {
   readonly queue: QueueCapability = { acquire: (request) => this.#acquireQueued(request) };
   readonly wakeUps: WakeUpCapability = {
     waitForRelease: (request) =>

@@ -3,7 +3,7 @@ import { BackendError } from '@deadbolt/core';
 import { type RedisServer, startRedis } from '@deadbolt/testing';
 import { Redis } from 'ioredis';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { RedisScriptBackend, type ReleaseSubscriber, ReleaseWaiters } from '../src/index.js';
+import { RedisBackend, type ReleaseSubscriber, ReleaseWaiters } from '../src/index.js';
 import { eventually, mutex, sleep, subscriberOf, transportOf, unique } from './helpers.js';
 
 let server: RedisServer;
@@ -241,11 +241,11 @@ describe('ReleaseWaiters', () => {
   });
 });
 
-describe('RedisScriptBackend waiting', () => {
+describe('RedisBackend waiting', () => {
   /** A backend that counts the subscriber connections it opens. */
   function countingBackend() {
     const opened = { count: 0 };
-    const backend = new RedisScriptBackend(
+    const backend = new RedisBackend(
       {
         name: 'test',
         transport: transportOf(client),

@@ -3,7 +3,7 @@ import type { AcquireRequest } from '@deadbolt/core';
 import type { Redis } from 'ioredis';
 import {
   type OwnedSubscriber,
-  RedisScriptBackend,
+  RedisBackend,
   type ReleaseSubscriber,
   type ScriptTransport,
 } from '../src/index.js';
@@ -69,8 +69,8 @@ export function backendOf(
   redis: Redis,
   prefix = 'scripts',
   transport: ScriptTransport = transportOf(redis),
-): RedisScriptBackend {
-  return new RedisScriptBackend(
+): RedisBackend {
+  return new RedisBackend(
     { name: 'test', transport, openSubscriber: async () => subscriberOf(redis) },
     { prefix, evictionCheck: 'off' },
   );

@@ -1,7 +1,7 @@
-/** @module @deadbolt/redis-scripts: the Lua, key schema and reply decoding every Redis adapter shares. */
+/** @module @deadbolt/redis-backend: the Redis backend every Redis adapter is glue for. */
 
 export type { OwnedSubscriber, PublishCommand, RedisConnection } from './backend.js';
-export { RedisScriptBackend } from './backend.js';
+export { RedisBackend } from './backend.js';
 export type { EvictionCheck } from './eviction.js';
 export type { RedisBackendOptions } from './keys.js';
 export { clientKeyPrefix, hashTag, lockKey, resolveRedisBackendOptions } from './keys.js';
