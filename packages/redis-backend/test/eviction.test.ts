@@ -4,8 +4,8 @@ import { type RedisServer, startRedis } from '@deadbolt/testing';
 import { Redis, type RedisOptions } from 'ioredis';
 import { afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import {
-  type RedisBackendOptions,
   RedisBackend,
+  type RedisBackendOptions,
   resolveRedisBackendOptions,
   type ScriptTransport,
 } from '../src/index.js';

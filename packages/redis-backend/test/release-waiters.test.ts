@@ -33,7 +33,7 @@ function recordingSubscriber(
   options: { delayMs?: number; unsubscribeDelayMs?: number; failFirst?: number } = {},
 ) {
   const inner = subscriberOf(client);
-  cleanups.push(() => inner.close());
+  cleanups.push(async () => (await inner).close());
   const calls: string[] = [];
   let failures = options.failFirst ?? 0;
   const subscriber: ReleaseSubscriber = {
@@ -41,12 +41,12 @@ function recordingSubscriber(
       calls.push(`subscribe ${channel}`);
       await sleep(options.delayMs ?? 0);
       if (failures-- > 0) throw new Error('subscribe failed');
-      await inner.subscribe(channel, onMessage);
+      await (await inner).subscribe(channel, onMessage);
     },
     unsubscribe: async (channel) => {
       calls.push(`unsubscribe ${channel}`);
       await sleep(options.unsubscribeDelayMs ?? options.delayMs ?? 0);
-      await inner.unsubscribe(channel);
+      await (await inner).unsubscribe(channel);
     },
   };
   return { subscriber, calls };
@@ -251,7 +251,7 @@ describe('RedisBackend waiting', () => {
         transport: transportOf(client),
         openSubscriber: async () => {
           opened.count++;
-          const subscriber = subscriberOf(client);
+          const subscriber = await subscriberOf(client);
           cleanups.push(() => subscriber.close());
           return subscriber;
         },
