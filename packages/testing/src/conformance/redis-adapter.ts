@@ -1,39 +1,32 @@
 import { randomUUID } from 'node:crypto';
 import { setMaxListeners } from 'node:events';
+import { createServer } from 'node:net';
 import {
   BackendError,
   InvalidArgumentError,
+  type Lock,
   type LockBackend,
   LockLostError,
   LockManager,
 } from '@deadbolt/core';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { type RedisServer, startRedis } from '../harness/redis.js';
 import { eventually, sleep } from './context.js';
 import { runBackendConformance } from './index.js';
-
-/** A backend over a fresh client of the adapter's library, and how to check and close that client. */
-export interface RedisAdapterConnection {
-  backend: LockBackend;
-  /** The user's client the backend was given, for {@link RedisAdapterSuiteOptions.construct}. */
-  client?: unknown;
-  /** A command on the user's client, to show it still works after the backend closed. */
-  ping(): Promise<unknown>;
-  /** Closes the user's client. */
-  close(): Promise<void>;
-}
+import type { RedisClientSettings, RedisTestClients } from './redis-clients.js';
 
 /** Options of {@link runRedisAdapterSuite}. */
-export interface RedisAdapterSuiteOptions {
+export interface RedisAdapterSuiteOptions<Client> {
   /** Names the suite, for example `'ioredis'`. */
   name: string;
-  /** Connects a client of the adapter's library to `url` and wraps it in the backend. */
-  connect: (url: string, options?: { prefix?: string }) => Promise<RedisAdapterConnection>;
+  /** How to make clients of the adapter's library (`ioredisTestClients(ioredis)`, …). */
+  clients: RedisTestClients<Client>;
   /**
-   * The adapter's constructor, called with whatever a user might pass (`new IoredisBackend(client,
-   * options)`), for the tests of wrong clients and bad options; they run only when given.
+   * The adapter's constructor (`new IoredisBackend(client, options)`): the suite builds every
+   * backend with it, and calls it with whatever a user might pass, for the tests of wrong clients
+   * and bad options.
    */
-  construct?: (client: unknown, options?: unknown) => LockBackend;
+  construct: (client: unknown, options?: unknown) => LockBackend;
   /**
    * Clients the adapter must refuse (another library's client, a cluster client, a pool), each
    * with what its error message must say; `dispose` frees one after the test.
@@ -60,8 +53,12 @@ const REDIS_CAPABILITIES = [
   'handoff',
   'fences',
   'inspection',
+  'listing',
   'close',
 ] as const;
+
+/** Backoff so slow that only a pub/sub wake-up can serve a waiter within a test. */
+const NO_POLLING = { backoff: { initialMs: 600_000, maxMs: 600_000 } };
 
 /** A glob pattern for SCAN MATCH that matches `prefix` literally, then anything. */
 function underPrefix(prefix: string): string {
@@ -84,20 +81,108 @@ async function scan(server: RedisServer, pattern: string): Promise<string[]> {
   return [...new Set(found)];
 }
 
+/** The channels subscribed on `server` whose names match `pattern`. */
+async function channels(server: RedisServer, pattern: string): Promise<string[]> {
+  return (await server.call('PUBSUB', 'CHANNELS', pattern)) as string[];
+}
+
+/** How many connections subscribe to `channel` on `server`. */
+async function subscribers(server: RedisServer, channel: string): Promise<number> {
+  return ((await server.call('PUBSUB', 'NUMSUB', channel)) as [string, number])[1];
+}
+
+/** Connections open on `server` under the client name `name` (a duplicate keeps it). */
+async function connectionsNamed(server: RedisServer, name: string, type?: 'pubsub') {
+  const list = String(await server.call('CLIENT', 'LIST', ...(type ? ['TYPE', type] : [])));
+  return list.split('\n').filter((line) => line.includes(` name=${name} `)).length;
+}
+
+/** How many scripts `server` has cached: none after a restart. */
+async function cachedScripts(server: RedisServer): Promise<number> {
+  const info = String(await server.call('INFO', 'memory'));
+  return Number(/number_of_cached_scripts:(\d+)/.exec(info)?.[1]);
+}
+
+/** When `lock.signal` aborts. */
+function lostAt(lock: Lock): Promise<number> {
+  return new Promise((resolve) => {
+    lock.signal.addEventListener('abort', () => resolve(Date.now()), { once: true });
+  });
+}
+
+/** `waiting`, or `'no wake-up'` if it takes 15 s: a waiter without polling needs a wake-up. */
+function wokenOrNot(waiting: Promise<Lock>): Promise<Lock | 'no wake-up'> {
+  return Promise.race([waiting, sleep(15_000).then(() => 'no wake-up' as const)]);
+}
+
+/** A mutex request of a fresh token. */
+function request(key: string) {
+  return { key, token: randomUUID(), ttlMs: 10_000, limit: 1, weight: 1 };
+}
+
+/** The error `call` throws or rejects with; undefined if it succeeds. */
+async function failureOf(call: () => unknown): Promise<unknown> {
+  try {
+    await call();
+  } catch (error) {
+    return error;
+  }
+  return undefined;
+}
+
+/** A loopback port that nothing listens on. */
+async function closedPort(): Promise<number> {
+  const probe = createServer();
+  await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve));
+  const { port } = probe.address() as { port: number };
+  await new Promise((resolve) => probe.close(resolve));
+  return port;
+}
+
 /**
  * The conformance suite plus what every Redis adapter must show on real servers: pub/sub
- * wake-ups over one subscriber connection, lost-lock signals when the server dies, recovery after
- * a restart or `SCRIPT FLUSH`, prefix isolation and awkward keys.
+ * wake-ups over one subscriber connection on every kind of client, `close()`, errors that name
+ * the library, lost-lock signals when the server dies or pauses, recovery after a restart or
+ * `SCRIPT FLUSH`, prefix isolation, awkward keys, and the refusal of bad options and clients.
+ *
+ * @example
+ * ```ts
+ * import { ioredisTestClients, runRedisAdapterSuite } from '@deadbolt/testing';
+ * import * as ioredis from 'ioredis';
+ *
+ * runRedisAdapterSuite({
+ *   name: 'ioredis',
+ *   clients: ioredisTestClients(ioredis),
+ *   construct: (client, options) => new IoredisBackend(client as never, options as never),
+ * });
+ * ```
  */
-export function runRedisAdapterSuite(options: RedisAdapterSuiteOptions): void {
+export function runRedisAdapterSuite<Client>(options: RedisAdapterSuiteOptions<Client>): void {
+  const { clients, construct } = options;
+  const library = clients.library;
+  const ReplyError = clients.ReplyError ?? Error;
   let server: RedisServer;
-  const open = new Map<LockBackend, RedisAdapterConnection>();
   beforeAll(async () => {
     server = await startRedis();
   });
   afterAll(async () => {
     await server?.stop();
   });
+
+  /** Closes what the current test opened, backends first. */
+  const closers: (() => Promise<void>)[] = [];
+  afterEach(async () => {
+    for (const close of closers.splice(0).reverse()) await close().catch(() => undefined);
+  });
+
+  /** A client of `url` and a backend on it, both closed after the test. */
+  async function open(url: string, prefix?: string, settings?: RedisClientSettings) {
+    const client = await clients.connect(url, settings);
+    closers.push(async () => clients.close(client));
+    const backend = construct(client, prefix === undefined ? undefined : { prefix });
+    closers.push(async () => backend.close?.());
+    return { client, backend };
+  }
 
   const prefixes = new Map<LockBackend, string>();
   runBackendConformance({
@@ -106,154 +191,130 @@ export function runRedisAdapterSuite(options: RedisAdapterSuiteOptions): void {
     create: async () => {
       // A prefix per test, so a SCAN of it lists exactly what this test stored.
       const prefix = `conformance-${randomUUID()}`;
-      const connection = await options.connect(server.url, { prefix });
-      open.set(connection.backend, connection);
-      prefixes.set(connection.backend, prefix);
-      return connection.backend;
+      const { backend } = await open(server.url, prefix);
+      prefixes.set(backend, prefix);
+      return backend;
     },
-    cleanup: async (backend) => {
-      await open.get(backend)?.close();
-      open.delete(backend);
-      prefixes.delete(backend);
-    },
-    storedNames: (backend) => scan(server, underPrefix(prefixes.get(backend)!)),
+    storedNames: (backend) => scan(server, underPrefix(prefixes.get(backend) ?? '')),
   });
+
+  /** `[deadbolt] [ioredis] …`: an error that names the library. */
+  const namesLibrary = new RegExp(`^\\[deadbolt\\] \\[${library}\\] `);
 
   describe(`${options.name}: misuse on a real Redis`, () => {
     it('fails every call on a closed client with BackendError naming the library, leaving nothing behind', async () => {
       const prefix = `closed-${randomUUID()}`;
-      const connection = await options.connect(server.url, { prefix });
-      try {
-        await connection.close();
-        const locks = new LockManager({ backend: connection.backend });
-        for (const call of [
-          () => locks.acquire('k', { wait: 0 }),
-          () => locks.tryAcquire('k'),
-          () => connection.backend.extend({ key: 'k', token: 't', ttlMs: 1_000 }),
-          () => connection.backend.release({ key: 'k', token: 't' }),
-        ]) {
-          const error = await call().then(
-            () => undefined,
-            (caught: unknown) => caught,
-          );
-          expect(error).toBeInstanceOf(BackendError);
-          expect(error).toMatchObject({ code: 'BACKEND' });
-          // `[deadbolt] [ioredis] acquire failed: …`: the library is named.
-          expect((error as Error).message).toMatch(/^\[deadbolt\] \[[\w-]+\] /);
-          expect((error as BackendError).cause).toBeInstanceOf(Error);
-        }
-        expect(await scan(server, underPrefix(prefix))).toEqual([]);
-      } finally {
-        await connection.backend.close?.();
+      const { client, backend } = await open(server.url, prefix);
+      clients.close(client);
+      const locks = new LockManager({ backend });
+      for (const call of [
+        () => locks.acquire('k', { wait: 0 }),
+        () => locks.tryAcquire('k'),
+        () => backend.extend({ key: 'k', token: 't', ttlMs: 1_000 }),
+        () => backend.release({ key: 'k', token: 't' }),
+      ]) {
+        const error = await failureOf(call);
+        expect(error).toBeInstanceOf(BackendError);
+        expect(error).toMatchObject({ code: 'BACKEND' });
+        expect((error as Error).message).toMatch(namesLibrary);
+        expect((error as BackendError).cause).toBeInstanceOf(Error);
       }
+      expect(await scan(server, underPrefix(prefix))).toEqual([]);
     });
 
-    const { construct, foreignClients } = options;
-    if (construct) {
-      it.each([
-        ['an empty prefix', { prefix: '' }, 'options.prefix', /1 to 64 characters/],
-        ['a prefix with {', { prefix: 'app{1' }, 'options.prefix', /must not contain \{ or \}/],
-        ['a prefix with }', { prefix: '}' }, 'options.prefix', /must not contain \{ or \}/],
-        ['a prefix of 65 characters', { prefix: 'p'.repeat(65) }, 'options.prefix', /1 to 64/],
-        ['a number as prefix', { prefix: 7 }, 'options.prefix', /1 to 64 characters/],
-        ['an unknown option', { prefx: 'app' }, 'options.prefx', /unknown option/],
-        ['options that are a string', 'app', 'options', /expected an object/],
-      ] as const)(
-        'refuses %s with InvalidArgumentError before any I/O',
-        async (_, bad, argument, says) => {
-          const connection = await options.connect(server.url);
-          try {
-            const before = await server.call('DBSIZE');
-            let error: unknown;
-            try {
-              construct(connection.client, bad);
-            } catch (caught) {
-              error = caught;
-            }
-            expect(error).toBeInstanceOf(InvalidArgumentError);
-            expect(error).toMatchObject({ code: 'INVALID_ARGUMENT', argument });
-            expect((error as Error).message).toContain(`invalid ${argument}: `);
-            expect((error as Error).message).toMatch(says);
-            expect(await server.call('DBSIZE')).toBe(before);
-          } finally {
-            await connection.backend.close?.();
-            await connection.close();
-          }
-        },
-      );
+    it('fails with BackendError naming the library when nothing listens, the client error as cause', async () => {
+      const url = `redis://127.0.0.1:${await closedPort()}`;
+      const { backend } = await open(url, undefined, { failFast: true, reconnect: false });
+      const error = await failureOf(() => new LockManager({ backend }).acquire('k'));
+      expect(error).toBeInstanceOf(BackendError);
+      expect((error as Error).message).toMatch(namesLibrary);
+      expect((error as BackendError).cause).toBeInstanceOf(Error);
+    });
 
-      it.each([
-        ['undefined', undefined],
-        ['null', null],
-        ['a connection URL', 'redis://127.0.0.1:1'],
-        ['a plain object', { host: '127.0.0.1' }],
-        ['a LockBackend', { acquire() {}, extend() {}, release() {} }],
-      ])('refuses %s as the client with InvalidArgumentError naming it', (_, client) => {
-        let error: unknown;
-        try {
-          construct(client);
-        } catch (caught) {
-          error = caught;
-        }
+    it("wraps an error reply as BackendError naming the library, with the library's error as cause", async () => {
+      const prefix = `wrong-type-${randomUUID()}`;
+      await server.call('SET', `${prefix}:{k}`, 'not a hash');
+      const { backend } = await open(server.url, prefix);
+      const error = await failureOf(() => backend.acquire(request('k')));
+      expect(error).toBeInstanceOf(BackendError);
+      expect((error as Error).message).toMatch(namesLibrary);
+      expect((error as Error).message).toMatch(/WRONGTYPE/);
+      expect((error as BackendError).cause).toBeInstanceOf(ReplyError);
+    });
+
+    it.each([
+      ['an empty prefix', { prefix: '' }, 'options.prefix', /1 to 64 characters/],
+      ['a prefix with {', { prefix: 'app{1' }, 'options.prefix', /must not contain \{ or \}/],
+      ['a prefix with }', { prefix: '}' }, 'options.prefix', /must not contain \{ or \}/],
+      ['a prefix of 65 characters', { prefix: 'p'.repeat(65) }, 'options.prefix', /1 to 64/],
+      ['a number as prefix', { prefix: 7 }, 'options.prefix', /1 to 64 characters/],
+      ['an unknown option', { prefx: 'app' }, 'options.prefx', /unknown option/],
+      ['options that are a string', 'app', 'options', /expected an object/],
+    ] as const)(
+      'refuses %s with InvalidArgumentError before any I/O',
+      async (_, bad, argument, says) => {
+        const { client } = await open(server.url);
+        const before = await server.call('DBSIZE');
+        const error = await failureOf(() => construct(client, bad));
         expect(error).toBeInstanceOf(InvalidArgumentError);
-        expect(error).toMatchObject({ code: 'INVALID_ARGUMENT', argument: 'client' });
-        expect((error as Error).message).toMatch(/invalid client: expected an? .*client/);
-      });
-    }
-    if (construct && foreignClients) {
-      it('refuses clients of the wrong kind with InvalidArgumentError saying which adapter to use', () => {
-        const clients = foreignClients();
-        expect(clients.length).toBeGreaterThan(0);
-        try {
-          for (const { what, client, says } of clients) {
-            let error: unknown;
-            try {
-              construct(client);
-            } catch (caught) {
-              error = caught;
-            }
-            expect(error, what).toBeInstanceOf(InvalidArgumentError);
-            expect(error, what).toMatchObject({ code: 'INVALID_ARGUMENT', argument: 'client' });
-            expect((error as Error).message, what).toMatch(says);
-          }
-        } finally {
-          for (const { dispose } of clients) dispose?.();
+        expect(error).toMatchObject({ code: 'INVALID_ARGUMENT', argument });
+        expect((error as Error).message).toContain(`invalid ${argument}: `);
+        expect((error as Error).message).toMatch(says);
+        expect(await server.call('DBSIZE')).toBe(before);
+      },
+    );
+
+    it.each([
+      ['undefined', undefined],
+      ['null', null],
+      ['a connection URL', 'redis://127.0.0.1:1'],
+      ['a plain object', { host: '127.0.0.1' }],
+      ['a LockBackend', { acquire() {}, extend() {}, release() {} }],
+    ])('refuses %s as the client with InvalidArgumentError naming it', async (_, client) => {
+      const error = await failureOf(() => construct(client));
+      expect(error).toBeInstanceOf(InvalidArgumentError);
+      expect(error).toMatchObject({ code: 'INVALID_ARGUMENT', argument: 'client' });
+      expect((error as Error).message).toMatch(/invalid client: expected an? .*client/);
+    });
+
+    const { foreignClients } = options;
+    if (foreignClients) {
+      it('refuses clients of the wrong kind with InvalidArgumentError saying which adapter to use', async () => {
+        const foreign = foreignClients();
+        closers.push(async () => {
+          for (const { dispose } of foreign) dispose?.();
+        });
+        expect(foreign.length).toBeGreaterThan(0);
+        for (const { what, client, says } of foreign) {
+          const error = await failureOf(() => construct(client));
+          expect(error, what).toBeInstanceOf(InvalidArgumentError);
+          expect(error, what).toMatchObject({ code: 'INVALID_ARGUMENT', argument: 'client' });
+          expect((error as Error).message, what).toMatch(says);
         }
       });
     }
 
     it('refuses a bad waitForRelease without subscribing to anything', async () => {
       const prefix = `wait-${randomUUID()}`;
-      const connection = await options.connect(server.url, { prefix });
-      const controller = new AbortController();
-      try {
-        const backend = connection.backend;
-        for (const signal of [{}, null, 'abort']) {
-          const error = await backend.wakeUps
-            ?.waitForRelease({ key: 'refused', signal: signal as never })
-            .then(
-              () => undefined,
-              (caught: unknown) => caught,
-            );
-          expect(error).toBeInstanceOf(InvalidArgumentError);
-          expect(error).toMatchObject({ argument: 'request.signal' });
-        }
-        // A valid wait afterwards: once its channel shows, any earlier subscription would too
-        // (they share the one subscriber connection, in order).
-        const waiting = backend.wakeUps
-          ?.waitForRelease({ key: 'accepted', signal: controller.signal })
-          .catch(() => undefined);
-        const channels = async () =>
-          (await server.call('PUBSUB', 'CHANNELS', underPrefix(prefix))) as string[];
-        await eventually('the valid wait subscribed', async () => (await channels()).length > 0);
-        expect(await channels()).toEqual([expect.stringContaining('accepted')]);
-        controller.abort();
-        await waiting;
-      } finally {
-        controller.abort();
-        await connection.backend.close?.();
-        await connection.close();
+      const { backend } = await open(server.url, prefix);
+      for (const signal of [{}, null, 'abort']) {
+        const error = await failureOf(() =>
+          backend.wakeUps?.waitForRelease({ key: 'refused', signal: signal as never }),
+        );
+        expect(error).toBeInstanceOf(InvalidArgumentError);
+        expect(error).toMatchObject({ argument: 'request.signal' });
       }
+      // A valid wait afterwards: once its channel shows, any earlier subscription would too
+      // (they share the one subscriber connection, in order).
+      const controller = new AbortController();
+      const waiting = backend.wakeUps
+        ?.waitForRelease({ key: 'accepted', signal: controller.signal })
+        .catch(() => undefined);
+      const subscribed = () => channels(server, underPrefix(prefix));
+      await eventually('the valid wait subscribed', async () => (await subscribed()).length > 0);
+      expect(await subscribed()).toEqual([expect.stringContaining('accepted')]);
+      controller.abort();
+      await waiting;
     });
 
     it('keeps every tricky (prefix, key) pair on names of its own: no two pairs share a Redis key', async () => {
@@ -261,43 +322,35 @@ export function runRedisAdapterSuite(options: RedisAdapterSuiteOptions): void {
       // Pairs whose plain concatenations collide: "a" + "b:c" and "a:b" + "c" both read "a:b:c".
       const prefixes = ['a', 'a:b', 'a:', 'a::b', 'a:b:c', 'x%7B', 'x'].map((p) => `${run}:${p}`);
       const keys = ['b:c', 'c', ':c', 'b', '{c}', '}c{', '{', '}', 'c}:holders', '%7Bc%7D', ':b:c'];
-      const connections = await Promise.all(
-        prefixes.map((prefix) => options.connect(server.url, { prefix })),
+      const backends = await Promise.all(prefixes.map((prefix) => open(server.url, prefix)));
+      const pairs = backends.flatMap(({ backend }, index) =>
+        keys.map((key) => ({ prefix: prefixes[index]!, key, backend })),
       );
-      try {
-        const pairs = connections.flatMap((connection, index) =>
-          keys.map((key) => ({ prefix: prefixes[index]!, key, backend: connection.backend })),
-        );
-        // Every pair is granted: had two pairs shared a name, the second would find it held.
-        let namesPerPair = 0;
-        for (const [index, pair] of pairs.entries()) {
-          const granted = await pair.backend.acquire({
-            key: pair.key,
-            token: `pair-${index}`,
-            ttlMs: 30_000,
-            limit: 1,
-            weight: 1,
-          });
-          expect(granted.ok, `${pair.prefix} + ${pair.key}`).toBe(true);
-          if (index === 0) namesPerPair = (await scan(server, `${run}:*`)).length;
-        }
-        // On the server: the same number of names for every pair, none of them shared.
-        expect(namesPerPair).toBeGreaterThan(0);
-        expect(await scan(server, `${run}:*`)).toHaveLength(pairs.length * namesPerPair);
-        for (const [index, pair] of pairs.entries()) {
-          const info = await pair.backend.inspection?.inspect({ key: pair.key });
-          expect(info?.holders.map((holder) => holder.token)).toEqual([`pair-${index}`]);
-          // A token from another pair changes nothing here.
-          const stranger = `pair-${(index + 1) % pairs.length}`;
-          expect(await pair.backend.release({ key: pair.key, token: stranger })).toBe(false);
-        }
-        for (const [index, pair] of pairs.entries()) {
-          expect(await pair.backend.release({ key: pair.key, token: `pair-${index}` })).toBe(true);
-        }
-      } finally {
-        await Promise.all(
-          connections.map(async (c) => [await c.backend.close?.(), await c.close()]),
-        );
+      // Every pair is granted: had two pairs shared a name, the second would find it held.
+      let namesPerPair = 0;
+      for (const [index, pair] of pairs.entries()) {
+        const granted = await pair.backend.acquire({
+          key: pair.key,
+          token: `pair-${index}`,
+          ttlMs: 30_000,
+          limit: 1,
+          weight: 1,
+        });
+        expect(granted.ok, `${pair.prefix} + ${pair.key}`).toBe(true);
+        if (index === 0) namesPerPair = (await scan(server, `${run}:*`)).length;
+      }
+      // On the server: the same number of names for every pair, none of them shared.
+      expect(namesPerPair).toBeGreaterThan(0);
+      expect(await scan(server, `${run}:*`)).toHaveLength(pairs.length * namesPerPair);
+      for (const [index, pair] of pairs.entries()) {
+        const info = await pair.backend.inspection?.inspect({ key: pair.key });
+        expect(info?.holders.map((holder) => holder.token)).toEqual([`pair-${index}`]);
+        // A token from another pair changes nothing here.
+        const stranger = `pair-${(index + 1) % pairs.length}`;
+        expect(await pair.backend.release({ key: pair.key, token: stranger })).toBe(false);
+      }
+      for (const [index, pair] of pairs.entries()) {
+        expect(await pair.backend.release({ key: pair.key, token: `pair-${index}` })).toBe(true);
       }
     });
   });
@@ -307,57 +360,38 @@ export function runRedisAdapterSuite(options: RedisAdapterSuiteOptions): void {
       const evicting = await startRedis({
         args: ['--maxmemory', '100mb', '--maxmemory-policy', 'allkeys-lru'],
       });
-      const connection = await options.connect(evicting.url);
-      try {
-        const locks = new LockManager({ backend: connection.backend });
-        const error = await locks.acquire('k', { wait: 0 }).then(
-          () => undefined,
-          (caught: unknown) => caught,
-        );
-        expect(error).toBeInstanceOf(BackendError);
-        expect((error as Error).message).toMatch(
-          /^\[deadbolt\] \[[\w-]+\] refusing to lock .*set maxmemory-policy noeviction.*: maxmemory-policy is allkeys-lru with maxmemory 104857600$/,
-        );
-        expect(await evicting.call('DBSIZE')).toBe(0);
-      } finally {
-        await connection.backend.close?.();
-        await connection.close();
-        await evicting.stop();
-      }
+      const { backend } = await open(evicting.url);
+      // Stopped last, after the backend and the client on it.
+      closers.unshift(() => evicting.stop());
+      const error = await failureOf(() => new LockManager({ backend }).acquire('k', { wait: 0 }));
+      expect(error).toBeInstanceOf(BackendError);
+      expect((error as Error).message).toMatch(
+        /^\[deadbolt\] \[[\w-]+\] refusing to lock .*set maxmemory-policy noeviction.*: maxmemory-policy is allkeys-lru with maxmemory 104857600$/,
+      );
+      expect(await evicting.call('DBSIZE')).toBe(0);
     });
 
     it('survives SCRIPT FLUSH mid-run', async () => {
-      const connection = await options.connect(server.url);
-      try {
-        const locks = new LockManager({ backend: connection.backend });
-        const first = await locks.acquire('flush:key');
-        await server.command('SCRIPT', 'FLUSH');
-        expect(await first.release()).toBe(true);
-        const second = await locks.acquire('flush:key');
-        expect(second.fence).toBeGreaterThan(first.fence);
-        await second.release();
-      } finally {
-        await connection.backend.close?.();
-        await connection.close();
-      }
+      const { backend } = await open(server.url, `flush-${randomUUID()}`);
+      const locks = new LockManager({ backend });
+      const first = await locks.acquire('flush:key');
+      await server.command('SCRIPT', 'FLUSH');
+      expect(await first.release()).toBe(true);
+      const second = await locks.acquire('flush:key');
+      expect(second.fence).toBeGreaterThan(first.fence);
+      await second.release();
     });
 
     it('keeps backends with different prefixes apart', async () => {
       const [blue, green] = await Promise.all([
-        options.connect(server.url, { prefix: 'blue' }),
-        options.connect(server.url, { prefix: 'green' }),
+        open(server.url, 'blue'),
+        open(server.url, 'green'),
       ]);
-      try {
-        const held = await new LockManager({ backend: blue.backend }).acquire('shared-name');
-        const other = await new LockManager({ backend: green.backend }).tryAcquire('shared-name');
-        expect(other).not.toBeNull();
-        await other?.release();
-        await held.release();
-      } finally {
-        await Promise.all(
-          [blue, green].map(async (c) => [await c.backend.close?.(), await c.close()]),
-        );
-      }
+      const held = await new LockManager({ backend: blue.backend }).acquire('shared-name');
+      const other = await new LockManager({ backend: green.backend }).tryAcquire('shared-name');
+      expect(other).not.toBeNull();
+      await other?.release();
+      await held.release();
     });
 
     it.each([
@@ -367,82 +401,233 @@ export function runRedisAdapterSuite(options: RedisAdapterSuiteOptions): void {
       ['a leading }', '}x{'],
       ['percent signs', '%7B'],
     ])('locks keys with %s', async (_, key) => {
-      const connection = await options.connect(server.url);
-      try {
-        const [first, second] = [0, 1].map(() => new LockManager({ backend: connection.backend }));
-        const lock = await first!.acquire(key);
-        expect(await second!.tryAcquire(key)).toBeNull();
-        // A key that encodes like another must still be a different lock.
-        const lookalike = await second!.tryAcquire(`${key}x`);
-        expect(lookalike).not.toBeNull();
-        await lookalike?.release();
-        expect((await connection.backend.inspection?.inspect({ key }))?.holders).toHaveLength(1);
-        await lock.release();
-      } finally {
-        await connection.backend.close?.();
-        await connection.close();
-      }
+      const { backend } = await open(server.url, `keys-${randomUUID()}`);
+      const [first, second] = [0, 1].map(() => new LockManager({ backend }));
+      const lock = await first!.acquire(key);
+      expect(await second!.tryAcquire(key)).toBeNull();
+      // A key that encodes like another must still be a different lock.
+      const lookalike = await second!.tryAcquire(`${key}x`);
+      expect(lookalike).not.toBeNull();
+      await lookalike?.release();
+      expect((await backend.inspection?.inspect({ key }))?.holders).toHaveLength(1);
+      await lock.release();
     });
 
-    it('serves 100 waiters on many keys over one extra connection, closed when they leave', async () => {
-      const connection = await options.connect(server.url);
-      try {
-        const clients = async () =>
-          (await server.command('CLIENT', 'LIST'))
-            .split('\n')
-            .filter((line) => line.includes('id=')).length;
-        const baseline = await clients();
-        const backend = connection.backend;
+    it.each(['default', ...(clients.variants ?? [])])(
+      'wakes a waiter through pub/sub when the holder releases (%s client)',
+      async (variant) => {
+        const prefix = `wake-${randomUUID()}`;
+        const settings = variant === 'default' ? {} : { variant };
+        const holder = await open(server.url, prefix, settings);
+        const waiter = await open(server.url, prefix, settings);
+        // The holder's lease outlasts the wait, so its retry hint cannot serve the waiter.
+        const held = await new LockManager({ backend: holder.backend }).acquire('report', {
+          ttl: 120_000,
+        });
+        // Racing instead of queueing, so that no renewal of a queue place asks again.
+        const giveUp = new AbortController();
+        closers.push(async () => giveUp.abort());
+        const waiting = new LockManager({ backend: waiter.backend, ...NO_POLLING }).acquire(
+          'report',
+          { wait: 60_000, fair: false, signal: giveUp.signal },
+        );
+        waiting.catch(() => undefined);
+        // A client's keyPrefix starts the channel's name, as it starts the lock's.
+        const listening = async () => (await channels(server, `*${prefix}:{report}`)).length;
+        await eventually('the waiter listens', async () => (await listening()) === 1, 10_000);
+        await held.release();
+        const next = await wokenOrNot(waiting);
+        expect(next).not.toBe('no wake-up');
+        if (next === 'no wake-up') return;
+        expect(next.fence).toBeGreaterThan(held.fence);
+        await next.release();
+      },
+    );
+
+    it('serves 100 waiters on 25 keys over one subscriber connection, kept for the next waiters and closed by close()', async () => {
+      const name = `subscriber-${randomUUID().slice(0, 8)}`;
+      const { client, backend } = await open(server.url, name, { connectionName: name });
+      const connections = (type?: 'pubsub') => connectionsNamed(server, name, type);
+      await eventually('the client is connected', async () => (await connections()) === 1);
+      const round = async () => {
         const controller = new AbortController();
         // One signal shared by 100 waits is intended here: without this Node warns of a leak.
         setMaxListeners(100, controller.signal);
         const waits = Array.from({ length: 100 }, (_, index) =>
           backend.wakeUps
-            ?.waitForRelease({ key: `many:${index % 25}`, signal: controller.signal })
+            ?.waitForRelease({ key: `key ${index % 25}`, signal: controller.signal })
             .catch(() => undefined),
         );
-        await eventually(
-          'the subscriber is connected',
-          async () => (await clients()) === baseline + 1,
-        );
-        await sleep(100);
-        expect(await clients()).toBe(baseline + 1);
+        const subscribed = async () => (await channels(server, underPrefix(name))).length;
+        await eventually('25 channels are subscribed', async () => (await subscribed()) === 25);
+        expect(await connections('pubsub')).toBe(1);
+        expect(await connections()).toBe(2);
         // Four waiters on one key share one subscription.
-        const subscribers = await server.command('PUBSUB', 'NUMSUB', 'deadbolt:{many:0}');
-        expect(subscribers.endsWith(':1\r\n')).toBe(true);
+        expect(await subscribers(server, `${name}:{key 0}`)).toBe(1);
         controller.abort();
         await Promise.all(waits);
-        await backend.close?.();
-        await eventually('the subscriber is gone', async () => (await clients()) === baseline);
-        // The user's client is untouched.
-        await connection.ping();
-      } finally {
-        await connection.close();
-      }
+        await eventually('every channel is unsubscribed', async () => (await subscribed()) === 0);
+        // The connection itself stays for the next waiters.
+        expect(await connections()).toBe(2);
+      };
+      await round();
+      await round();
+      await backend.close?.();
+      await eventually('the subscriber is gone', async () => (await connections()) === 1);
+      // The user's client is untouched.
+      expect(await clients.ping(client)).toBe('PONG');
     });
 
-    it('aborts lock.signal before the lease could expire when the server dies, and recovers after a restart', async () => {
-      const own = await startRedis();
-      const connection = await options.connect(own.url);
-      try {
-        const locks = new LockManager({ backend: connection.backend });
-        const lock = await locks.acquire('fault:kill', { ttl: 1_000, autoExtend: true });
-        const lost = new Promise<number>((resolve) => {
-          lock.signal.addEventListener('abort', () => resolve(Date.now()), { once: true });
-        });
-        await own.kill();
-        const lostAt = await lost;
-        expect(lostAt).toBeLessThan(lock.expiresAt);
-        expect(lock.signal.reason).toBeInstanceOf(LockLostError);
-        await own.restart();
-        const again = await locks.acquire('fault:kill', { wait: 20_000 });
-        expect(again.held).toBe(true);
-        expect(await again.release()).toBe(true);
-      } finally {
-        await connection.backend.close?.();
-        await connection.close().catch(() => undefined);
-        await own.stop();
-      }
+    it('close() rejects pending waiters and later calls with BackendError naming the library, and leaves the client usable', async () => {
+      const prefix = `close-${randomUUID()}`;
+      const { client, backend } = await open(server.url, prefix);
+      const signal = new AbortController().signal;
+      // The first wait resolves as soon as its subscription is in place; the second one waits.
+      await backend.wakeUps?.waitForRelease({ key: 'k', signal });
+      const pending = failureOf(() => backend.wakeUps?.waitForRelease({ key: 'k', signal }));
+      await sleep(50);
+      await backend.close?.();
+      const error = await pending;
+      expect(error).toBeInstanceOf(BackendError);
+      expect((error as Error).message).toMatch(namesLibrary);
+      expect(await failureOf(() => backend.acquire(request('k')))).toBeInstanceOf(BackendError);
+      const waitAfter = () => backend.wakeUps?.waitForRelease({ key: 'k', signal });
+      expect(await failureOf(waitAfter)).toBeInstanceOf(BackendError);
+      await backend.close?.();
+      expect(await clients.ping(client)).toBe('PONG');
+      const again = construct(client, { prefix });
+      closers.push(async () => again.close?.());
+      expect((await again.acquire(request('k'))).ok).toBe(true);
+    });
+  });
+
+  describe(`${options.name}: when the server fails`, () => {
+    // Killed, paused and restarted here, so these tests have a server to themselves.
+    let faulty: RedisServer;
+    beforeAll(async () => {
+      faulty = await startRedis();
+    });
+    afterEach(async () => {
+      await faulty.resume().catch(() => undefined);
+    });
+    afterAll(async () => {
+      await faulty?.stop();
+    });
+
+    /** Whether `client` answers `PING` now. */
+    const answers = (client: Client) =>
+      clients.ping(client).then(
+        (reply) => reply === 'PONG',
+        () => false,
+      );
+
+    /**
+     * A lock auto-extended through a client of `settings`, whose signal must abort before its
+     * lease could expire once the server dies; resolves when the server is back, empty.
+     */
+    async function holdThroughCrash(settings: RedisClientSettings) {
+      const { client, backend } = await open(faulty.url, `crash-${randomUUID()}`, settings);
+      await eventually('the client is connected', () => answers(client), 20_000);
+      const locks = new LockManager({ backend });
+      const lock = await locks.acquire('crash', { ttl: 1_000, autoExtend: true });
+      const lost = lostAt(lock);
+      await faulty.kill();
+      expect(await lost).toBeLessThan(lock.expiresAt);
+      expect(lock.signal.reason).toBeInstanceOf(LockLostError);
+      await faulty.restart();
+      return { client, locks };
+    }
+
+    it('with commands failing fast, aborts lock.signal before the lease could expire when the server dies, then reloads the scripts after a restart', async () => {
+      const { client, locks } = await holdThroughCrash({ failFast: true });
+      // Nothing was queued during the outage to run (and load a script) once it reconnects.
+      expect(await cachedScripts(faulty)).toBe(0);
+      await eventually('the client reconnected', () => answers(client), 20_000);
+      const again = await locks.acquire('crash');
+      expect(await cachedScripts(faulty)).toBeGreaterThan(0);
+      expect(await again.release()).toBe(true);
+    });
+
+    it('with default client settings, aborts lock.signal before the lease could expire when the server dies, and locks after a restart', async () => {
+      const { locks } = await holdThroughCrash({});
+      const again = await locks.acquire('crash', { wait: 20_000 });
+      expect(again.held).toBe(true);
+      expect(await again.release()).toBe(true);
+    });
+
+    it('aborts lock.signal before the lease could expire while the server is paused, and carries on after', async () => {
+      const { backend } = await open(faulty.url, `pause-${randomUUID()}`);
+      const locks = new LockManager({ backend });
+      const lock = await locks.acquire('pause', { ttl: 1_000, autoExtend: true });
+      const lost = lostAt(lock);
+      await faulty.pause();
+      expect(await lost).toBeLessThan(lock.expiresAt);
+      expect(lock.signal.reason).toBeInstanceOf(LockLostError);
+      await faulty.resume();
+      // The renewal sent during the pause may still be applied: the next holder waits it out.
+      const next = await locks.acquire('pause', { wait: 10_000 });
+      expect(next.fence).toBeGreaterThan(lock.fence);
+      expect(await next.release()).toBe(true);
+    });
+
+    it('keeps waking a waiter through pub/sub after the server restarts under it', async () => {
+      const prefix = `restart-${randomUUID()}`;
+      const holder = await open(faulty.url, prefix);
+      const waiter = await open(faulty.url, prefix);
+      const holders = new LockManager({ backend: holder.backend });
+      // Only a wake-up can serve the waiter within the test: it does not poll, and it races
+      // rather than queues. A queued waiter asks again every half second to keep its place, and
+      // would take the key the restart freed before the holder could take it again.
+      const waiters = new LockManager({ backend: waiter.backend, ...NO_POLLING });
+      const subscribed = () =>
+        subscribers(faulty, `${prefix}:{k}`).then(
+          (count) => count === 1,
+          () => false,
+        );
+      await holders.acquire('k', { ttl: 60_000 });
+      const waiting = waiters.acquire('k', { wait: 60_000, fair: false });
+      waiting.catch(() => undefined);
+      await eventually('the waiter is subscribed', subscribed, 20_000);
+      await faulty.restart();
+      await eventually('the subscriber subscribed again', subscribed, 20_000);
+      // The restart emptied the server: a new holder takes the key, and its release must reach
+      // the waiter over the re-established subscription.
+      await eventually('the holder reconnected', () => answers(holder.client), 20_000);
+      const held = await holders.acquire('k', { ttl: 60_000 });
+      await held.release();
+      const next = await wokenOrNot(waiting);
+      expect(next).not.toBe('no wake-up');
+      if (next !== 'no wake-up') await next.release();
+    });
+
+    it('connects a subscriber that gave up reconnecting again when a waiter needs it', async () => {
+      const prefix = `gave-up-${randomUUID()}`;
+      const holder = await open(faulty.url, prefix);
+      const waiter = await open(faulty.url, prefix, { reconnect: false });
+      // Open the subscriber (a first wait resolves once subscribed), then lose it for good.
+      const signal = new AbortController().signal;
+      await waiter.backend.wakeUps?.waitForRelease({ key: 'before', signal });
+      await faulty.restart();
+      // The server is back: a client that still fails has given up.
+      await eventually('the waiter client gave up', async () => !(await answers(waiter.client)));
+      await clients.reconnect(waiter.client);
+      await eventually('the holder reconnected', () => answers(holder.client), 20_000);
+
+      const held = await new LockManager({ backend: holder.backend }).acquire('after', {
+        ttl: 60_000,
+      });
+      // Only a wake-up can serve the waiter within the test (see above).
+      const waiting = new LockManager({ backend: waiter.backend, ...NO_POLLING }).acquire('after', {
+        wait: 60_000,
+        fair: false,
+      });
+      waiting.catch(() => undefined);
+      const subscribed = async () => (await subscribers(faulty, `${prefix}:{after}`)) === 1;
+      await eventually('the waiter is subscribed', subscribed, 20_000);
+      await held.release();
+      const next = await wokenOrNot(waiting);
+      expect(next).not.toBe('no wake-up');
+      if (next !== 'no wake-up') await next.release();
     });
   });
 }

@@ -1,0 +1,158 @@
+/** Client settings the Redis suites ask for, in words every client library has. */
+export interface RedisClientSettings {
+  /**
+   * The name the client gives itself on the server (`CLIENT SETNAME`), which its duplicates keep,
+   * so that a test can count the connections a backend opened.
+   * @default none
+   */
+  connectionName?: string;
+  /** Commands fail at once while the connection is down, instead of waiting to be sent. @default false */
+  failFast?: boolean;
+  /** Whether the client connects again by itself after losing its connection. @default true */
+  reconnect?: boolean;
+  /** One of the {@link RedisTestClients.variants}; none for the library's defaults. @default none */
+  variant?: string;
+}
+
+/**
+ * How the Redis suites make and handle clients of one library: `connect` turns
+ * {@link RedisClientSettings} into that library's options. `ioredisTestClients` and
+ * `nodeRedisTestClients` serve deadbolt's own adapters; an adapter for another library writes its
+ * own.
+ */
+export interface RedisTestClients<Client = unknown> {
+  /** How the adapter's errors name the library: `[deadbolt] [ioredis] …`. */
+  library: string;
+  /** A client of `url`, connected or connecting; it resolves even when nothing answers there. */
+  connect(url: string, settings?: RedisClientSettings): Promise<Client>;
+  /** Sends `PING`. */
+  ping(client: Client): Promise<unknown>;
+  /** Connects `client` again after it gave up (`reconnect: false`). */
+  reconnect(client: Client): Promise<unknown>;
+  /** Closes `client`, whatever state it is in. */
+  close(client: Client): void;
+  /**
+   * Kinds of client, besides the library's defaults, that the wake-up test also runs on, each
+   * passed to `connect` as `settings.variant` (for example `'lazyConnect'`, `'keyPrefix'`).
+   * @default []
+   */
+  variants?: readonly string[];
+  /** The library's class of error replies, which a `BackendError` keeps as `cause`. @default Error */
+  ReplyError?: abstract new (
+    ...args: never[]
+  ) => Error;
+}
+
+/** What {@link ioredisTestClients} uses of an ioredis `Redis`. */
+export interface IoredisTestClient {
+  ping(): Promise<unknown>;
+  connect(): Promise<unknown>;
+  disconnect(): void;
+  on(event: 'error', listener: (error: Error) => void): unknown;
+}
+
+/** What {@link ioredisTestClients} uses of the `ioredis` module. */
+export interface IoredisModule {
+  Redis: new (
+    url: string,
+    options: {
+      connectionName?: string;
+      enableOfflineQueue?: boolean;
+      maxRetriesPerRequest?: number;
+      retryStrategy?: () => null;
+      lazyConnect?: boolean;
+      keyPrefix?: string;
+    },
+  ) => IoredisTestClient;
+  ReplyError: abstract new (...args: never[]) => Error;
+}
+
+/**
+ * ioredis clients for the Redis suites, with two variants: `'lazyConnect'`, and `'keyPrefix'`
+ * (`app:`, which ioredis adds to the KEYS of every script).
+ *
+ * @param ioredis - the `ioredis` module (`import * as ioredis from 'ioredis'`)
+ */
+export function ioredisTestClients(ioredis: IoredisModule): RedisTestClients<IoredisTestClient> {
+  return {
+    library: 'ioredis',
+    connect: async (url, { connectionName, failFast, reconnect = true, variant } = {}) => {
+      const client = new ioredis.Redis(url, {
+        ...(connectionName !== undefined && { connectionName }),
+        ...(failFast && { enableOfflineQueue: false, maxRetriesPerRequest: 1 }),
+        ...(!reconnect && { retryStrategy: () => null }),
+        ...(variant === 'lazyConnect' && { lazyConnect: true }),
+        ...(variant === 'keyPrefix' && { keyPrefix: 'app:' }),
+      });
+      // Expected where the suites stop the server; a failing command says the rest.
+      client.on('error', () => undefined);
+      return client;
+    },
+    ping: (client) => client.ping(),
+    reconnect: (client) => client.connect(),
+    close: (client) => client.disconnect(),
+    variants: ['lazyConnect', 'keyPrefix'],
+    ReplyError: ioredis.ReplyError,
+  };
+}
+
+/** What {@link nodeRedisTestClients} uses of a node-redis client. */
+export interface NodeRedisTestClient {
+  readonly isOpen: boolean;
+  ping(): Promise<unknown>;
+  connect(): Promise<unknown>;
+  destroy(): void;
+  on(event: 'error', listener: (error: Error) => void): unknown;
+}
+
+/** What {@link nodeRedisTestClients} uses of the `redis` module (node-redis 5 or 6). */
+export interface NodeRedisModule {
+  createClient(options: {
+    url: string;
+    name?: string;
+    disableOfflineQueue?: boolean;
+    socket?: { reconnectStrategy: false };
+    RESP?: 3;
+    keyPrefix?: string;
+  }): NodeRedisTestClient;
+  ErrorReply: abstract new (...args: never[]) => Error;
+}
+
+/**
+ * node-redis clients for the Redis suites, with the variants `'RESP3'` and, where the library has
+ * it (node-redis 6), `'keyPrefix'` (`app:`, which node-redis 6 adds to the KEYS of every script).
+ *
+ * @param redis - the `redis` module (`import * as redis from 'redis'`)
+ * @param variants - the variants this major has
+ * @default variants ['RESP3', 'keyPrefix']
+ */
+export function nodeRedisTestClients(
+  redis: NodeRedisModule,
+  variants: readonly ('RESP3' | 'keyPrefix')[] = ['RESP3', 'keyPrefix'],
+): RedisTestClients<NodeRedisTestClient> {
+  return {
+    library: 'node-redis',
+    connect: async (url, { connectionName, failFast, reconnect = true, variant } = {}) => {
+      const client = redis.createClient({
+        url,
+        ...(connectionName !== undefined && { name: connectionName }),
+        ...(failFast && { disableOfflineQueue: true }),
+        ...(!reconnect && { socket: { reconnectStrategy: false } }),
+        ...(variant === 'RESP3' && { RESP: 3 }),
+        ...(variant === 'keyPrefix' && { keyPrefix: 'app:' }),
+      });
+      // Without a listener node-redis would crash the process when the suites stop the server.
+      client.on('error', () => undefined);
+      // Left closed when nothing answers: the backend's calls then fail, as they should.
+      await client.connect().catch(() => undefined);
+      return client;
+    },
+    ping: (client) => client.ping(),
+    reconnect: (client) => client.connect(),
+    close: (client) => {
+      if (client.isOpen) client.destroy();
+    },
+    variants,
+    ReplyError: redis.ErrorReply,
+  };
+}
