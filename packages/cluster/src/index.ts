@@ -44,18 +44,18 @@ export interface ClusterBackendOptions extends RedisBackendOptions {
  */
 export class ClusterBackend extends RedisBackend {
   /**
-   * @param cluster - an ioredis `Cluster`, or a connected node-redis `createCluster()` client
+   * @param client - an ioredis `Cluster`, or a connected node-redis `createCluster()` client
    * @param options - `prefix` namespaces every key and channel; `pubsub` picks sharded or classic
    */
   constructor(
-    cluster: IoredisClusterClient | NodeRedisClusterClient,
+    client: IoredisClusterClient | NodeRedisClusterClient,
     options?: ClusterBackendOptions,
   ) {
     const { pubsub = 'sharded', ...rest } = validate(options);
     super(
-      isIoredisCluster(cluster)
-        ? ioredisClusterConnection(cluster, pubsub)
-        : nodeRedisClusterConnection(assertNodeRedisCluster(cluster), pubsub),
+      isIoredisCluster(client)
+        ? ioredisClusterConnection(client, pubsub)
+        : nodeRedisClusterConnection(assertNodeRedisCluster(client), pubsub),
       resolveRedisBackendOptions(rest),
     );
   }
@@ -76,8 +76,8 @@ function validate(options: ClusterBackendOptions | undefined): ClusterBackendOpt
   return options;
 }
 
-function isIoredisCluster(cluster: unknown): cluster is IoredisClusterClient {
-  const candidate = cluster as Record<string, unknown> | null;
+function isIoredisCluster(client: unknown): client is IoredisClusterClient {
+  const candidate = client as Record<string, unknown> | null;
   return (
     typeof candidate === 'object' &&
     candidate !== null &&
@@ -87,8 +87,8 @@ function isIoredisCluster(cluster: unknown): cluster is IoredisClusterClient {
   );
 }
 
-function assertNodeRedisCluster(cluster: unknown): NodeRedisClusterClient {
-  const candidate = cluster as Record<string, unknown> | null;
+function assertNodeRedisCluster(client: unknown): NodeRedisClusterClient {
+  const candidate = client as Record<string, unknown> | null;
   const isCluster =
     typeof candidate === 'object' &&
     candidate !== null &&
@@ -97,7 +97,7 @@ function assertNodeRedisCluster(cluster: unknown): NodeRedisClusterClient {
     typeof candidate.duplicate === 'function';
   if (!isCluster) {
     throw new InvalidArgumentError(
-      'cluster',
+      'client',
       'expected an ioredis Cluster or a node-redis createCluster() client (for a single server, use @deadbolt/ioredis or @deadbolt/node-redis)',
     );
   }

@@ -15,7 +15,12 @@ export type {
   RedisClientSettings,
   RedisTestClients,
 } from './conformance/redis-clients.js';
-export { ioredisTestClients, nodeRedisTestClients } from './conformance/redis-clients.js';
+export {
+  ioredisClusterTestClients,
+  ioredisTestClients,
+  nodeRedisClusterTestClients,
+  nodeRedisTestClients,
+} from './conformance/redis-clients.js';
 
 // harness exports: real redis-server processes for tests
 export type {

@@ -23,6 +23,11 @@ export interface RedisClientSettings {
 export interface RedisTestClients<Client = unknown> {
   /** How the adapter's errors name the library: `[deadbolt] [ioredis] …`. */
   library: string;
+  /**
+   * What `connect` connects to: one server, or a Redis Cluster through the URL of one of its nodes.
+   * @default 'server'
+   */
+  topology?: 'server' | 'cluster';
   /** A client of `url`, connected or connecting; it resolves even when nothing answers there. */
   connect(url: string, settings?: RedisClientSettings): Promise<Client>;
   /** Sends `PING`. */
@@ -51,7 +56,7 @@ export interface IoredisTestClient {
   on(event: 'error', listener: (error: Error) => void): unknown;
 }
 
-/** What {@link ioredisTestClients} uses of the `ioredis` module. */
+/** What {@link ioredisTestClients} and {@link ioredisClusterTestClients} use of the `ioredis` module. */
 export interface IoredisModule {
   Redis: new (
     url: string,
@@ -61,6 +66,15 @@ export interface IoredisModule {
       maxRetriesPerRequest?: number;
       retryStrategy?: () => null;
       lazyConnect?: boolean;
+      keyPrefix?: string;
+    },
+  ) => IoredisTestClient;
+  Cluster: new (
+    startupNodes: string[],
+    options: {
+      redisOptions?: { connectionName?: string };
+      enableOfflineQueue?: boolean;
+      clusterRetryStrategy?: () => null;
       keyPrefix?: string;
     },
   ) => IoredisTestClient;
@@ -96,6 +110,35 @@ export function ioredisTestClients(ioredis: IoredisModule): RedisTestClients<Ior
   };
 }
 
+/**
+ * ioredis `Cluster` clients for the Redis suites, with the variant `'keyPrefix'` (`app:`).
+ *
+ * @param ioredis - the `ioredis` module (`import * as ioredis from 'ioredis'`)
+ */
+export function ioredisClusterTestClients(
+  ioredis: IoredisModule,
+): RedisTestClients<IoredisTestClient> {
+  return {
+    library: 'cluster',
+    topology: 'cluster',
+    connect: async (url, { connectionName, failFast, reconnect = true, variant } = {}) => {
+      const client = new ioredis.Cluster([url], {
+        ...(connectionName !== undefined && { redisOptions: { connectionName } }),
+        ...(failFast && { enableOfflineQueue: false }),
+        ...(!reconnect && { clusterRetryStrategy: () => null }),
+        ...(variant === 'keyPrefix' && { keyPrefix: 'app:' }),
+      });
+      client.on('error', () => undefined);
+      return client;
+    },
+    ping: (client) => client.ping(),
+    reconnect: (client) => client.connect(),
+    close: (client) => client.disconnect(),
+    variants: ['keyPrefix'],
+    ReplyError: ioredis.ReplyError,
+  };
+}
+
 /** What {@link nodeRedisTestClients} uses of a node-redis client. */
 export interface NodeRedisTestClient {
   readonly isOpen: boolean;
@@ -105,14 +148,22 @@ export interface NodeRedisTestClient {
   on(event: 'error', listener: (error: Error) => void): unknown;
 }
 
-/** What {@link nodeRedisTestClients} uses of the `redis` module (node-redis 5 or 6). */
+/** Options of a node-redis client that the suites set. */
+interface NodeRedisTestOptions {
+  name?: string;
+  disableOfflineQueue?: boolean;
+  socket?: { reconnectStrategy: false };
+  RESP?: 3;
+}
+
+/** What the node-redis test clients use of the `redis` module (node-redis 5 or 6). */
 export interface NodeRedisModule {
-  createClient(options: {
-    url: string;
-    name?: string;
-    disableOfflineQueue?: boolean;
-    socket?: { reconnectStrategy: false };
-    RESP?: 3;
+  createClient(
+    options: NodeRedisTestOptions & { url: string; keyPrefix?: string },
+  ): NodeRedisTestClient;
+  createCluster(options: {
+    rootNodes: { url: string }[];
+    defaults?: NodeRedisTestOptions;
     keyPrefix?: string;
   }): NodeRedisTestClient;
   ErrorReply: abstract new (...args: never[]) => Error;
@@ -123,36 +174,81 @@ export interface NodeRedisModule {
  * it (node-redis 6), `'keyPrefix'` (`app:`, which node-redis 6 adds to the KEYS of every script).
  *
  * @param redis - the `redis` module (`import * as redis from 'redis'`)
- * @param variants - the variants this major has
- * @default variants ['RESP3', 'keyPrefix']
+ * @param variants - the variants this major has: both by default, `['RESP3']` for node-redis 5
  */
 export function nodeRedisTestClients(
   redis: NodeRedisModule,
   variants: readonly ('RESP3' | 'keyPrefix')[] = ['RESP3', 'keyPrefix'],
 ): RedisTestClients<NodeRedisTestClient> {
   return {
+    ...nodeRedisHandling(redis),
     library: 'node-redis',
-    connect: async (url, { connectionName, failFast, reconnect = true, variant } = {}) => {
-      const client = redis.createClient({
-        url,
-        ...(connectionName !== undefined && { name: connectionName }),
-        ...(failFast && { disableOfflineQueue: true }),
-        ...(!reconnect && { socket: { reconnectStrategy: false } }),
-        ...(variant === 'RESP3' && { RESP: 3 }),
-        ...(variant === 'keyPrefix' && { keyPrefix: 'app:' }),
-      });
-      // Without a listener node-redis would crash the process when the suites stop the server.
-      client.on('error', () => undefined);
-      // Left closed when nothing answers: the backend's calls then fail, as they should.
-      await client.connect().catch(() => undefined);
-      return client;
-    },
-    ping: (client) => client.ping(),
-    reconnect: (client) => client.connect(),
-    close: (client) => {
-      if (client.isOpen) client.destroy();
+    connect: (url, settings = {}) => {
+      const { variant } = settings;
+      return connected(
+        redis.createClient({
+          url,
+          ...nodeRedisOptions(settings),
+          ...(variant === 'RESP3' && { RESP: 3 }),
+          ...(variant === 'keyPrefix' && { keyPrefix: 'app:' }),
+        }),
+      );
     },
     variants,
+  };
+}
+
+/**
+ * node-redis cluster clients (`createCluster()`) for the Redis suites, with the variant
+ * `'keyPrefix'` (`app:`, node-redis 6).
+ *
+ * @param redis - the `redis` module (`import * as redis from 'redis'`)
+ */
+export function nodeRedisClusterTestClients(
+  redis: NodeRedisModule,
+): RedisTestClients<NodeRedisTestClient> {
+  return {
+    ...nodeRedisHandling(redis),
+    library: 'cluster',
+    topology: 'cluster',
+    connect: (url, settings = {}) =>
+      connected(
+        redis.createCluster({
+          rootNodes: [{ url }],
+          defaults: nodeRedisOptions(settings),
+          ...(settings.variant === 'keyPrefix' && { keyPrefix: 'app:' }),
+        }),
+      ),
+    variants: ['keyPrefix'],
+  };
+}
+
+/** The options of `settings` that a node-redis client and every client of a cluster take. */
+function nodeRedisOptions(settings: RedisClientSettings): NodeRedisTestOptions {
+  const { connectionName, failFast, reconnect = true } = settings;
+  return {
+    ...(connectionName !== undefined && { name: connectionName }),
+    ...(failFast && { disableOfflineQueue: true }),
+    ...(!reconnect && { socket: { reconnectStrategy: false } }),
+  };
+}
+
+/** `client`, connected; left closed when nothing answers, so that the backend's calls fail. */
+async function connected(client: NodeRedisTestClient): Promise<NodeRedisTestClient> {
+  // Without a listener node-redis would crash the process when the suites stop the server.
+  client.on('error', () => undefined);
+  await client.connect().catch(() => undefined);
+  return client;
+}
+
+/** How the suites handle a node-redis client or cluster once made. */
+function nodeRedisHandling(redis: NodeRedisModule) {
+  return {
+    ping: (client: NodeRedisTestClient) => client.ping(),
+    reconnect: (client: NodeRedisTestClient) => client.connect(),
+    close: (client: NodeRedisTestClient) => {
+      if (client.isOpen) client.destroy();
+    },
     ReplyError: redis.ErrorReply,
   };
 }
