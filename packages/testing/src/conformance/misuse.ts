@@ -1,7 +1,5 @@
 import {
   type AcquireOptions,
-  BackendError,
-  DeadboltError,
   InvalidArgumentError,
   type LockBackend,
   LockLostError,
