@@ -131,7 +131,7 @@ async function scan(deployment: Deployment, pattern: string): Promise<string[]> 
   return [...found];
 }
 
-/** Sums what `command` answers on each of `nodes`. */
+/** The sum of what `read` finds on each of `nodes`. */
 async function sum(nodes: readonly Node[], read: (node: Node) => Promise<number>) {
   return (await Promise.all(nodes.map(read))).reduce((total, count) => total + count, 0);
 }

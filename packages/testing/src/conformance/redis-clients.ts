@@ -91,22 +91,18 @@ export function ioredisTestClients(ioredis: IoredisModule): RedisTestClients<Ior
   return {
     library: 'ioredis',
     connect: async (url, { connectionName, failFast, reconnect = true, variant } = {}) => {
-      const client = new ioredis.Redis(url, {
-        ...(connectionName !== undefined && { connectionName }),
-        ...(failFast && { enableOfflineQueue: false, maxRetriesPerRequest: 1 }),
-        ...(!reconnect && { retryStrategy: () => null }),
-        ...(variant === 'lazyConnect' && { lazyConnect: true }),
-        ...(variant === 'keyPrefix' && { keyPrefix: 'app:' }),
-      });
-      // Expected where the suites stop the server; a failing command says the rest.
-      client.on('error', () => undefined);
-      return client;
+      return quiet(
+        new ioredis.Redis(url, {
+          ...(connectionName !== undefined && { connectionName }),
+          ...(failFast && { enableOfflineQueue: false, maxRetriesPerRequest: 1 }),
+          ...(!reconnect && { retryStrategy: () => null }),
+          ...(variant === 'lazyConnect' && { lazyConnect: true }),
+          ...(variant === 'keyPrefix' && { keyPrefix: 'app:' }),
+        }),
+      );
     },
-    ping: (client) => client.ping(),
-    reconnect: (client) => client.connect(),
-    close: (client) => client.disconnect(),
+    ...ioredisHandling(ioredis),
     variants: ['lazyConnect', 'keyPrefix'],
-    ReplyError: ioredis.ReplyError,
   };
 }
 
@@ -122,19 +118,32 @@ export function ioredisClusterTestClients(
     library: 'cluster',
     topology: 'cluster',
     connect: async (url, { connectionName, failFast, reconnect = true, variant } = {}) => {
-      const client = new ioredis.Cluster([url], {
-        ...(connectionName !== undefined && { redisOptions: { connectionName } }),
-        ...(failFast && { enableOfflineQueue: false }),
-        ...(!reconnect && { clusterRetryStrategy: () => null }),
-        ...(variant === 'keyPrefix' && { keyPrefix: 'app:' }),
-      });
-      client.on('error', () => undefined);
-      return client;
+      return quiet(
+        new ioredis.Cluster([url], {
+          ...(connectionName !== undefined && { redisOptions: { connectionName } }),
+          ...(failFast && { enableOfflineQueue: false }),
+          ...(!reconnect && { clusterRetryStrategy: () => null }),
+          ...(variant === 'keyPrefix' && { keyPrefix: 'app:' }),
+        }),
+      );
     },
-    ping: (client) => client.ping(),
-    reconnect: (client) => client.connect(),
-    close: (client) => client.disconnect(),
+    ...ioredisHandling(ioredis),
     variants: ['keyPrefix'],
+  };
+}
+
+/** `client`, with the connection errors the suites cause on purpose kept from the output. */
+function quiet(client: IoredisTestClient): IoredisTestClient {
+  client.on('error', () => undefined);
+  return client;
+}
+
+/** How the suites handle an ioredis `Redis` or `Cluster` once made. */
+function ioredisHandling(ioredis: IoredisModule) {
+  return {
+    ping: (client: IoredisTestClient) => client.ping(),
+    reconnect: (client: IoredisTestClient) => client.connect(),
+    close: (client: IoredisTestClient) => client.disconnect(),
     ReplyError: ioredis.ReplyError,
   };
 }
