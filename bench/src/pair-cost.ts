@@ -14,7 +14,7 @@ import { randomBytes } from 'node:crypto';
 import { parseArgs } from 'node:util';
 import { LockManager } from '@deadbolt/core';
 import { IoredisBackend } from '@deadbolt/ioredis';
-import { scripts } from '@deadbolt/redis-scripts';
+import { scripts } from '@deadbolt/redis-backend';
 import { startRedis } from '@deadbolt/testing';
 import { Redis } from 'ioredis';
 import { COMPARE_AND_DELETE } from './contenders/raw.js';

@@ -1,31 +1,14 @@
 /** @module @deadbolt/ioredis: deadbolt on an ioredis client. */
 import { InvalidArgumentError } from '@deadbolt/core';
 import {
-  type OwnedSubscriber,
+  type IoredisClient,
+  ioredisConnection,
+  RedisBackend,
   type RedisBackendOptions,
-  RedisScriptBackend,
   resolveRedisBackendOptions,
-} from '@deadbolt/redis-scripts';
+} from '@deadbolt/redis-backend';
 
-/** The slice of an ioredis `Redis` client this backend uses. */
-export interface IoredisClient {
-  evalsha(sha: string, numberOfKeys: number, ...keysAndArgs: string[]): Promise<unknown>;
-  eval(source: string, numberOfKeys: number, ...keysAndArgs: string[]): Promise<unknown>;
-  duplicate(): IoredisSubscriberClient;
-}
-
-/** The slice of a duplicated ioredis connection used as the subscriber. */
-export interface IoredisSubscriberClient {
-  subscribe(channel: string): Promise<unknown>;
-  unsubscribe(channel: string): Promise<unknown>;
-  on(event: 'message', listener: (channel: string, message: string) => void): unknown;
-  on(event: 'error', listener: (error: Error) => void): unknown;
-  once(event: 'ready', listener: () => void): unknown;
-  readonly status: string;
-  readonly options: { readonly keyPrefix?: string | undefined };
-  connect(): Promise<unknown>;
-  disconnect(): void;
-}
+export type { IoredisClient, IoredisSubscriber } from '@deadbolt/redis-backend';
 
 /** Options of {@link IoredisBackend}. */
 export type IoredisBackendOptions = RedisBackendOptions;
@@ -41,71 +24,15 @@ export type IoredisBackendOptions = RedisBackendOptions;
  * const locks = new LockManager({ backend: new IoredisBackend(new Redis(process.env.REDIS_URL)) });
  * ```
  */
-export class IoredisBackend extends RedisScriptBackend {
+export class IoredisBackend extends RedisBackend {
   /**
    * @param client - an ioredis `Redis` instance (for a Cluster, use `@deadbolt/cluster`)
    * @param options - `prefix` namespaces every key and channel
    */
   constructor(client: IoredisClient, options?: IoredisBackendOptions) {
     assertIoredisClient(client);
-    const run =
-      (command: 'evalsha' | 'eval') =>
-      (script: string, keys: readonly string[], args: readonly string[]) =>
-        client[command](script, keys.length, ...keys, ...args);
-    super(
-      {
-        name: 'ioredis',
-        transport: { evalsha: run('evalsha'), eval: run('eval') },
-        openSubscriber: async () => openSubscriber(client.duplicate()),
-      },
-      resolveRedisBackendOptions(options),
-    );
+    super(ioredisConnection(client), resolveRedisBackendOptions(options));
   }
-}
-
-function openSubscriber(connection: IoredisSubscriberClient): OwnedSubscriber {
-  // ioredis adds `keyPrefix` to the KEYS of EVALSHA, the release channel among them, but not to
-  // the channel of SUBSCRIBE: without it here, releases would publish where nobody listens.
-  const keyPrefix = connection.options.keyPrefix ?? '';
-  const listeners = new Map<string, (message: string) => void>();
-  connection.on('message', (channel, message) => listeners.get(channel)?.(message));
-  // Without a listener ioredis would print connection errors; waiters see them as failed commands.
-  connection.on('error', () => undefined);
-  let ready: Promise<void> | undefined;
-  // SUBSCRIBE waits for 'ready': one sent during the startup check can leave the connection stuck
-  // (ioredis#2037). An idle connection (the duplicate of a `lazyConnect` client) or one whose
-  // `retryStrategy` gave up is connected first; ioredis then restores its subscriptions itself.
-  // close() waits for none of this, so it never hangs on a server that is down.
-  const whenReady = (): Promise<void> => {
-    if (connection.status === 'ready') return Promise.resolve();
-    if (connection.status === 'wait' || connection.status === 'end') {
-      connection.connect().catch(() => undefined);
-    }
-    ready ??= new Promise((resolve) => {
-      connection.once('ready', () => {
-        ready = undefined;
-        resolve();
-      });
-    });
-    return ready;
-  };
-  return {
-    subscribe: async (channel, onMessage) => {
-      listeners.set(keyPrefix + channel, onMessage);
-      await whenReady();
-      await connection.subscribe(keyPrefix + channel);
-    },
-    unsubscribe: async (channel) => {
-      listeners.delete(keyPrefix + channel);
-      // A connection that is not open has nothing to undo.
-      if (connection.status === 'wait' || connection.status === 'end') return;
-      await whenReady();
-      await connection.unsubscribe(keyPrefix + channel);
-    },
-    close: async () => {
-      connection.disconnect();
-    },
-  };
 }
 
 function assertIoredisClient(client: unknown): asserts client is IoredisClient {

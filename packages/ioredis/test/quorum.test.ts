@@ -36,6 +36,9 @@ async function nodeRedisMember(server: RedisServer): Promise<LockBackend> {
   return backend;
 }
 
+/** What `member` knows of `key`: null when nobody holds it there. */
+const inspectOn = (member: LockBackend, key: string) => member.inspection?.inspect({ key });
+
 beforeEach(async () => {
   closers = [];
   servers = await startRedisServers(5);
@@ -81,7 +84,7 @@ describe('quorum() on 5 real servers', () => {
     const other = quorum(members.slice(0, 3));
     await other.acquire({ key: 'q:partial', token: 'other', ttlMs: 30_000, limit: 1, weight: 1 });
     expect(await new LockManager({ backend: quorum(members) }).tryAcquire('q:partial')).toBeNull();
-    for (const member of members.slice(3)) expect(await member.inspect?.('q:partial')).toBeNull();
+    for (const member of members.slice(3)) expect(await inspectOn(member, 'q:partial')).toBeNull();
   });
 
   it('keeps fences increasing across acquisitions on different majorities', async () => {
@@ -138,11 +141,11 @@ describe('quorum() on 5 real servers', () => {
     for (const [index, server] of servers.entries()) {
       await server.restart();
       // Its client is back once the member answers again.
-      await vi.waitFor(() => members[index]!.inspect?.('q:rolling'), { timeout: 10_000 });
-      expect(await members[index]!.inspect?.('q:rolling')).toBeNull();
+      await vi.waitFor(() => inspectOn(members[index]!, 'q:rolling'), { timeout: 10_000 });
+      expect(await inspectOn(members[index]!, 'q:rolling')).toBeNull();
       await lock.extend();
       // The extension took the lease again on the server that lost it.
-      expect((await members[index]!.inspect?.('q:rolling'))?.holders).toHaveLength(1);
+      expect((await inspectOn(members[index]!, 'q:rolling'))?.holders).toHaveLength(1);
     }
     expect(lock.held).toBe(true);
     expect(await new LockManager({ backend: quorum(members) }).tryAcquire('q:rolling')).toBeNull();

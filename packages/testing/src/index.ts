@@ -5,12 +5,22 @@ export type { BackendFeature, ConformanceContext, CountedBackend } from './confo
 export { OverlapDetector } from './conformance/context.js';
 export type { BackendConformanceOptions } from './conformance/index.js';
 export { runBackendConformance } from './conformance/index.js';
-export type {
-  ForeignClient,
-  RedisAdapterConnection,
-  RedisAdapterSuiteOptions,
-} from './conformance/redis-adapter.js';
+export type { ForeignClient, RedisAdapterSuiteOptions } from './conformance/redis-adapter.js';
 export { runRedisAdapterSuite } from './conformance/redis-adapter.js';
+export type {
+  IoredisModule,
+  IoredisTestClient,
+  NodeRedisModule,
+  NodeRedisTestClient,
+  RedisClientSettings,
+  RedisTestClients,
+} from './conformance/redis-clients.js';
+export {
+  ioredisClusterTestClients,
+  ioredisTestClients,
+  nodeRedisClusterTestClients,
+  nodeRedisTestClients,
+} from './conformance/redis-clients.js';
 
 // harness exports: real redis-server processes for tests
 export type {

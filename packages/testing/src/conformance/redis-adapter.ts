@@ -1,45 +1,46 @@
 import { randomUUID } from 'node:crypto';
 import { setMaxListeners } from 'node:events';
+import { createServer } from 'node:net';
 import {
   BackendError,
   InvalidArgumentError,
+  type Lock,
   type LockBackend,
   LockLostError,
   LockManager,
 } from '@deadbolt/core';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { startRedisCluster } from '../harness/cluster.js';
 import { type RedisServer, startRedis } from '../harness/redis.js';
+import { RespError, type RespValue, sendCommands } from '../harness/resp.js';
 import { eventually, sleep } from './context.js';
 import { runBackendConformance } from './index.js';
-
-/** A backend over a fresh client of the adapter's library, and how to check and close that client. */
-export interface RedisAdapterConnection {
-  backend: LockBackend;
-  /** The user's client the backend was given, for {@link RedisAdapterSuiteOptions.construct}. */
-  client?: unknown;
-  /** A command on the user's client, to show it still works after the backend closed. */
-  ping(): Promise<unknown>;
-  /** Closes the user's client. */
-  close(): Promise<void>;
-}
+import type { RedisClientSettings, RedisTestClients } from './redis-clients.js';
 
 /** Options of {@link runRedisAdapterSuite}. */
-export interface RedisAdapterSuiteOptions {
+export interface RedisAdapterSuiteOptions<Client> {
   /** Names the suite, for example `'ioredis'`. */
   name: string;
-  /** Connects a client of the adapter's library to `url` and wraps it in the backend. */
-  connect: (url: string, options?: { prefix?: string }) => Promise<RedisAdapterConnection>;
+  /** How to make clients of the adapter's library (`ioredisTestClients(ioredis)`, …). */
+  clients: RedisTestClients<Client>;
   /**
-   * The adapter's constructor, called with whatever a user might pass (`new IoredisBackend(client,
-   * options)`), for the tests of wrong clients and bad options; they run only when given.
+   * The adapter's constructor (`new IoredisBackend(client, options)`): the suite builds every
+   * backend with it, and calls it with whatever a user might pass, for the tests of wrong clients
+   * and bad options.
    */
-  construct?: (client: unknown, options?: unknown) => LockBackend;
+  construct: (client: unknown, options?: unknown) => LockBackend;
   /**
    * Clients the adapter must refuse (another library's client, a cluster client, a pool), each
    * with what its error message must say; `dispose` frees one after the test.
    * @default none
    */
   foreignClients?: () => ForeignClient[];
+  /**
+   * Options of the adapter, by name, that the wake-up test also runs with, on every kind of
+   * client: for example `{ 'classic pub/sub': { pubsub: 'classic' } }`.
+   * @default {}
+   */
+  backendVariants?: Readonly<Record<string, object>>;
 }
 
 /** A client of the wrong kind for an adapter; see {@link RedisAdapterSuiteOptions.foreignClients}. */
@@ -60,96 +61,296 @@ const REDIS_CAPABILITIES = [
   'handoff',
   'fences',
   'inspection',
+  'listing',
   'close',
 ] as const;
+
+/** Backoff so slow that only a pub/sub wake-up can serve a waiter within a test. */
+const NO_POLLING = { backoff: { initialMs: 600_000, maxMs: 600_000 } };
 
 /** A glob pattern for SCAN MATCH that matches `prefix` literally, then anything. */
 function underPrefix(prefix: string): string {
   return `${prefix.replace(/[*?[\]\\]/g, (char) => `\\${char}`)}:*`;
 }
 
-/** Every key on `server` that SCAN MATCH `pattern` finds. */
-async function scan(server: RedisServer, pattern: string): Promise<string[]> {
-  const found: string[] = [];
-  let cursor = '0';
-  do {
-    const reply = (await server.call('SCAN', cursor, 'MATCH', pattern, 'COUNT', '1000')) as [
+/** One server the suite looks at: it sends one command and resolves the decoded reply. */
+type Node = Pick<RedisServer, 'call'>;
+
+/** What the suite runs on: one server, or every node of a Redis Cluster. */
+interface Deployment {
+  /** Where clients connect: the server, or the first node of the cluster. */
+  readonly url: string;
+  /** Every node, replicas included. */
+  nodes(): Promise<readonly Node[]>;
+  /** The nodes that hold keys. */
+  masters(): Promise<readonly Node[]>;
+  stop(): Promise<void>;
+}
+
+/** A private `redis-server`, or a cluster of 3 masters with a replica each. */
+async function deploy(topology: 'server' | 'cluster'): Promise<Deployment> {
+  if (topology === 'server') return single(await startRedis());
+  const cluster = await startRedisCluster({ masters: 3, replicasPerMaster: 1 });
+  const node = (target: { host: string; port: number }): Node => ({
+    call: async (...args) => {
+      const [reply] = await sendCommands(target, [args]);
+      if (reply?.value instanceof RespError) throw reply.value;
+      return reply?.value ?? null;
+    },
+  });
+  const [first] = cluster.nodes;
+  return {
+    url: `redis://${first?.host}:${first?.port}`,
+    nodes: async () => cluster.nodes.map(node),
+    masters: async () => (await cluster.masters()).map(node),
+    stop: () => cluster.stop(),
+  };
+}
+
+/** `server` as a deployment of its own. */
+function single(server: RedisServer): Deployment {
+  const nodes = async () => [server];
+  return { url: server.url, nodes, masters: nodes, stop: () => server.stop() };
+}
+
+/** Every key on the masters of `deployment` that SCAN MATCH `pattern` finds. */
+async function scan(deployment: Deployment, pattern: string): Promise<string[]> {
+  const found = new Set<string>();
+  for (const master of await deployment.masters()) {
+    let cursor = '0';
+    do {
+      const reply = (await master.call('SCAN', cursor, 'MATCH', pattern, 'COUNT', '1000')) as [
+        string,
+        string[],
+      ];
+      cursor = String(reply[0]);
+      // SCAN may return a key twice.
+      for (const key of reply[1]) found.add(key);
+    } while (cursor !== '0');
+  }
+  return [...found];
+}
+
+/** The sum of what `read` finds on each of `nodes`. */
+async function sum(nodes: readonly Node[], read: (node: Node) => Promise<number>) {
+  return (await Promise.all(nodes.map(read))).reduce((total, count) => total + count, 0);
+}
+
+/** The keys stored on the masters of `deployment`. */
+async function size(deployment: Deployment): Promise<number> {
+  return sum(await deployment.masters(), async (node) => Number(await node.call('DBSIZE')));
+}
+
+/** What `node` answers to `PUBSUB <sharded>`, or `fallback` on a server without sharded pub/sub. */
+function shardedPubSub(node: Node, args: string[], fallback: RespValue): Promise<RespValue> {
+  return node.call('PUBSUB', ...args).catch(() => fallback);
+}
+
+/** The channels of `deployment`, classic or sharded, with a subscriber, whose names match `pattern`. */
+async function channels(deployment: Deployment, pattern: string): Promise<string[]> {
+  const found = new Set<string>();
+  for (const node of await deployment.nodes()) {
+    for (const reply of [
+      await node.call('PUBSUB', 'CHANNELS', pattern),
+      await shardedPubSub(node, ['SHARDCHANNELS', pattern], []),
+    ]) {
+      for (const channel of reply as string[]) found.add(channel);
+    }
+  }
+  return [...found];
+}
+
+/** How many connections of `deployment` subscribe to `channel`, classic or sharded. */
+async function subscribers(deployment: Deployment, channel: string): Promise<number> {
+  return sum(await deployment.nodes(), async (node) => {
+    const classic = (await node.call('PUBSUB', 'NUMSUB', channel)) as [string, number];
+    const sharded = (await shardedPubSub(node, ['SHARDNUMSUB', channel], [channel, 0])) as [
       string,
-      string[],
+      number,
     ];
-    cursor = String(reply[0]);
-    found.push(...reply[1]);
-  } while (cursor !== '0');
-  // SCAN may return a key twice.
-  return [...new Set(found)];
+    return classic[1] + sharded[1];
+  });
+}
+
+/** Sets the string `name` on the master of `deployment` that owns it. */
+async function setString(deployment: Deployment, name: string, value: string): Promise<void> {
+  for (const master of await deployment.masters()) {
+    try {
+      await master.call('SET', name, value);
+      return;
+    } catch (error) {
+      if (!(error instanceof RespError && error.message.startsWith('MOVED'))) throw error;
+    }
+  }
+  throw new Error(`no master took ${name}`);
+}
+
+/** Connections open on `server` under the client name `name` (a duplicate keeps it). */
+async function connectionsNamed(server: Node, name: string, type?: 'pubsub') {
+  const list = String(await server.call('CLIENT', 'LIST', ...(type ? ['TYPE', type] : [])));
+  return list.split('\n').filter((line) => line.includes(` name=${name} `)).length;
+}
+
+/** How many scripts `server` has cached: none after a restart. */
+async function cachedScripts(server: Node): Promise<number> {
+  const info = String(await server.call('INFO', 'memory'));
+  return Number(/number_of_cached_scripts:(\d+)/.exec(info)?.[1]);
+}
+
+/** When `lock.signal` aborts. */
+function lostAt(lock: Lock): Promise<number> {
+  return new Promise((resolve) => {
+    lock.signal.addEventListener('abort', () => resolve(Date.now()), { once: true });
+  });
+}
+
+/** `waiting`, or `'no wake-up'` if it takes 15 s: a waiter without polling needs a wake-up. */
+function wokenOrNot(waiting: Promise<Lock>): Promise<Lock | 'no wake-up'> {
+  return Promise.race([waiting, sleep(15_000).then(() => 'no wake-up' as const)]);
+}
+
+/** A mutex request of a fresh token. */
+function request(key: string) {
+  return { key, token: randomUUID(), ttlMs: 10_000, limit: 1, weight: 1 };
+}
+
+/** The error `call` throws or rejects with; undefined if it succeeds. */
+async function failureOf(call: () => unknown): Promise<unknown> {
+  try {
+    await call();
+  } catch (error) {
+    return error;
+  }
+  return undefined;
+}
+
+/** A loopback port that nothing listens on. */
+async function closedPort(): Promise<number> {
+  const probe = createServer();
+  await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve));
+  const { port } = probe.address() as { port: number };
+  await new Promise((resolve) => probe.close(resolve));
+  return port;
 }
 
 /**
  * The conformance suite plus what every Redis adapter must show on real servers: pub/sub
- * wake-ups over one subscriber connection, lost-lock signals when the server dies, recovery after
- * a restart or `SCRIPT FLUSH`, prefix isolation and awkward keys.
+ * wake-ups over one subscriber connection on every kind of client, `close()`, errors that name
+ * the library, lost-lock signals when the server dies or pauses, recovery after a restart or
+ * `SCRIPT FLUSH`, prefix isolation, awkward keys, and the refusal of bad options and clients.
+ *
+ * @example
+ * ```ts
+ * import { ioredisTestClients, runRedisAdapterSuite } from '@deadbolt/testing';
+ * import * as ioredis from 'ioredis';
+ *
+ * runRedisAdapterSuite({
+ *   name: 'ioredis',
+ *   clients: ioredisTestClients(ioredis),
+ *   construct: (client, options) => new IoredisBackend(client as never, options as never),
+ * });
+ * ```
  */
-export function runRedisAdapterSuite(options: RedisAdapterSuiteOptions): void {
-  let server: RedisServer;
-  const open = new Map<LockBackend, RedisAdapterConnection>();
-  beforeAll(async () => {
-    server = await startRedis();
-  });
-  afterAll(async () => {
-    await server?.stop();
-  });
+export function runRedisAdapterSuite<Client>(options: RedisAdapterSuiteOptions<Client>): void {
+  const { clients, construct } = options;
+  const library = clients.library;
+  const ReplyError = clients.ReplyError ?? Error;
+  const topology = clients.topology ?? 'server';
+  const where = topology === 'cluster' ? 'a real Redis Cluster' : 'a real Redis';
+  // Hooks and tests in a block of their own: a cluster starts when its suite does, not before.
+  describe(options.name, () => {
+    let deployment: Deployment;
+    beforeAll(async () => {
+      deployment = await deploy(topology);
+    });
+    afterAll(async () => {
+      await deployment?.stop();
+    });
 
-  const prefixes = new Map<LockBackend, string>();
-  runBackendConformance({
-    name: options.name,
-    capabilities: REDIS_CAPABILITIES,
-    create: async () => {
-      // A prefix per test, so a SCAN of it lists exactly what this test stored.
-      const prefix = `conformance-${randomUUID()}`;
-      const connection = await options.connect(server.url, { prefix });
-      open.set(connection.backend, connection);
-      prefixes.set(connection.backend, prefix);
-      return connection.backend;
-    },
-    cleanup: async (backend) => {
-      await open.get(backend)?.close();
-      open.delete(backend);
-      prefixes.delete(backend);
-    },
-    storedNames: (backend) => scan(server, underPrefix(prefixes.get(backend)!)),
-  });
+    /** Closes what the current test opened, backends first. */
+    const closers: (() => Promise<void>)[] = [];
+    afterEach(async () => {
+      for (const close of closers.splice(0).reverse()) await close().catch(() => undefined);
+    });
 
-  describe(`${options.name}: misuse on a real Redis`, () => {
-    it('fails every call on a closed client with BackendError naming the library, leaving nothing behind', async () => {
-      const prefix = `closed-${randomUUID()}`;
-      const connection = await options.connect(server.url, { prefix });
-      try {
-        await connection.close();
-        const locks = new LockManager({ backend: connection.backend });
+    /**
+     * A client of `url` and a backend on it under `prefix` (the adapter's default without one),
+     * with `backendOptions` besides; both are closed after the test.
+     */
+    async function open(
+      url: string,
+      prefix?: string,
+      settings?: RedisClientSettings,
+      backendOptions: object = {},
+    ) {
+      const client = await clients.connect(url, settings);
+      closers.push(async () => clients.close(client));
+      const backend = construct(
+        client,
+        prefix === undefined ? undefined : { prefix, ...backendOptions },
+      );
+      closers.push(async () => backend.close?.());
+      return { client, backend };
+    }
+
+    const prefixes = new Map<LockBackend, string>();
+    runBackendConformance({
+      name: options.name,
+      capabilities: REDIS_CAPABILITIES,
+      create: async () => {
+        // A prefix per test, so a SCAN of it lists exactly what this test stored.
+        const prefix = `conformance-${randomUUID()}`;
+        const { backend } = await open(deployment.url, prefix);
+        prefixes.set(backend, prefix);
+        return backend;
+      },
+      storedNames: (backend) => scan(deployment, underPrefix(prefixes.get(backend) ?? '')),
+    });
+
+    /** `[deadbolt] [ioredis] …`: an error that names the library. */
+    const namesLibrary = new RegExp(`^\\[deadbolt\\] \\[${library}\\] `);
+
+    describe(`misuse on ${where}`, () => {
+      it('fails every call on a closed client with BackendError naming the library, leaving nothing behind', async () => {
+        const prefix = `closed-${randomUUID()}`;
+        const { client, backend } = await open(deployment.url, prefix);
+        clients.close(client);
+        const locks = new LockManager({ backend });
         for (const call of [
           () => locks.acquire('k', { wait: 0 }),
           () => locks.tryAcquire('k'),
-          () => connection.backend.extend({ key: 'k', token: 't', ttlMs: 1_000 }),
-          () => connection.backend.release({ key: 'k', token: 't' }),
+          () => backend.extend({ key: 'k', token: 't', ttlMs: 1_000 }),
+          () => backend.release({ key: 'k', token: 't' }),
         ]) {
-          const error = await call().then(
-            () => undefined,
-            (caught: unknown) => caught,
-          );
+          const error = await failureOf(call);
           expect(error).toBeInstanceOf(BackendError);
           expect(error).toMatchObject({ code: 'BACKEND' });
-          // `[deadbolt] [ioredis] acquire failed: …`: the library is named.
-          expect((error as Error).message).toMatch(/^\[deadbolt\] \[[\w-]+\] /);
+          expect((error as Error).message).toMatch(namesLibrary);
           expect((error as BackendError).cause).toBeInstanceOf(Error);
         }
-        expect(await scan(server, underPrefix(prefix))).toEqual([]);
-      } finally {
-        await connection.backend.close?.();
-      }
-    });
+        expect(await scan(deployment, underPrefix(prefix))).toEqual([]);
+      });
 
-    const { construct, foreignClients } = options;
-    if (construct) {
+      it('fails with BackendError naming the library when nothing listens, the client error as cause', async () => {
+        const url = `redis://127.0.0.1:${await closedPort()}`;
+        const { backend } = await open(url, undefined, { failFast: true, reconnect: false });
+        const error = await failureOf(() => new LockManager({ backend }).acquire('k'));
+        expect(error).toBeInstanceOf(BackendError);
+        expect((error as Error).message).toMatch(namesLibrary);
+        expect((error as BackendError).cause).toBeInstanceOf(Error);
+      });
+
+      it("wraps an error reply as BackendError naming the library, with the library's error as cause", async () => {
+        const prefix = `wrong-type-${randomUUID()}`;
+        await setString(deployment, `${prefix}:{k}`, 'not a hash');
+        const { backend } = await open(deployment.url, prefix);
+        const error = await failureOf(() => backend.acquire(request('k')));
+        expect(error).toBeInstanceOf(BackendError);
+        expect((error as Error).message).toMatch(namesLibrary);
+        expect((error as Error).message).toMatch(/WRONGTYPE/);
+        expect((error as BackendError).cause).toBeInstanceOf(ReplyError);
+      });
+
       it.each([
         ['an empty prefix', { prefix: '' }, 'options.prefix', /1 to 64 characters/],
         ['a prefix with {', { prefix: 'app{1' }, 'options.prefix', /must not contain \{ or \}/],
@@ -161,24 +362,14 @@ export function runRedisAdapterSuite(options: RedisAdapterSuiteOptions): void {
       ] as const)(
         'refuses %s with InvalidArgumentError before any I/O',
         async (_, bad, argument, says) => {
-          const connection = await options.connect(server.url);
-          try {
-            const before = await server.call('DBSIZE');
-            let error: unknown;
-            try {
-              construct(connection.client, bad);
-            } catch (caught) {
-              error = caught;
-            }
-            expect(error).toBeInstanceOf(InvalidArgumentError);
-            expect(error).toMatchObject({ code: 'INVALID_ARGUMENT', argument });
-            expect((error as Error).message).toContain(`invalid ${argument}: `);
-            expect((error as Error).message).toMatch(says);
-            expect(await server.call('DBSIZE')).toBe(before);
-          } finally {
-            await connection.backend.close?.();
-            await connection.close();
-          }
+          const { client } = await open(deployment.url);
+          const before = await size(deployment);
+          const error = await failureOf(() => construct(client, bad));
+          expect(error).toBeInstanceOf(InvalidArgumentError);
+          expect(error).toMatchObject({ code: 'INVALID_ARGUMENT', argument });
+          expect((error as Error).message).toContain(`invalid ${argument}: `);
+          expect((error as Error).message).toMatch(says);
+          expect(await size(deployment)).toBe(before);
         },
       );
 
@@ -188,85 +379,73 @@ export function runRedisAdapterSuite(options: RedisAdapterSuiteOptions): void {
         ['a connection URL', 'redis://127.0.0.1:1'],
         ['a plain object', { host: '127.0.0.1' }],
         ['a LockBackend', { acquire() {}, extend() {}, release() {} }],
-      ])('refuses %s as the client with InvalidArgumentError naming it', (_, client) => {
-        let error: unknown;
-        try {
-          construct(client);
-        } catch (caught) {
-          error = caught;
-        }
+      ])('refuses %s as the client with InvalidArgumentError naming it', async (_, client) => {
+        const error = await failureOf(() => construct(client));
         expect(error).toBeInstanceOf(InvalidArgumentError);
         expect(error).toMatchObject({ code: 'INVALID_ARGUMENT', argument: 'client' });
         expect((error as Error).message).toMatch(/invalid client: expected an? .*client/);
       });
-    }
-    if (construct && foreignClients) {
-      it('refuses clients of the wrong kind with InvalidArgumentError saying which adapter to use', () => {
-        const clients = foreignClients();
-        expect(clients.length).toBeGreaterThan(0);
-        try {
-          for (const { what, client, says } of clients) {
-            let error: unknown;
-            try {
-              construct(client);
-            } catch (caught) {
-              error = caught;
-            }
+
+      const { foreignClients } = options;
+      if (foreignClients) {
+        it('refuses clients of the wrong kind with InvalidArgumentError saying which adapter to use', async () => {
+          const foreign = foreignClients();
+          closers.push(async () => {
+            for (const { dispose } of foreign) dispose?.();
+          });
+          expect(foreign.length).toBeGreaterThan(0);
+          for (const { what, client, says } of foreign) {
+            const error = await failureOf(() => construct(client));
             expect(error, what).toBeInstanceOf(InvalidArgumentError);
             expect(error, what).toMatchObject({ code: 'INVALID_ARGUMENT', argument: 'client' });
             expect((error as Error).message, what).toMatch(says);
           }
-        } finally {
-          for (const { dispose } of clients) dispose?.();
-        }
-      });
-    }
+        });
+      }
 
-    it('refuses a bad waitForRelease without subscribing to anything', async () => {
-      const prefix = `wait-${randomUUID()}`;
-      const connection = await options.connect(server.url, { prefix });
-      const controller = new AbortController();
-      try {
-        const backend = connection.backend;
+      it('refuses a bad waitForRelease without subscribing to anything', async () => {
+        const prefix = `wait-${randomUUID()}`;
+        const { backend } = await open(deployment.url, prefix);
         for (const signal of [{}, null, 'abort']) {
-          const error = await backend.wakeUps
-            ?.waitForRelease({ key: 'refused', signal: signal as never })
-            .then(
-              () => undefined,
-              (caught: unknown) => caught,
-            );
+          const error = await failureOf(() =>
+            backend.wakeUps?.waitForRelease({ key: 'refused', signal: signal as never }),
+          );
           expect(error).toBeInstanceOf(InvalidArgumentError);
           expect(error).toMatchObject({ argument: 'request.signal' });
         }
         // A valid wait afterwards: once its channel shows, any earlier subscription would too
         // (they share the one subscriber connection, in order).
+        const controller = new AbortController();
         const waiting = backend.wakeUps
           ?.waitForRelease({ key: 'accepted', signal: controller.signal })
           .catch(() => undefined);
-        const channels = async () =>
-          (await server.call('PUBSUB', 'CHANNELS', underPrefix(prefix))) as string[];
-        await eventually('the valid wait subscribed', async () => (await channels()).length > 0);
-        expect(await channels()).toEqual([expect.stringContaining('accepted')]);
+        const subscribed = () => channels(deployment, underPrefix(prefix));
+        await eventually('the valid wait subscribed', async () => (await subscribed()).length > 0);
+        expect(await subscribed()).toEqual([expect.stringContaining('accepted')]);
         controller.abort();
         await waiting;
-      } finally {
-        controller.abort();
-        await connection.backend.close?.();
-        await connection.close();
-      }
-    });
+      });
 
-    it('keeps every tricky (prefix, key) pair on names of its own: no two pairs share a Redis key', async () => {
-      const run = randomUUID().slice(0, 8);
-      // Pairs whose plain concatenations collide: "a" + "b:c" and "a:b" + "c" both read "a:b:c".
-      const prefixes = ['a', 'a:b', 'a:', 'a::b', 'a:b:c', 'x%7B', 'x'].map((p) => `${run}:${p}`);
-      const keys = ['b:c', 'c', ':c', 'b', '{c}', '}c{', '{', '}', 'c}:holders', '%7Bc%7D', ':b:c'];
-      const connections = await Promise.all(
-        prefixes.map((prefix) => options.connect(server.url, { prefix })),
-      );
-      try {
-        const pairs = connections.flatMap((connection, index) =>
-          keys.map((key) => ({ prefix: prefixes[index]!, key, backend: connection.backend })),
+      it('keeps every tricky (prefix, key) pair on names of its own: no two pairs share a Redis key', async () => {
+        const run = randomUUID().slice(0, 8);
+        // Pairs whose plain concatenations collide: "a" + "b:c" and "a:b" + "c" both read "a:b:c".
+        const prefixes = ['a', 'a:b', 'a:', 'a::b', 'a:b:c', 'x%7B', 'x'].map((p) => `${run}:${p}`);
+        const keys = [
+          'b:c',
+          'c',
+          ':c',
+          'b',
+          '{c}',
+          '}c{',
+          '{',
+          '}',
+          'c}:holders',
+          '%7Bc%7D',
+          ':b:c',
+        ];
+        const backends = await Promise.all(prefixes.map((prefix) => open(deployment.url, prefix)));
+        const pairs = backends.flatMap(({ backend }, index) =>
+          keys.map((key) => ({ prefix: prefixes[index]!, key, backend })),
         );
         // Every pair is granted: had two pairs shared a name, the second would find it held.
         let namesPerPair = 0;
@@ -279,11 +458,11 @@ export function runRedisAdapterSuite(options: RedisAdapterSuiteOptions): void {
             weight: 1,
           });
           expect(granted.ok, `${pair.prefix} + ${pair.key}`).toBe(true);
-          if (index === 0) namesPerPair = (await scan(server, `${run}:*`)).length;
+          if (index === 0) namesPerPair = (await scan(deployment, `${run}:*`)).length;
         }
         // On the server: the same number of names for every pair, none of them shared.
         expect(namesPerPair).toBeGreaterThan(0);
-        expect(await scan(server, `${run}:*`)).toHaveLength(pairs.length * namesPerPair);
+        expect(await scan(deployment, `${run}:*`)).toHaveLength(pairs.length * namesPerPair);
         for (const [index, pair] of pairs.entries()) {
           const info = await pair.backend.inspection?.inspect({ key: pair.key });
           expect(info?.holders.map((holder) => holder.token)).toEqual([`pair-${index}`]);
@@ -294,155 +473,315 @@ export function runRedisAdapterSuite(options: RedisAdapterSuiteOptions): void {
         for (const [index, pair] of pairs.entries()) {
           expect(await pair.backend.release({ key: pair.key, token: `pair-${index}` })).toBe(true);
         }
-      } finally {
-        await Promise.all(
-          connections.map(async (c) => [await c.backend.close?.(), await c.close()]),
-        );
-      }
-    });
-  });
-
-  describe(`${options.name}: on a real Redis`, () => {
-    it('refuses the first acquire on a server that may evict a held lock, saying what to set', async () => {
-      const evicting = await startRedis({
-        args: ['--maxmemory', '100mb', '--maxmemory-policy', 'allkeys-lru'],
       });
-      const connection = await options.connect(evicting.url);
-      try {
-        const locks = new LockManager({ backend: connection.backend });
-        const error = await locks.acquire('k', { wait: 0 }).then(
-          () => undefined,
-          (caught: unknown) => caught,
-        );
-        expect(error).toBeInstanceOf(BackendError);
-        expect((error as Error).message).toMatch(
-          /^\[deadbolt\] \[[\w-]+\] refusing to lock .*set maxmemory-policy noeviction.*: maxmemory-policy is allkeys-lru with maxmemory 104857600$/,
-        );
-        expect(await evicting.call('DBSIZE')).toBe(0);
-      } finally {
-        await connection.backend.close?.();
-        await connection.close();
-        await evicting.stop();
-      }
     });
 
-    it('survives SCRIPT FLUSH mid-run', async () => {
-      const connection = await options.connect(server.url);
-      try {
-        const locks = new LockManager({ backend: connection.backend });
+    describe(`on ${where}`, () => {
+      // A cluster's adapter checks every master: a test of its own, where one master evicts.
+      if (topology === 'server') {
+        it('refuses the first acquire on a server that may evict a held lock, saying what to set', async () => {
+          const evicting = await startRedis({
+            args: ['--maxmemory', '100mb', '--maxmemory-policy', 'allkeys-lru'],
+          });
+          const { backend } = await open(evicting.url);
+          // Stopped last, after the backend and the client on it.
+          closers.unshift(() => evicting.stop());
+          const error = await failureOf(() =>
+            new LockManager({ backend }).acquire('k', { wait: 0 }),
+          );
+          expect(error).toBeInstanceOf(BackendError);
+          expect((error as Error).message).toMatch(
+            /^\[deadbolt\] \[[\w-]+\] refusing to lock .*set maxmemory-policy noeviction.*: maxmemory-policy is allkeys-lru with maxmemory 104857600$/,
+          );
+          expect(await evicting.call('DBSIZE')).toBe(0);
+        });
+      }
+
+      it('survives SCRIPT FLUSH mid-run', async () => {
+        const { backend } = await open(deployment.url, `flush-${randomUUID()}`);
+        const locks = new LockManager({ backend });
         const first = await locks.acquire('flush:key');
-        await server.command('SCRIPT', 'FLUSH');
+        await Promise.all((await deployment.nodes()).map((node) => node.call('SCRIPT', 'FLUSH')));
         expect(await first.release()).toBe(true);
         const second = await locks.acquire('flush:key');
         expect(second.fence).toBeGreaterThan(first.fence);
         await second.release();
-      } finally {
-        await connection.backend.close?.();
-        await connection.close();
-      }
-    });
+      });
 
-    it('keeps backends with different prefixes apart', async () => {
-      const [blue, green] = await Promise.all([
-        options.connect(server.url, { prefix: 'blue' }),
-        options.connect(server.url, { prefix: 'green' }),
-      ]);
-      try {
+      it('keeps backends with different prefixes apart', async () => {
+        const [blue, green] = await Promise.all([
+          open(deployment.url, 'blue'),
+          open(deployment.url, 'green'),
+        ]);
         const held = await new LockManager({ backend: blue.backend }).acquire('shared-name');
         const other = await new LockManager({ backend: green.backend }).tryAcquire('shared-name');
         expect(other).not.toBeNull();
         await other?.release();
         await held.release();
-      } finally {
-        await Promise.all(
-          [blue, green].map(async (c) => [await c.backend.close?.(), await c.close()]),
-        );
-      }
-    });
+      });
 
-    it.each([
-      ['spaces', 'a key with spaces'],
-      ['unicode', 'clé-ünïcødé-鍵-🔒'],
-      ['braces', 'user:{42}:profile'],
-      ['a leading }', '}x{'],
-      ['percent signs', '%7B'],
-    ])('locks keys with %s', async (_, key) => {
-      const connection = await options.connect(server.url);
-      try {
-        const [first, second] = [0, 1].map(() => new LockManager({ backend: connection.backend }));
+      it.each([
+        ['spaces', 'a key with spaces'],
+        ['unicode', 'clé-ünïcødé-鍵-🔒'],
+        ['braces', 'user:{42}:profile'],
+        ['a leading }', '}x{'],
+        ['percent signs', '%7B'],
+      ])('locks keys with %s', async (_, key) => {
+        const { backend } = await open(deployment.url, `keys-${randomUUID()}`);
+        const [first, second] = [0, 1].map(() => new LockManager({ backend }));
         const lock = await first!.acquire(key);
         expect(await second!.tryAcquire(key)).toBeNull();
         // A key that encodes like another must still be a different lock.
         const lookalike = await second!.tryAcquire(`${key}x`);
         expect(lookalike).not.toBeNull();
         await lookalike?.release();
-        expect((await connection.backend.inspection?.inspect({ key }))?.holders).toHaveLength(1);
+        expect((await backend.inspection?.inspect({ key }))?.holders).toHaveLength(1);
         await lock.release();
-      } finally {
-        await connection.backend.close?.();
-        await connection.close();
-      }
-    });
+      });
 
-    it('serves 100 waiters on many keys over one extra connection, closed when they leave', async () => {
-      const connection = await options.connect(server.url);
-      try {
-        const clients = async () =>
-          (await server.command('CLIENT', 'LIST'))
-            .split('\n')
-            .filter((line) => line.includes('id=')).length;
-        const baseline = await clients();
-        const backend = connection.backend;
-        const controller = new AbortController();
-        // One signal shared by 100 waits is intended here: without this Node warns of a leak.
-        setMaxListeners(100, controller.signal);
-        const waits = Array.from({ length: 100 }, (_, index) =>
-          backend.wakeUps
-            ?.waitForRelease({ key: `many:${index % 25}`, signal: controller.signal })
-            .catch(() => undefined),
-        );
-        await eventually(
-          'the subscriber is connected',
-          async () => (await clients()) === baseline + 1,
-        );
-        await sleep(100);
-        expect(await clients()).toBe(baseline + 1);
-        // Four waiters on one key share one subscription.
-        const subscribers = await server.command('PUBSUB', 'NUMSUB', 'deadbolt:{many:0}');
-        expect(subscribers.endsWith(':1\r\n')).toBe(true);
-        controller.abort();
-        await Promise.all(waits);
-        await backend.close?.();
-        await eventually('the subscriber is gone', async () => (await clients()) === baseline);
-        // The user's client is untouched.
-        await connection.ping();
-      } finally {
-        await connection.close();
-      }
-    });
+      // Every kind of client, with the adapter's defaults and each of its backend variants.
+      const wakeUpCases = ['default', ...(clients.variants ?? [])].flatMap((variant) =>
+        [['', {}] as const, ...Object.entries(options.backendVariants ?? {})].map(
+          ([backendVariant, backendOptions]) =>
+            [
+              `${variant} client${backendVariant && `, ${backendVariant}`}`,
+              variant === 'default' ? {} : { variant },
+              backendOptions,
+            ] as const,
+        ),
+      );
+      it.each(wakeUpCases)(
+        'wakes a waiter through pub/sub when the holder releases (%s)',
+        async (_, settings, backendOptions) => {
+          const prefix = `wake-${randomUUID()}`;
+          const holder = await open(deployment.url, prefix, settings, backendOptions);
+          const waiter = await open(deployment.url, prefix, settings, backendOptions);
+          // The holder's lease outlasts the wait, so its retry hint cannot serve the waiter.
+          const held = await new LockManager({ backend: holder.backend }).acquire('report', {
+            ttl: 120_000,
+          });
+          // Racing instead of queueing, so that no renewal of a queue place asks again.
+          const giveUp = new AbortController();
+          closers.push(async () => giveUp.abort());
+          const waiting = new LockManager({ backend: waiter.backend, ...NO_POLLING }).acquire(
+            'report',
+            { wait: 60_000, fair: false, signal: giveUp.signal },
+          );
+          waiting.catch(() => undefined);
+          // A client's keyPrefix starts the channel's name, as it starts the lock's.
+          const listening = async () => (await channels(deployment, `*${prefix}:{report}`)).length;
+          await eventually('the waiter listens', async () => (await listening()) === 1, 10_000);
+          await held.release();
+          const next = await wokenOrNot(waiting);
+          expect(next).not.toBe('no wake-up');
+          if (next === 'no wake-up') return;
+          expect(next.fence).toBeGreaterThan(held.fence);
+          await next.release();
+        },
+      );
 
-    it('aborts lock.signal before the lease could expire when the server dies, and recovers after a restart', async () => {
-      const own = await startRedis();
-      const connection = await options.connect(own.url);
-      try {
-        const locks = new LockManager({ backend: connection.backend });
-        const lock = await locks.acquire('fault:kill', { ttl: 1_000, autoExtend: true });
-        const lost = new Promise<number>((resolve) => {
-          lock.signal.addEventListener('abort', () => resolve(Date.now()), { once: true });
+      // Counts connections to the one server (a cluster's subscriber has one per node).
+      if (topology === 'server') {
+        it('serves 100 waiters on 25 keys over one subscriber connection, kept for the next waiters and closed by close()', async () => {
+          const name = `subscriber-${randomUUID().slice(0, 8)}`;
+          const { client, backend } = await open(deployment.url, name, { connectionName: name });
+          const [server] = await deployment.nodes();
+          const connections = (type?: 'pubsub') => connectionsNamed(server!, name, type);
+          await eventually('the client is connected', async () => (await connections()) === 1);
+          const round = async () => {
+            const controller = new AbortController();
+            // One signal shared by 100 waits is intended here: without this Node warns of a leak.
+            setMaxListeners(100, controller.signal);
+            const waits = Array.from({ length: 100 }, (_, index) =>
+              backend.wakeUps
+                ?.waitForRelease({ key: `key ${index % 25}`, signal: controller.signal })
+                .catch(() => undefined),
+            );
+            const subscribed = async () => (await channels(deployment, underPrefix(name))).length;
+            await eventually('25 channels are subscribed', async () => (await subscribed()) === 25);
+            expect(await connections('pubsub')).toBe(1);
+            expect(await connections()).toBe(2);
+            // Four waiters on one key share one subscription.
+            expect(await subscribers(deployment, `${name}:{key 0}`)).toBe(1);
+            controller.abort();
+            await Promise.all(waits);
+            await eventually(
+              'every channel is unsubscribed',
+              async () => (await subscribed()) === 0,
+            );
+            // The connection itself stays for the next waiters.
+            expect(await connections()).toBe(2);
+          };
+          await round();
+          await round();
+          await backend.close?.();
+          await eventually('the subscriber is gone', async () => (await connections()) === 1);
+          // The user's client is untouched.
+          expect(await clients.ping(client)).toBe('PONG');
         });
-        await own.kill();
-        const lostAt = await lost;
-        expect(lostAt).toBeLessThan(lock.expiresAt);
-        expect(lock.signal.reason).toBeInstanceOf(LockLostError);
-        await own.restart();
-        const again = await locks.acquire('fault:kill', { wait: 20_000 });
-        expect(again.held).toBe(true);
-        expect(await again.release()).toBe(true);
-      } finally {
-        await connection.backend.close?.();
-        await connection.close().catch(() => undefined);
-        await own.stop();
       }
+
+      it('close() rejects pending waiters and later calls with BackendError naming the library, and leaves the client usable', async () => {
+        const prefix = `close-${randomUUID()}`;
+        const { client, backend } = await open(deployment.url, prefix);
+        const signal = new AbortController().signal;
+        // The first wait resolves as soon as its subscription is in place; the second one waits.
+        await backend.wakeUps?.waitForRelease({ key: 'k', signal });
+        const pending = failureOf(() => backend.wakeUps?.waitForRelease({ key: 'k', signal }));
+        await sleep(50);
+        await backend.close?.();
+        const error = await pending;
+        expect(error).toBeInstanceOf(BackendError);
+        expect((error as Error).message).toMatch(namesLibrary);
+        expect(await failureOf(() => backend.acquire(request('k')))).toBeInstanceOf(BackendError);
+        const waitAfter = () => backend.wakeUps?.waitForRelease({ key: 'k', signal });
+        expect(await failureOf(waitAfter)).toBeInstanceOf(BackendError);
+        await backend.close?.();
+        expect(await clients.ping(client)).toBe('PONG');
+        const again = construct(client, { prefix });
+        closers.push(async () => again.close?.());
+        expect((await again.acquire(request('k'))).ok).toBe(true);
+      });
     });
+
+    // On a cluster, its adapter's own tests fail a master over.
+    if (topology === 'server') {
+      describe('when the server fails', () => {
+        // Killed, paused and restarted here, so these tests have a server to themselves.
+        let faulty: RedisServer;
+        beforeAll(async () => {
+          faulty = await startRedis();
+        });
+        afterEach(async () => {
+          await faulty.resume().catch(() => undefined);
+        });
+        afterAll(async () => {
+          await faulty?.stop();
+        });
+
+        /** Whether `client` answers `PING` now. */
+        const answers = (client: Client) =>
+          clients.ping(client).then(
+            (reply) => reply === 'PONG',
+            () => false,
+          );
+
+        /**
+         * A lock auto-extended through a client of `settings`, whose signal must abort before its
+         * lease could expire once the server dies; resolves when the server is back, empty.
+         */
+        async function holdThroughCrash(settings: RedisClientSettings) {
+          const { client, backend } = await open(faulty.url, `crash-${randomUUID()}`, settings);
+          await eventually('the client is connected', () => answers(client), 20_000);
+          const locks = new LockManager({ backend });
+          const lock = await locks.acquire('crash', { ttl: 1_000, autoExtend: true });
+          const lost = lostAt(lock);
+          await faulty.kill();
+          expect(await lost).toBeLessThan(lock.expiresAt);
+          expect(lock.signal.reason).toBeInstanceOf(LockLostError);
+          await faulty.restart();
+          return { client, locks };
+        }
+
+        it('with commands failing fast, aborts lock.signal before the lease could expire when the server dies, then reloads the scripts after a restart', async () => {
+          const { client, locks } = await holdThroughCrash({ failFast: true });
+          // Nothing was queued during the outage to run (and load a script) once it reconnects.
+          expect(await cachedScripts(faulty)).toBe(0);
+          await eventually('the client reconnected', () => answers(client), 20_000);
+          const again = await locks.acquire('crash');
+          expect(await cachedScripts(faulty)).toBeGreaterThan(0);
+          expect(await again.release()).toBe(true);
+        });
+
+        it('with default client settings, aborts lock.signal before the lease could expire when the server dies, and locks after a restart', async () => {
+          const { locks } = await holdThroughCrash({});
+          const again = await locks.acquire('crash', { wait: 20_000 });
+          expect(again.held).toBe(true);
+          expect(await again.release()).toBe(true);
+        });
+
+        it('aborts lock.signal before the lease could expire while the server is paused, and carries on after', async () => {
+          const { backend } = await open(faulty.url, `pause-${randomUUID()}`);
+          const locks = new LockManager({ backend });
+          const lock = await locks.acquire('pause', { ttl: 1_000, autoExtend: true });
+          const lost = lostAt(lock);
+          await faulty.pause();
+          expect(await lost).toBeLessThan(lock.expiresAt);
+          expect(lock.signal.reason).toBeInstanceOf(LockLostError);
+          await faulty.resume();
+          // The renewal sent during the pause may still be applied: the next holder waits it out.
+          const next = await locks.acquire('pause', { wait: 10_000 });
+          expect(next.fence).toBeGreaterThan(lock.fence);
+          expect(await next.release()).toBe(true);
+        });
+
+        it('keeps waking a waiter through pub/sub after the server restarts under it', async () => {
+          const prefix = `restart-${randomUUID()}`;
+          const holder = await open(faulty.url, prefix);
+          const waiter = await open(faulty.url, prefix);
+          const holders = new LockManager({ backend: holder.backend });
+          // Only a wake-up can serve the waiter within the test: it does not poll, and it races
+          // rather than queues. A queued waiter asks again every half second to keep its place, and
+          // would take the key the restart freed before the holder could take it again.
+          const waiters = new LockManager({ backend: waiter.backend, ...NO_POLLING });
+          const subscribed = () =>
+            subscribers(single(faulty), `${prefix}:{k}`).then(
+              (count) => count === 1,
+              () => false,
+            );
+          await holders.acquire('k', { ttl: 60_000 });
+          const waiting = waiters.acquire('k', { wait: 60_000, fair: false });
+          waiting.catch(() => undefined);
+          await eventually('the waiter is subscribed', subscribed, 20_000);
+          await faulty.restart();
+          await eventually('the subscriber subscribed again', subscribed, 20_000);
+          // The restart emptied the server: a new holder takes the key, and its release must reach
+          // the waiter over the re-established subscription.
+          await eventually('the holder reconnected', () => answers(holder.client), 20_000);
+          const held = await holders.acquire('k', { ttl: 60_000 });
+          await held.release();
+          const next = await wokenOrNot(waiting);
+          expect(next).not.toBe('no wake-up');
+          if (next !== 'no wake-up') await next.release();
+        });
+
+        it('connects a subscriber that gave up reconnecting again when a waiter needs it', async () => {
+          const prefix = `gave-up-${randomUUID()}`;
+          const holder = await open(faulty.url, prefix);
+          const waiter = await open(faulty.url, prefix, { reconnect: false });
+          // Open the subscriber (a first wait resolves once subscribed), then lose it for good.
+          const signal = new AbortController().signal;
+          await waiter.backend.wakeUps?.waitForRelease({ key: 'before', signal });
+          await faulty.restart();
+          // The server is back: a client that still fails has given up.
+          await eventually(
+            'the waiter client gave up',
+            async () => !(await answers(waiter.client)),
+          );
+          await clients.reconnect(waiter.client);
+          await eventually('the holder reconnected', () => answers(holder.client), 20_000);
+
+          const held = await new LockManager({ backend: holder.backend }).acquire('after', {
+            ttl: 60_000,
+          });
+          // Only a wake-up can serve the waiter within the test (see above).
+          const waiting = new LockManager({ backend: waiter.backend, ...NO_POLLING }).acquire(
+            'after',
+            {
+              wait: 60_000,
+              fair: false,
+            },
+          );
+          waiting.catch(() => undefined);
+          const subscribed = async () =>
+            (await subscribers(single(faulty), `${prefix}:{after}`)) === 1;
+          await eventually('the waiter is subscribed', subscribed, 20_000);
+          await held.release();
+          const next = await wokenOrNot(waiting);
+          expect(next).not.toBe('no wake-up');
+          if (next !== 'no wake-up') await next.release();
+        });
+      });
+    }
   });
 }

@@ -1,5 +1,6 @@
 import { BackendError } from '@deadbolt/core';
 import type { RedisConnection } from './backend.js';
+import { toText } from './replies.js';
 import { runScript, scripts } from './scripts.js';
 
 /** What a backend does about a server that may evict its locks; see `RedisBackendOptions`. */
@@ -88,7 +89,7 @@ export class EvictionGuard {
       const every = servers === undefined ? [] : await servers();
       if (every.length === 0) return [first];
       return await Promise.all(
-        every.map((server) => runScript(server, scripts.evictionPolicy, [], [])),
+        every.map((server) => runScript(server.transport, scripts.evictionPolicy, [], [])),
       );
     } catch (error) {
       throw new BackendError(`[${name}] checking the server's maxmemory-policy failed`, error);
@@ -102,17 +103,13 @@ function evicts(report: MemoryReport): report is MemorySettings {
 
 /** The reply of `eviction-policy.lua`, whose strings may arrive as bytes. */
 function decode(reply: unknown): MemoryReport {
-  const [first, second] = Array.isArray(reply) ? reply.map(text) : [];
+  const [first, second] = Array.isArray(reply) ? reply.map(toText) : [];
   if (first === 'refused') return { unknown: `INFO was refused: ${second}` };
   const maxmemory = Number(first);
   if (!first || !second || !Number.isSafeInteger(maxmemory)) {
     return { unknown: 'INFO memory does not report maxmemory and maxmemory_policy' };
   }
   return { maxmemory, policy: second };
-}
-
-function text(value: unknown): string {
-  return value instanceof Uint8Array ? Buffer.from(value).toString('utf8') : String(value);
 }
 
 /** `maxmemory-policy is volatile-lru with maxmemory 3145728`, and on how many servers. */

@@ -4,7 +4,7 @@ import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   lockKey,
-  type RedisScriptBackend,
+  type RedisBackend,
   runScript,
   type ScriptTransport,
   scripts,
@@ -21,7 +21,7 @@ import {
 
 let server: RedisServer;
 let client: Redis;
-let backend: RedisScriptBackend;
+let backend: RedisBackend;
 
 beforeAll(async () => {
   server = await startRedis();

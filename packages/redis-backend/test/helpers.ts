@@ -2,18 +2,15 @@ import { randomUUID } from 'node:crypto';
 import type { AcquireRequest } from '@deadbolt/core';
 import type { Redis } from 'ioredis';
 import {
+  ioredisConnection,
   type OwnedSubscriber,
-  RedisScriptBackend,
-  type ReleaseSubscriber,
+  RedisBackend,
   type ScriptTransport,
 } from '../src/index.js';
 
 /** A ScriptTransport over an ioredis client, as `@deadbolt/ioredis` builds it. */
 export function transportOf(redis: Redis): ScriptTransport {
-  return {
-    evalsha: (sha, keys, args) => redis.evalsha(sha, keys.length, ...keys, ...args),
-    eval: (source, keys, args) => redis.eval(source, keys.length, ...keys, ...args),
-  };
+  return ioredisConnection(redis).transport;
 }
 
 /** A transport that counts the calls it passes on to `inner`. */
@@ -34,31 +31,9 @@ export function countingTransport(inner: ScriptTransport): ScriptTransport & {
   };
 }
 
-/**
- * A subscriber on a duplicate of `redis`, as the adapters open it. It subscribes only once the
- * connection is ready: ioredis 5.8.2+ may otherwise send its ready check (INFO) after a SUBSCRIBE
- * and hang in subscriber mode (redis/ioredis#2037).
- */
-export function subscriberOf(redis: Redis): OwnedSubscriber & ReleaseSubscriber {
-  const connection = redis.duplicate();
-  connection.on('error', () => undefined);
-  const ready = new Promise<void>((resolve) => connection.once('ready', () => resolve()));
-  const listeners = new Map<string, (message: string) => void>();
-  connection.on('message', (channel: string, message: string) => listeners.get(channel)?.(message));
-  return {
-    subscribe: async (channel, onMessage) => {
-      listeners.set(channel, onMessage);
-      await ready;
-      await connection.subscribe(channel);
-    },
-    unsubscribe: async (channel) => {
-      listeners.delete(channel);
-      await connection.unsubscribe(channel);
-    },
-    close: async () => {
-      connection.disconnect();
-    },
-  };
+/** A subscriber on a duplicate of `redis`, as `@deadbolt/ioredis` opens it. */
+export function subscriberOf(redis: Redis): Promise<OwnedSubscriber> {
+  return ioredisConnection(redis).openSubscriber();
 }
 
 /**
@@ -69,9 +44,9 @@ export function backendOf(
   redis: Redis,
   prefix = 'scripts',
   transport: ScriptTransport = transportOf(redis),
-): RedisScriptBackend {
-  return new RedisScriptBackend(
-    { name: 'test', transport, openSubscriber: async () => subscriberOf(redis) },
+): RedisBackend {
+  return new RedisBackend(
+    { name: 'test', transport, openSubscriber: () => subscriberOf(redis) },
     { prefix, evictionCheck: 'off' },
   );
 }

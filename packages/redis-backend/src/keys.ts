@@ -15,6 +15,17 @@ export function hashTag(key: string): string {
 const NEEDS_ENCODING = /[%{}]/;
 const ENCODED = /[%{}]/g;
 
+/** The user key whose {@link hashTag} is `tag`; undefined when no key has it (not a lock's name). */
+export function keyOfTag(tag: string): string | undefined {
+  const key = tag.includes('%')
+    ? tag.replace(ENCODING, (code) => String.fromCharCode(Number.parseInt(code.slice(1), 16)))
+    : tag;
+  // Catches braces and a `%` that encodes nothing: hashTag never writes them.
+  return hashTag(key) === tag ? key : undefined;
+}
+
+const ENCODING = /%(?:25|7B|7D)/g;
+
 /**
  * The Redis name of the lock `key` under `prefix`: `${prefix}:{${hashTag(key)}}`, one hash that
  * holds the whole lock, and also the channel its releases are published on (the same slot on a

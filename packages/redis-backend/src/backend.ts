@@ -7,6 +7,7 @@ import {
   assertExtendRequest,
   assertGrantWaitRequest,
   assertInspectRequest,
+  assertListRequest,
   assertQueuedAcquireRequest,
   assertReleaseRequest,
   assertWaitRequest,
@@ -14,12 +15,14 @@ import {
   DeadboltError,
   type ExtendRequest,
   type FenceCapability,
-  type GrantWaitRequest,
   type HandedOff,
   type HandoffCapability,
   hideTokens,
   type InspectionCapability,
   type InspectRequest,
+  type ListingCapability,
+  type ListPage,
+  type ListRequest,
   type LockBackend,
   type LockInfo,
   type QueueCapability,
@@ -30,7 +33,9 @@ import {
 } from '@deadbolt/core';
 import { EvictionGuard } from './eviction.js';
 import { lockKey, type RedisBackendOptions } from './keys.js';
+import { type ListingSource, type LockServer, listPage, readCursor } from './listing.js';
 import { type ReleaseSubscriber, ReleaseWaiters } from './release-waiters.js';
+import { array, integers, toInteger, toText } from './replies.js';
 import { runScript, type ScriptTransport, scripts } from './scripts.js';
 
 /** How a release reaches waiters: classic pub/sub, or sharded pub/sub on a Redis 7 Cluster. */
@@ -53,21 +58,37 @@ export interface RedisConnection {
   /** @default 'PUBLISH' */
   readonly publishCommand?: PublishCommand;
   /**
-   * Every server that stores locks, when there are several (the masters of a Cluster), each as a
-   * transport that runs a script (without keys) on that server alone: the eviction check asks
-   * each. Called after a first script went through `transport`, so a cluster client knows them.
+   * The client's own key prefix (`keyPrefix` of ioredis and node-redis 6), which it adds to the
+   * KEYS of every script, so lock names on the server start with it: listing looks for them so.
+   * @default ''
+   */
+  readonly keyPrefix?: string;
+  /**
+   * Every server that stores locks, when there are several (the masters of a Cluster), each with
+   * its address and a transport that runs a script (without keys) on it alone: the eviction check
+   * asks each, and listing scans each. A cluster client that does not know its masters yet
+   * learns them first.
    * @default the one server behind `transport`
    */
-  readonly servers?: () => Promise<readonly ScriptTransport[]>;
+  readonly servers?: () => Promise<readonly LockServer[]>;
 }
 
 /**
  * A complete `LockBackend` on Redis: the deadbolt Lua scripts for storage, one lazily opened
- * subscriber shared by every waiter for wake-ups, and errors wrapped as `BackendError`. Each
- * adapter is this class with a constructor that turns the user's client into a
- * {@link RedisConnection}.
+ * subscriber shared by every waiter for wake-ups, listing by SCAN, and errors wrapped as
+ * `BackendError`. Each adapter is this class with a constructor that turns the user's client into
+ * a {@link RedisConnection} (`ioredisConnection`, `nodeRedisConnection` and their cluster kin).
+ *
+ * @example
+ * ```ts
+ * class MyClientBackend extends RedisBackend {
+ *   constructor(client: MyClient, options?: RedisBackendOptions) {
+ *     super(myClientConnection(client), resolveRedisBackendOptions(options));
+ *   }
+ * }
+ * ```
  */
-export class RedisScriptBackend implements LockBackend {
+export class RedisBackend implements LockBackend {
   readonly queue: QueueCapability = { acquire: (request) => this.#acquireQueued(request) };
   readonly wakeUps: WakeUpCapability = {
     waitForRelease: (request) =>
@@ -82,7 +103,9 @@ export class RedisScriptBackend implements LockBackend {
   };
   readonly fences: FenceCapability = { advance: (request) => this.#advanceFence(request) };
   readonly inspection: InspectionCapability = { inspect: (request) => this.#inspect(request) };
+  readonly listing: ListingCapability = { list: (request) => this.#list(request) };
   readonly #transport: ScriptTransport;
+  readonly #listing: ListingSource;
   readonly #prefix: string;
   readonly #publish: PublishCommand;
   readonly #name: string;
@@ -97,6 +120,11 @@ export class RedisScriptBackend implements LockBackend {
     this.#publish = connection.publishCommand ?? 'PUBLISH';
     this.#name = connection.name;
     this.#eviction = new EvictionGuard(options.evictionCheck, connection);
+    const { servers, transport, keyPrefix = '' } = connection;
+    this.#listing = {
+      namePrefix: `${keyPrefix}${options.prefix}:{`,
+      servers: servers ?? (async () => [{ address: '', transport }]),
+    };
     const subscriber = () => {
       if (this.#subscriber !== undefined) return this.#subscriber;
       const opening = connection.openSubscriber();
@@ -227,8 +255,7 @@ export class RedisScriptBackend implements LockBackend {
     this.#assertOpen();
     const { key } = request;
     const reply = await this.#run(scripts.inspect, [this.lockKey(key)], []);
-    if (!Array.isArray(reply)) throw unexpected('inspect', reply);
-    const [lastFence, queued, ...rest] = reply as unknown[];
+    const [lastFence, queued, ...rest] = array(reply, 'inspect');
     const info: LockInfo = { key, holders: [], fence: toInteger(lastFence, 'inspect') };
     for (let index = 0; index + 3 < rest.length; index += 4) {
       const owner = toText(rest[index + 3]);
@@ -241,6 +268,15 @@ export class RedisScriptBackend implements LockBackend {
     }
     if (info.holders.length === 0) return null;
     return hideTokens({ ...info, queued: toInteger(queued, 'inspect') });
+  }
+
+  async #list(request: ListRequest): Promise<ListPage> {
+    assertListRequest(request);
+    const at = readCursor(request.cursor);
+    this.#assertOpen();
+    return listPage(this.#listing, request, at).catch((error: unknown) => {
+      throw this.#wrap(error, 'list failed');
+    });
   }
 
   /** Runs a script; client and connection failures become `BackendError`s naming the client. */
@@ -267,32 +303,4 @@ export class RedisScriptBackend implements LockBackend {
   #assertOpen(): void {
     if (this.#closed) throw this.#closedError();
   }
-}
-
-/**
- * Decodes an array-of-integers reply. Lua integers arrive as numbers from ioredis and node-redis
- * alike, but as strings or bigints under a client's type mapping, and as Buffers from ioredis's
- * `*Buffer` commands or a node-redis client mapped to Buffers; all are accepted.
- */
-function integers(reply: unknown, script: string): number[] {
-  if (!Array.isArray(reply)) throw unexpected(script, reply);
-  return reply.map((value) => toInteger(value, script));
-}
-
-function toInteger(value: unknown, script: string): number {
-  let number: unknown = value;
-  if (typeof value === 'string' || value instanceof Uint8Array) number = Number(toText(value));
-  else if (typeof value === 'bigint') number = Number(value);
-  if (typeof number !== 'number' || !Number.isSafeInteger(number)) throw unexpected(script, value);
-  return number;
-}
-
-/** A bulk string as text, whether the client gave a string or bytes. */
-function toText(value: unknown): string {
-  if (value instanceof Uint8Array) return Buffer.from(value).toString('utf8');
-  return String(value);
-}
-
-function unexpected(script: string, reply: unknown): BackendError {
-  return new BackendError(`unexpected reply from the ${script} script`, toText(reply));
 }

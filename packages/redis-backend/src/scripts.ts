@@ -38,6 +38,7 @@ export const scripts = {
   extend: loadScript('extend'),
   release: loadScript('release'),
   inspect: loadScript('inspect'),
+  list: loadScript('list'),
   advanceFence: loadScript('advance-fence'),
   evictionPolicy: loadScript('eviction-policy'),
 } as const;

@@ -3,7 +3,7 @@ import { BackendError } from '@deadbolt/core';
 import { type RedisServer, startRedis } from '@deadbolt/testing';
 import { Redis } from 'ioredis';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { RedisScriptBackend, type ReleaseSubscriber, ReleaseWaiters } from '../src/index.js';
+import { RedisBackend, type ReleaseSubscriber, ReleaseWaiters } from '../src/index.js';
 import { eventually, mutex, sleep, subscriberOf, transportOf, unique } from './helpers.js';
 
 let server: RedisServer;
@@ -33,7 +33,7 @@ function recordingSubscriber(
   options: { delayMs?: number; unsubscribeDelayMs?: number; failFirst?: number } = {},
 ) {
   const inner = subscriberOf(client);
-  cleanups.push(() => inner.close());
+  cleanups.push(async () => (await inner).close());
   const calls: string[] = [];
   let failures = options.failFirst ?? 0;
   const subscriber: ReleaseSubscriber = {
@@ -41,12 +41,12 @@ function recordingSubscriber(
       calls.push(`subscribe ${channel}`);
       await sleep(options.delayMs ?? 0);
       if (failures-- > 0) throw new Error('subscribe failed');
-      await inner.subscribe(channel, onMessage);
+      await (await inner).subscribe(channel, onMessage);
     },
     unsubscribe: async (channel) => {
       calls.push(`unsubscribe ${channel}`);
       await sleep(options.unsubscribeDelayMs ?? options.delayMs ?? 0);
-      await inner.unsubscribe(channel);
+      await (await inner).unsubscribe(channel);
     },
   };
   return { subscriber, calls };
@@ -241,17 +241,17 @@ describe('ReleaseWaiters', () => {
   });
 });
 
-describe('RedisScriptBackend waiting', () => {
+describe('RedisBackend waiting', () => {
   /** A backend that counts the subscriber connections it opens. */
   function countingBackend() {
     const opened = { count: 0 };
-    const backend = new RedisScriptBackend(
+    const backend = new RedisBackend(
       {
         name: 'test',
         transport: transportOf(client),
         openSubscriber: async () => {
           opened.count++;
-          const subscriber = subscriberOf(client);
+          const subscriber = await subscriberOf(client);
           cleanups.push(() => subscriber.close());
           return subscriber;
         },

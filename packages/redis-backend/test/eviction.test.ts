@@ -4,8 +4,8 @@ import { type RedisServer, startRedis } from '@deadbolt/testing';
 import { Redis, type RedisOptions } from 'ioredis';
 import { afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import {
+  RedisBackend,
   type RedisBackendOptions,
-  RedisScriptBackend,
   resolveRedisBackendOptions,
   type ScriptTransport,
 } from '../src/index.js';
@@ -38,8 +38,8 @@ function backendOf(
   client: Redis,
   options: RedisBackendOptions = {},
   transport: ScriptTransport = transportOf(client),
-): RedisScriptBackend {
-  const backend = new RedisScriptBackend(
+): RedisBackend {
+  const backend = new RedisBackend(
     { name: 'test', transport, openSubscriber: () => Promise.reject(new Error('unused')) },
     resolveRedisBackendOptions({ prefix: `eviction-${randomUUID()}`, ...options }),
   );

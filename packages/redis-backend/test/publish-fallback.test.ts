@@ -1,7 +1,7 @@
 import { startRedis } from '@deadbolt/testing';
 import { Redis } from 'ioredis';
 import { expect, it } from 'vitest';
-import { lockKey, RedisScriptBackend } from '../src/index.js';
+import { lockKey, RedisBackend } from '../src/index.js';
 
 it('falls back from SPUBLISH to PUBLISH on a server without sharded pub/sub', async () => {
   // A server that does not know SPUBLISH, as before Redis 7.
@@ -9,7 +9,7 @@ it('falls back from SPUBLISH to PUBLISH on a server without sharded pub/sub', as
   const client = new Redis(server.url);
   const subscriber = new Redis(server.url);
   try {
-    const backend = new RedisScriptBackend(
+    const backend = new RedisBackend(
       {
         name: 'test',
         publishCommand: 'SPUBLISH',

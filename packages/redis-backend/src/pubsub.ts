@@ -1,0 +1,48 @@
+import type { ReleaseSubscriber } from './release-waiters.js';
+
+/**
+ * How releases reach waiters on a Cluster: `'sharded'` uses `SPUBLISH`/`SSUBSCRIBE` (Redis 7+),
+ * which wakes only the shard that owns the key; `'classic'` uses `PUBLISH`/`SUBSCRIBE`, broadcast
+ * to every node. A single server always uses classic pub/sub.
+ */
+export type PubSubMode = 'sharded' | 'classic';
+
+/** One subscriber connection's commands of both kinds, each taking the listener of its channel. */
+export interface SubscriptionCommands {
+  sharded(channel: string, onMessage: (message: string) => void): Promise<unknown>;
+  shardedOff(channel: string): Promise<unknown>;
+  classic(channel: string, onMessage: (message: string) => void): Promise<unknown>;
+  classicOff(channel: string): Promise<unknown>;
+}
+
+/**
+ * Subscribes with sharded pub/sub and switches to classic pub/sub for good when the server does
+ * not know SSUBSCRIBE (before Redis 7); the scripts make the same switch from SPUBLISH to PUBLISH.
+ * With `mode` `'classic'`, only classic pub/sub is used.
+ */
+export function withClassicFallback(
+  mode: PubSubMode,
+  commands: SubscriptionCommands,
+): ReleaseSubscriber {
+  let sharded = mode === 'sharded';
+  const shardedChannels = new Set<string>();
+  return {
+    subscribe: async (channel, onMessage) => {
+      if (sharded) {
+        try {
+          await commands.sharded(channel, onMessage);
+          shardedChannels.add(channel);
+          return;
+        } catch (error) {
+          if (!(error instanceof Error && /unknown command/i.test(error.message))) throw error;
+          sharded = false;
+        }
+      }
+      await commands.classic(channel, onMessage);
+    },
+    unsubscribe: async (channel) => {
+      if (shardedChannels.delete(channel)) await commands.shardedOff(channel);
+      else await commands.classicOff(channel);
+    },
+  };
+}
