@@ -8,6 +8,7 @@ import {
   type LockBackend,
   LockLostError,
   LockManager,
+  type WakeUpCapability,
 } from '@deadbolt/core';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { startRedisCluster } from '../harness/cluster.js';
@@ -720,19 +721,45 @@ export function runRedisAdapterSuite<Client>(options: RedisAdapterSuiteOptions<C
           const holder = await open(faulty.url, prefix);
           const waiter = await open(faulty.url, prefix);
           const holders = new LockManager({ backend: holder.backend });
-          // Only a wake-up can serve the waiter within the test: it does not poll, and it races
-          // rather than queues. A queued waiter asks again every half second to keep its place, and
-          // would take the key the restart freed before the holder could take it again.
-          const waiters = new LockManager({ backend: waiter.backend, ...NO_POLLING });
           const subscribed = () =>
             subscribers(single(faulty), `${prefix}:{k}`).then(
               (count) => count === 1,
               () => false,
             );
+          // The subscription is in place before the waiter starts (a first wait ends as soon as
+          // its new subscription is), and a parked wait keeps it, so the waiter's own waits end
+          // on a release only.
+          const wakeUps = waiter.backend.wakeUps as WakeUpCapability;
+          const parking = new AbortController();
+          await wakeUps.waitForRelease({ key: 'k', signal: parking.signal });
+          const parked = wakeUps.waitForRelease({ key: 'k', signal: parking.signal });
+          parked.catch(() => undefined);
+          // The restart must find the waiter waiting, not asking: ioredis would send a request in
+          // flight again once the server is back, and it would take the key the restart freed
+          // before the holder could; node-redis would fail it.
+          let waiterIsWaiting = false;
+          // Only a wake-up can serve the waiter within the test: it does not poll, and it races
+          // rather than queues (a queued waiter asks again every half second to keep its place).
+          const waiters = new LockManager({
+            backend: {
+              acquire: (request) => waiter.backend.acquire(request),
+              extend: (request) => waiter.backend.extend(request),
+              release: (request) => waiter.backend.release(request),
+              wakeUps: {
+                waitForRelease: (request) => {
+                  waiterIsWaiting = true;
+                  return wakeUps.waitForRelease(request).finally(() => {
+                    waiterIsWaiting = false;
+                  });
+                },
+              },
+            },
+            ...NO_POLLING,
+          });
           await holders.acquire('k', { ttl: 60_000 });
           const waiting = waiters.acquire('k', { wait: 60_000, fair: false });
           waiting.catch(() => undefined);
-          await eventually('the waiter is subscribed', subscribed, 20_000);
+          await eventually('the waiter waits for a wake-up', async () => waiterIsWaiting, 20_000);
           await faulty.restart();
           await eventually('the subscriber subscribed again', subscribed, 20_000);
           // The restart emptied the server: a new holder takes the key, and its release must reach
@@ -743,6 +770,8 @@ export function runRedisAdapterSuite<Client>(options: RedisAdapterSuiteOptions<C
           const next = await wokenOrNot(waiting);
           expect(next).not.toBe('no wake-up');
           if (next !== 'no wake-up') await next.release();
+          parking.abort();
+          await parked.catch(() => undefined);
         });
 
         it('connects a subscriber that gave up reconnecting again when a waiter needs it', async () => {
