@@ -61,7 +61,8 @@ export interface PostgresPoolClient {
   release(destroy?: Error | boolean): void;
   on(event: 'notification', listener: (message: PostgresNotification) => void): unknown;
   on(event: 'error', listener: (error: Error) => void): unknown;
-  removeListener(event: 'notification' | 'error', listener: (...args: never[]) => void): unknown;
+  removeListener(event: 'notification', listener: (message: PostgresNotification) => void): unknown;
+  removeListener(event: 'error', listener: (error: Error) => void): unknown;
 }
 
 /** A NOTIFY as node-postgres reports it. */
