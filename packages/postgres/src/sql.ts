@@ -183,12 +183,14 @@ export function statements(names: TableNames): Statements {
           ON CONFLICT (key) DO NOTHING;
         END LOOP;
       END $$`,
-      // Keeps the row of \`p_key\` (locked) until at least FENCE_GRACE after \`p_until\`.
+      // Keeps the row of p_key (locked) until at least FENCE_GRACE after p_until. PL/pgSQL
+      // rather than SQL: it keeps its plan for the session, where a SQL function plans every call.
       `CREATE OR REPLACE FUNCTION ${keep}(p_key bytea, p_until timestamptz) RETURNS void
-      LANGUAGE sql AS $$
+      LANGUAGE plpgsql AS $$
+      BEGIN
         UPDATE ${table} SET kept_until = p_until + ${FENCE_GRACE} + ${KEEP_SLACK}
-        WHERE key = p_key AND kept_until < p_until + ${FENCE_GRACE}
-      $$`,
+        WHERE key = p_key AND kept_until < p_until + ${FENCE_GRACE};
+      END $$`,
       // Takes p_weight of p_limit permits for p_token (see acquire.lua of the Redis backends for
       // the same rules). With p_place_ttl_ms, the request also takes or renews its queue place
       // and is granted only at the head; without, it is refused while anyone queues.
