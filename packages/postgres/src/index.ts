@@ -165,12 +165,16 @@ export class PostgresBackend implements LockBackend {
   }
 
   async #migrate(): Promise<void> {
+    const migrated = async (on: Pick<PostgresPool, 'query'>) =>
+      (await on.query(this.#sql.migrationMarker, [this.#table])).rows[0]?.marker === SCHEMA_MARKER;
+    // The usual case, once the tables exist: one query, no transaction.
+    if (await migrated(this.#pool)) return;
     const client = await this.#pool.connect();
     try {
       await client.query('BEGIN');
       await client.query(this.#sql.migrationLock, [`deadbolt ${this.#table}`]);
-      const { rows } = await client.query(this.#sql.migrationMarker, [this.#table]);
-      if (rows[0]?.marker !== SCHEMA_MARKER) {
+      // Another process may have migrated while this one waited for the lock.
+      if (!(await migrated(client))) {
         for (const statement of this.#sql.migration) await client.query(statement);
       }
       await client.query('COMMIT');

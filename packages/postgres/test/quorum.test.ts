@@ -20,9 +20,13 @@ afterAll(async () => {
   await Promise.all(databases.map((database) => database.stop()));
 });
 
-function quorumOfThree(): LockBackend {
+async function quorumOfThree(): Promise<LockBackend> {
   const table = `q_${randomUUID().replaceAll('-', '')}`;
-  const own = [...pools.map((pool) => new PostgresBackend(pool, { table })), new MemoryBackend()];
+  const databases = pools.map((pool) => new PostgresBackend(pool, { table }));
+  // As an application would at startup: a first acquire that also creates the tables could take
+  // longer than the short leases some tests ask a quorum for.
+  await Promise.all(databases.map((backend) => backend.migrate()));
+  const own = [...databases, new MemoryBackend()];
   const backend = quorum(own);
   members.set(backend, own);
   return backend;
