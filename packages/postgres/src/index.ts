@@ -16,6 +16,7 @@ import {
   type ExtendRequest,
   type FenceCapability,
   globToRegExp,
+  type HandedOff,
   type HandoffCapability,
   hideTokens,
   type InspectionCapability,
@@ -279,7 +280,7 @@ export class PostgresBackend implements LockBackend {
     signal: AbortSignal,
     since: number | undefined,
     grantee?: { token: string; attempt: number },
-  ) {
+  ): Promise<HandedOff | undefined> {
     if (this.#closed) return Promise.reject(closedError());
     return this.#notifications.wait(key, signal, since, grantee);
   }

@@ -102,7 +102,7 @@ export class Notifications {
     const missed =
       since !== undefined &&
       ((this.#wokenAt.get(keyDigest) ?? Number.NEGATIVE_INFINITY) >= since ||
-        (this.#connection !== undefined && this.#listeningSince > since));
+        (this.#listening !== undefined && this.#listeningSince > since));
     if (missed) return Promise.resolve(undefined);
     return new Promise((resolve, reject) => {
       let waiters = this.#waiters.get(keyDigest);
@@ -116,7 +116,9 @@ export class Notifications {
         grantee: granteeDigest,
         settle: (error, handedOff) => {
           if (!ofKey.delete(waiter)) return;
-          if (ofKey.size === 0) this.#waiters.delete(keyDigest);
+          if (ofKey.size === 0 && this.#waiters.get(keyDigest) === ofKey) {
+            this.#waiters.delete(keyDigest);
+          }
           stopListening();
           this.#waiterCount -= 1;
           if (this.#waiterCount === 0) this.#linger();
@@ -193,6 +195,8 @@ export class Notifications {
     for (const waiters of [...this.#waiters.values()]) {
       for (const waiter of [...waiters]) if (waiter.since < this.#listeningSince) waiter.settle();
     }
+    // Every waiter may have left while LISTEN was on its way.
+    if (this.#waiterCount === 0) this.#linger();
     return client;
   }
 
@@ -228,21 +232,21 @@ export class Notifications {
     forgetOlder(this.#unclaimed, now - UNCLAIMED_MS, (kept) => kept.at);
   };
 
-  /** No waiter is left: give the connection back after {@link LINGER_MS}, unless one comes. */
+  /**
+   * No waiter is left: give the connection back after {@link LINGER_MS}, unless one comes. A
+   * connection still on its way is given back once it listens (see `#checkOut`).
+   */
   #linger(): void {
-    if (this.#closedWith || this.#connection === undefined) return;
+    clearTimeout(this.#lingering);
+    const client = this.#listening;
+    if (this.#closedWith || client === undefined) return;
     const giveBack = () => {
-      const connection = this.#connection;
       this.#connection = undefined;
       this.#listening = undefined;
       this.#listeningSince = Number.POSITIVE_INFINITY;
-      void connection?.then(
-        (client) =>
-          client.query('UNLISTEN *').then(
-            () => this.#giveBack(client, false),
-            (error: unknown) => this.#giveBack(client, error instanceof Error ? error : true),
-          ),
-        () => undefined,
+      client.query('UNLISTEN *').then(
+        () => this.#giveBack(client, false),
+        (error: unknown) => this.#giveBack(client, error instanceof Error ? error : true),
       );
     };
     if (this.#source.ending()) {
