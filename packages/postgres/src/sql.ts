@@ -201,6 +201,7 @@ export function statements(names: TableNames): Statements {
       LANGUAGE plpgsql AS $$
       DECLARE
         v_lock ${table} := ${lock}(p_key, true);
+        -- Initialized in order: the clock is read once the row lock is held.
         v_now timestamptz := clock_timestamp();
         v_used bigint;
         v_earliest timestamptz;
