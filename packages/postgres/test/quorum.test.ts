@@ -22,7 +22,10 @@ afterAll(async () => {
 
 async function quorumOfThree(): Promise<LockBackend> {
   const table = `q_${randomUUID().replaceAll('-', '')}`;
-  const databases = pools.map((pool) => new PostgresBackend(pool, { table }));
+  // A table each, so that they stay two members when POSTGRES_URL makes both databases one.
+  const databases = pools.map(
+    (pool, index) => new PostgresBackend(pool, { table: `${table}_${index}` }),
+  );
   // As an application would at startup: a first acquire that also creates the tables could take
   // longer than the short leases some tests ask a quorum for.
   await Promise.all(databases.map((backend) => backend.migrate()));
