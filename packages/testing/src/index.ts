@@ -1,4 +1,4 @@
-/** @module @deadbolt/testing: the backend conformance suite and a harness for real redis-server processes. */
+/** @module @deadbolt/testing: the backend conformance suite and a harness for real redis-server processes and PostgreSQL databases. */
 
 // conformance exports: runBackendConformance, the suite every backend passes, and its helpers
 export type { BackendFeature, ConformanceContext, CountedBackend } from './conformance/context.js';
@@ -22,7 +22,7 @@ export {
   nodeRedisTestClients,
 } from './conformance/redis-clients.js';
 
-// harness exports: real redis-server processes for tests
+// harness exports: real redis-server processes and PostgreSQL databases for tests
 export type {
   RedisCluster,
   RedisClusterNode,
@@ -35,6 +35,17 @@ export type {
   StartFaultProxyOptions,
 } from './harness/fault-proxy.js';
 export { startFaultProxy } from './harness/fault-proxy.js';
+export type {
+  PostgresDatabase,
+  PostgresProvider,
+  PostgresProviderFacts,
+  StartPostgresOptions,
+} from './harness/postgres.js';
+export {
+  choosePostgresProvider,
+  LOCAL_POSTGRES_URL,
+  startPostgres,
+} from './harness/postgres.js';
 export type {
   RedisProvider,
   RedisProviderFacts,

@@ -3,14 +3,18 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'no
 import { createConnection, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import pg from 'pg';
 import ts from 'typescript';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { decodeReply, RespError } from '../src/harness/resp.js';
 import {
+  choosePostgresProvider,
   chooseRedisProvider,
   findRedisServerBinary,
   isDockerAvailable,
+  LOCAL_POSTGRES_URL,
   type RedisServer,
+  startPostgres,
   startRedis,
   startRedisServers,
 } from '../src/index.js';
@@ -44,6 +48,78 @@ describe('chooseRedisProvider', () => {
 
   it('sees Docker through DOCKER_HOST', () => {
     expect(isDockerAvailable({ DOCKER_HOST: 'tcp://127.0.0.1:2375' })).toBe(true);
+  });
+});
+
+describe('choosePostgresProvider', () => {
+  it.each([
+    [
+      { postgresUrl: 'postgres://app@10.0.0.5/app', localServer: true, dockerAvailable: true },
+      'external',
+    ],
+    [{ postgresUrl: undefined, localServer: true, dockerAvailable: true }, 'local'],
+    [{ postgresUrl: undefined, localServer: true, dockerAvailable: false }, 'local'],
+    [{ postgresUrl: undefined, localServer: false, dockerAvailable: true }, 'testcontainers'],
+  ] as const)('picks %o → %s', (facts, provider) => {
+    expect(choosePostgresProvider(facts)).toBe(provider);
+  });
+
+  it('says what to install when there is no PostgreSQL at all', () => {
+    const choose = () =>
+      choosePostgresProvider({
+        postgresUrl: undefined,
+        localServer: false,
+        dockerAvailable: false,
+      });
+    expect(choose).toThrow(/install and start postgresql/);
+    expect(choose).toThrow(/testcontainers/);
+    expect(choose).toThrow(/POSTGRES_URL/);
+  });
+});
+
+describe('startPostgres', () => {
+  afterEach(() => {
+    vi.unstubAllEnvs();
+  });
+
+  /** Runs `statement` on the database at `url` and resolves its rows. */
+  async function query(url: string, statement: string, values: unknown[] = []) {
+    const client = new pg.Client({ connectionString: url });
+    await client.connect();
+    try {
+      return (await client.query(statement, values)).rows;
+    } finally {
+      await client.end();
+    }
+  }
+
+  it('makes a throwaway database on the local server, which stop() drops', async () => {
+    vi.stubEnv('POSTGRES_URL', '');
+    const database = await startPostgres();
+    expect(database.provider).toBe('local');
+    expect(database.database).toMatch(/^deadbolt_test_[0-9a-f]{32}$/);
+    expect(await query(database.url, 'SELECT current_database() AS name')).toEqual([
+      { name: database.database },
+    ]);
+    // Left open, as a test that forgets to end its pool would: stop() still drops it.
+    const forgotten = new pg.Client({ connectionString: database.url });
+    forgotten.on('error', () => undefined);
+    await forgotten.connect();
+    await database.stop();
+    const left = 'SELECT datname FROM pg_database WHERE datname = $1';
+    expect(await query(LOCAL_POSTGRES_URL, left, [database.database])).toEqual([]);
+    await database.stop();
+  });
+
+  it('uses POSTGRES_URL as it is, and leaves it be', async () => {
+    vi.stubEnv('POSTGRES_URL', 'postgres://app@10.0.0.9:5433/orders');
+    const database = await startPostgres();
+    expect(database).toMatchObject({
+      provider: 'external',
+      url: 'postgres://app@10.0.0.9:5433/orders',
+      database: 'orders',
+    });
+    await database[Symbol.asyncDispose]();
   });
 });
 
