@@ -36,6 +36,12 @@ export interface ConformanceContext {
    */
   leftovers(keys: readonly string[]): Promise<string[]>;
   /**
+   * Whether {@link ConformanceContext.leftovers} can see anything: the suite was given
+   * `storedNames`, or the backend has `inspection`. Without either, a backend of three methods
+   * keeps its storage to itself, and "left nothing behind" cannot be checked.
+   */
+  readonly seesStorage: boolean;
+  /**
    * The current backend behind a wrapper that counts the calls reaching it (and passes each on
    * unchanged), to show that a call was refused before any I/O.
    */
@@ -77,6 +83,7 @@ export function createContext(
       return current();
     },
     has: (feature) => features.has(feature),
+    seesStorage: storedNames !== undefined || features.has('inspection'),
     key: () => `conformance:${randomUUID()}`,
     managers: (count, options) =>
       Array.from({ length: count }, () => new LockManager({ ...options, backend: current() })),
