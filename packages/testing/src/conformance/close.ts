@@ -34,7 +34,7 @@ export function closeTests(ctx: ConformanceContext): void {
     const backend = ctx.backend;
     const key = ctx.key();
     // Else the wait could end on the wake-up a Redis backend sends once it listens, before close().
-    await absorbFirstWakeUp(backend, key);
+    await absorbFirstWakeUp(ctx, key);
     const waiting = backend.wakeUps?.waitForRelease({ key, signal: new AbortController().signal });
     await new Promise((resolve) => setTimeout(resolve, 50));
     await backend.close?.();

@@ -21,6 +21,11 @@ export interface ConformanceContext {
   readonly backend: LockBackend;
   /** What the backend under test declares, as the suite was told (`capabilities`). */
   has(feature: BackendFeature): boolean;
+  /**
+   * Whether the backend wakes each wait once when it begins to listen on a key, for a release it
+   * may have missed meanwhile (as the suite was told, `wakesWhenListening`).
+   */
+  readonly wakesWhenListening: boolean;
   /** A key no other test uses (`conformance:<uuid>`), so tests never see each other's leases. */
   key(): string;
   /**
@@ -77,12 +82,14 @@ export function createContext(
   current: () => LockBackend,
   features: ReadonlySet<BackendFeature>,
   storedNames?: (backend: LockBackend) => Promise<readonly string[]>,
+  wakesWhenListening = false,
 ): ConformanceContext {
   return {
     get backend() {
       return current();
     },
     has: (feature) => features.has(feature),
+    wakesWhenListening,
     seesStorage: storedNames !== undefined || features.has('inspection'),
     key: () => `conformance:${randomUUID()}`,
     managers: (count, options) =>
@@ -230,19 +237,36 @@ export function withFeature<Backend extends LockBackend>(
 }
 
 /**
- * Lets a backend send the wake-up it may send when it starts listening on `key` (a Redis backend
- * does, for a release it might have missed meanwhile), so the waits after it see only releases;
- * the channel then stays open for them.
+ * Takes the wake-up a backend sends when it begins to listen on `key` (a Redis backend does, for
+ * a release it might have missed meanwhile), so the waits after it see only releases; the channel
+ * then stays open for them. Waiting for that wake-up itself, rather than for a while, keeps the
+ * tests right however slowly the subscription comes about.
  */
-export async function absorbFirstWakeUp(backend: LockBackend, key: string): Promise<void> {
+export async function absorbFirstWakeUp(ctx: ConformanceContext, key: string): Promise<void> {
+  if (!ctx.wakesWhenListening) return;
+  const backend = ctx.backend;
   const priming = new AbortController();
   const signal = priming.signal;
   const wait =
     backend.wakeUps?.waitForRelease({ key, signal }) ??
     backend.handoff?.waitForGrant({ key, signal, token: 'absorbing', attempt: 1 });
-  await Promise.race([wait?.catch(() => undefined), sleep(500)]);
-  priming.abort();
+  const timeout = setTimeout(
+    () =>
+      priming.abort(
+        new Error(
+          `the backend was said to wake waits when it begins to listen (wakesWhenListening), but sent no wake-up on ${key} within ${FIRST_WAKE_UP_TIMEOUT_MS} ms`,
+        ),
+      ),
+    FIRST_WAKE_UP_TIMEOUT_MS,
+  );
+  try {
+    await wait;
+  } finally {
+    clearTimeout(timeout);
+  }
 }
+
+const FIRST_WAKE_UP_TIMEOUT_MS = 10_000;
 
 export function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));

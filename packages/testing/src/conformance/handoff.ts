@@ -58,7 +58,7 @@ export function handoffTests(ctx: ConformanceContext): void {
     withWaits(async (backend) => {
       const key = ctx.key();
       const holder = expectGranted(await backend.acquire(request(key, 'holder')));
-      await absorbFirstWakeUp(backend, key);
+      await absorbFirstWakeUp(ctx, key);
       const sentAt = Date.now();
       const waiter = handed(key, 'waiter', {
         ttlMs: 60_000,
@@ -92,7 +92,7 @@ export function handoffTests(ctx: ConformanceContext): void {
     withWaits(async (backend) => {
       const key = ctx.key();
       expectGranted(await backend.acquire(request(key, 'holder')));
-      await absorbFirstWakeUp(backend, key);
+      await absorbFirstWakeUp(ctx, key);
       // Attempt 1 is handed a lease of 50 ms while its waiter is not listening (its news is late).
       expect((await backend.queue.acquire(handed(key, 'waiter', { handoffTtlMs: 50 }))).ok).toBe(
         false,
@@ -120,7 +120,7 @@ export function handoffTests(ctx: ConformanceContext): void {
       const permits = { limit: 2 };
       expectGranted(await backend.acquire(request(key, 'waiter', { ...permits, ttlMs: 100 })));
       expectGranted(await backend.acquire(request(key, 'holder', permits)));
-      await absorbFirstWakeUp(backend, key);
+      await absorbFirstWakeUp(ctx, key);
       // Still holding one permit, the waiter asks for both and queues for the second.
       const both = handed(key, 'waiter', { ...permits, weight: 2 });
       expect((await backend.queue.acquire(both)).ok).toBe(false);
@@ -144,7 +144,7 @@ export function handoffTests(ctx: ConformanceContext): void {
     withWaits(async (backend) => {
       const key = ctx.key();
       expectGranted(await backend.acquire(request(key, 'holder')));
-      await absorbFirstWakeUp(backend, key);
+      await absorbFirstWakeUp(ctx, key);
       expect((await backend.queue.acquire(handed(key, 'waiter'))).ok).toBe(false);
       // As when the release lands while the waiter's last request is still on its way back.
       expect(await backend.release({ key, token: 'holder' })).toBe(true);
@@ -178,7 +178,7 @@ export function handoffTests(ctx: ConformanceContext): void {
       const permits = { limit: 2 };
       expectGranted(await backend.acquire(request(key, 'a', permits)));
       expectGranted(await backend.acquire(request(key, 'b', permits)));
-      await absorbFirstWakeUp(backend, key);
+      await absorbFirstWakeUp(ctx, key);
       expect((await backend.queue.acquire(handed(key, 'two', { ...permits, weight: 2 }))).ok).toBe(
         false,
       );
@@ -230,7 +230,7 @@ export function handoffTests(ctx: ConformanceContext): void {
       });
       const lock = await holderSide!.acquire(key);
       // Subscribed before the waiter arrives: a new subscription asks its waiter to try again.
-      await absorbFirstWakeUp(backend, key);
+      await absorbFirstWakeUp(ctx, key);
       const waiting = waiterSide.acquire(key, { fair: true, wait: 30_000 });
       await eventually('the waiter asked', () => counted.calls.includes('queue.acquire'));
       await sleep(50);

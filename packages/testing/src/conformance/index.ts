@@ -92,6 +92,14 @@ export interface BackendConformanceOptions<Backend extends LockBackend = LockBac
    * @default none
    */
   storedNames?: (backend: Backend) => Promise<readonly string[]>;
+  /**
+   * Whether the backend wakes each wait once when it begins to listen on a key, because a release
+   * may have come while it was not yet listening (the Redis backends do, when their subscription
+   * to the key's channel takes effect). The tests that check a wait stays pending while the key
+   * is held then first take that wake-up. A backend that wakes only on releases leaves it unset.
+   * @default false
+   */
+  wakesWhenListening?: boolean;
 }
 
 /**
@@ -132,6 +140,7 @@ export function runBackendConformance<Backend extends LockBackend>(
     },
     features,
     storedNames && ((current) => storedNames(current as Backend)),
+    options.wakesWhenListening,
   );
   // A remote backend is slower than vitest's 5 s default allows for the longer tests.
   describe(`${options.name}: backend conformance`, { timeout: 30_000 }, () => {

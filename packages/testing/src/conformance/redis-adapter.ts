@@ -298,6 +298,7 @@ export function runRedisAdapterSuite<Client>(options: RedisAdapterSuiteOptions<C
     runBackendConformance({
       name: options.name,
       capabilities: REDIS_CAPABILITIES,
+      wakesWhenListening: true,
       create: async () => {
         // A prefix per test, so a SCAN of it lists exactly what this test stored.
         const prefix = `conformance-${randomUUID()}`;

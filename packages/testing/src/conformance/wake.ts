@@ -33,7 +33,7 @@ export function wakeTests(ctx: ConformanceContext): void {
     const backend = withFeature<WakingBackend>(ctx, 'wakeUps');
     const key = ctx.key();
     expectGranted(await backend.acquire(request(key, 'holder')));
-    await absorbFirstWakeUp(backend, key);
+    await absorbFirstWakeUp(ctx, key);
     const waiting = backend.wakeUps.waitForRelease({ key, signal: new AbortController().signal });
     const watched = watch(waiting);
     await sleep(100);
@@ -51,7 +51,7 @@ export function wakeTests(ctx: ConformanceContext): void {
     await expect(backend.wakeUps.waitForRelease({ key, signal: before.signal })).rejects.toBe(
       before.signal.reason,
     );
-    await absorbFirstWakeUp(backend, key);
+    await absorbFirstWakeUp(ctx, key);
     const during = new AbortController();
     const waiting = backend.wakeUps.waitForRelease({ key, signal: during.signal });
     await sleep(20);
@@ -64,7 +64,7 @@ export function wakeTests(ctx: ConformanceContext): void {
     const backend = withFeature<WakingBackend>(ctx, 'wakeUps');
     const key = ctx.key();
     expectGranted(await backend.acquire(request(key, 'holder')));
-    await absorbFirstWakeUp(backend, key);
+    await absorbFirstWakeUp(ctx, key);
     const quitter = new AbortController();
     const leaving = watch(backend.wakeUps.waitForRelease({ key, signal: quitter.signal }));
     const staying = [1, 2, 3].map(() =>
@@ -84,7 +84,7 @@ export function wakeTests(ctx: ConformanceContext): void {
     const backend = withFeature<WakingBackend>(ctx, 'wakeUps');
     const key = ctx.key();
     expectGranted(await backend.acquire(request(key, 'holder')));
-    await absorbFirstWakeUp(backend, key);
+    await absorbFirstWakeUp(ctx, key);
     const attemptedAt = Date.now();
     expect((await backend.acquire(request(key, 'waiter'))).ok).toBe(false);
     // The release lands while the waiter is busy elsewhere, before it waits.
