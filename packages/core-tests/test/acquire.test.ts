@@ -65,6 +65,48 @@ describe('acquire', () => {
     ).toEqual([lock.token]);
   });
 
+  it('asks again only once the late grant it gave back is gone, whose release the store got after the request behind it', async () => {
+    const backend = new RecordingBackend();
+    backend.acquireGate = new Promise((resolve) => setTimeout(resolve, 950));
+    backend.releaseDelayMs = 20;
+    const acquiring = new LockManager({ backend }).acquire('late', { ttl: 1_000 });
+    await vi.advanceTimersByTimeAsync(1_000);
+    const lock = await acquiring;
+    // The give-back's release, had the retry not waited for it, would have ended the new lease.
+    expect(lock.held).toBe(true);
+    expect(
+      (await backend.inspection.inspect({ key: 'late' }))?.holders.map((holder) => holder.token),
+    ).toEqual([lock.token]);
+    const [firstAsk, release, secondAsk] = backend.log.filter(
+      (call) => call.op !== 'waitForRelease',
+    );
+    expect([firstAsk?.op, release?.op, secondAsk?.op]).toEqual(['acquire', 'release', 'acquire']);
+    expect(secondAsk!.at - release!.at).toBeGreaterThanOrEqual(20);
+  });
+
+  it('lets a caller-chosen token ask again at once after a fair wait timed out, its queue place given back late', async () => {
+    const backend = new RecordingBackend();
+    const locks = new LockManager({ backend });
+    const holder = await locks.acquire('job', { ttl: 60_000 });
+    const token = 'job-42:9f1c2e7a-4b3d-4f6e-8a5b-1c2d3e4f5a6b';
+    const waiting = locks.acquire('job', { token, fair: true, wait: 100 });
+    const timedOut = expect(waiting).rejects.toBeInstanceOf(LockTimeoutError);
+    // Its place is given back as it times out, and that release reaches the store late.
+    backend.releaseDelayMs = 20;
+    await vi.advanceTimersByTimeAsync(100);
+    await timedOut;
+    backend.releaseDelayMs = 0;
+    await holder.release();
+    // The same token asks again at once: had it not waited for the give-back, that would end the
+    // lease it is granted now.
+    const again = locks.acquire('job', { token, fair: true });
+    await vi.advanceTimersByTimeAsync(50);
+    const lock = await again;
+    expect(
+      (await backend.inspection.inspect({ key: 'job' }))?.holders.map((one) => one.token),
+    ).toEqual([lock.token]);
+  });
+
   it('tryAcquire resolves null for a grant whose reply came after its loss point, and gives it back', async () => {
     const backend = new RecordingBackend();
     backend.acquireGate = new Promise((resolve) => setTimeout(resolve, 950));

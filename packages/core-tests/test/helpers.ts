@@ -42,6 +42,12 @@ export class RecordingBackend implements LockBackend {
   acquireGate: Promise<void> | undefined;
   /** Milliseconds each `extend` request takes to reach the MemoryBackend, like a slow link. */
   extendDelayMs = 0;
+  /**
+   * Milliseconds each `release` takes to reach the MemoryBackend, so requests sent after it get
+   * there first: like a release whose script the server did not have cached (`NOSCRIPT`), which
+   * the client sends again once the requests behind it are on their way.
+   */
+  releaseDelayMs = 0;
   /** When set, `release` rejects like an unreachable server. */
   releaseFault = false;
   /** When set, `waitForRelease` rejects like a lost subscriber connection. */
@@ -89,9 +95,12 @@ export class RecordingBackend implements LockBackend {
     return this.inner.extend(request);
   }
 
-  release(request: ReleaseRequest) {
+  async release(request: ReleaseRequest) {
     this.#record('release');
-    if (this.releaseFault) return Promise.reject(new Error('connect ECONNREFUSED'));
+    if (this.releaseFault) throw new Error('connect ECONNREFUSED');
+    if (this.releaseDelayMs > 0) {
+      await new Promise((resolve) => setTimeout(resolve, this.releaseDelayMs));
+    }
     return this.inner.release(request);
   }
 

@@ -58,6 +58,7 @@ export interface AutoExtension {
 export interface AcquisitionContext {
   readonly backend: LockBackend;
   readonly events: LockEventHub;
+  readonly giveBacks: GiveBacks;
   /** The backoff before the `round`-th retry, in ms. */
   backoffDelay(round: number): number;
   /**
@@ -328,13 +329,15 @@ const STOPPED = new Error('stopped');
  * the token may hold (the request may have been applied before its reply was lost).
  */
 export function ask(
-  context: Pick<AcquisitionContext, 'backend' | 'events'>,
+  context: GiveBackContext,
   call: ResolvedCall,
   token: string,
   attempt = 1,
 ): Promise<AcquireResult> {
   const { backend } = context;
   const { key, limit, weight, ttlMs, owner, signal } = call;
+  const givingBack = context.giveBacks.underway(key, token);
+  if (givingBack) return givingBack.then(() => ask(context, call, token, attempt));
   const onFailure = (error: unknown): never => {
     giveBack(context, call, token);
     throw wrapBackendError(error, `acquire of "${key}" failed`);
@@ -359,7 +362,7 @@ export function ask(
 
 /** An abort must not wait for a request stuck on a slow connection. */
 async function raceAbort(
-  context: Pick<AcquisitionContext, 'backend' | 'events'>,
+  context: GiveBackContext,
   call: ResolvedCall,
   sent: Promise<AcquireResult>,
   signal: AbortSignal,
@@ -382,22 +385,58 @@ async function raceAbort(
   }
 }
 
+/** What giving back needs: the backend, where failures are published, and what is under way. */
+export type GiveBackContext = Pick<AcquisitionContext, 'backend' | 'events' | 'giveBacks'>;
+
 /**
  * Gives back, without waiting, what `token` may hold or queue for on `call`'s key, for a caller
  * who will not use it; a failure is published as `release-failed`, since nobody else hears of it.
  */
-export function giveBack(
-  context: Pick<AcquisitionContext, 'backend' | 'events'>,
-  call: ResolvedCall,
-  token: string,
-): void {
-  context.backend.release({ key: call.key, token }).catch((error: unknown) => {
-    context.events.emit('release-failed', () => ({
-      ...eventBase(call),
-      error: wrapBackendError(error, `release of "${call.key}" failed`),
-      during: 'give-back',
-    }));
-  });
+export function giveBack(context: GiveBackContext, call: ResolvedCall, token: string): void {
+  context.giveBacks.start(call.key, token, () =>
+    context.backend.release({ key: call.key, token }).then(
+      () => undefined,
+      (error: unknown) => {
+        context.events.emit('release-failed', () => ({
+          ...eventBase(call),
+          error: wrapBackendError(error, `release of "${call.key}" failed`),
+          during: 'give-back',
+        }));
+      },
+    ),
+  );
+}
+
+/**
+ * The releases of a manager that nobody awaits (grants given back, what is left of a lost lease),
+ * by key and token. A request of the same token waits for them to finish: sent behind one, it could
+ * still reach the store first (a client that sends a script again after `NOSCRIPT`, a quorum
+ * member that answers late), and the release would then end the lease just granted to it.
+ */
+export class GiveBacks {
+  readonly #underway = new Map<string, Promise<void>>();
+
+  /** Starts `release` of `token` on `key`; it must not reject. */
+  start(key: string, token: string, release: () => Promise<void>): void {
+    const id = giveBackId(key, token);
+    const before = this.#underway.get(id);
+    const done = before ? Promise.all([before, release()]).then(() => undefined) : release();
+    this.#underway.set(id, done);
+    done.then(() => {
+      if (this.#underway.get(id) === done) this.#underway.delete(id);
+    });
+  }
+
+  /** Settles when the give-backs of `token` on `key` are done; undefined when none is under way. */
+  underway(key: string, token: string): Promise<void> | undefined {
+    // The usual case, nothing given back, costs no string.
+    return this.#underway.size === 0 ? undefined : this.#underway.get(giveBackId(key, token));
+  }
+}
+
+/** One string per (key, token) pair: the key's length keeps `a` + `bc` apart from `ab` + `c`. */
+function giveBackId(key: string, token: string): string {
+  return `${key.length}:${key}${token}`;
 }
 
 /** What every event of `call` says about it. */

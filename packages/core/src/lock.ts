@@ -22,6 +22,11 @@ export interface LockGrant {
   autoExtend: AutoExtension | undefined;
   /** Called once the lock was given back or lost, so local waiters can try at once. */
   onSettled: () => void;
+  /**
+   * Releases, without waiting, what is left of a lost lease; a later request of the same token
+   * waits for it.
+   */
+  giveBack: () => void;
   /** Where the lock's events go, and what they say about it. */
   events: LockEventHub;
   about: LockEventBase;
@@ -81,6 +86,7 @@ export class Lock implements AsyncDisposable {
   /** How the lock renews its lease in the background; undefined once stopped, or never asked. */
   #autoExtend: AutoExtension | undefined;
   readonly #onSettled: () => void;
+  readonly #giveBack: () => void;
   readonly #events: LockEventHub;
   readonly #about: LockEventBase;
   readonly #grantedAt = Date.now();
@@ -100,6 +106,7 @@ export class Lock implements AsyncDisposable {
     this.fence = grant.fence;
     this.#autoExtend = grant.autoExtend;
     this.#onSettled = grant.onSettled;
+    this.#giveBack = grant.giveBack;
     this.#events = grant.events;
     this.#about = grant.about;
     this.#ttlMs = grant.ttlMs;
@@ -288,14 +295,7 @@ export class Lock implements AsyncDisposable {
       this.#lose(error);
       // What is left of it (on the members of a quorum that still hold it) goes back at once
       // rather than blocking others until its TTL: the backend says the lease is no longer held.
-      this.#backend.release({ key: this.key, token: this.#token }).catch((caught: unknown) => {
-        const failure = wrapBackendError(caught, `release of "${this.key}" failed`);
-        this.#events.emit('release-failed', () => ({
-          ...this.#about,
-          error: failure,
-          during: 'give-back',
-        }));
-      });
+      this.#giveBack();
       throw error;
     }
     this.#ttlMs = ttlMs;

@@ -7,6 +7,7 @@ import {
   type AutoExtension,
   ask,
   eventBase,
+  GiveBacks,
   giveBack,
   type ResolvedCall,
 } from './acquisition.js';
@@ -294,6 +295,7 @@ export class LockManager {
     this.#acquisitions = {
       backend: this.backend,
       events: this.#events,
+      giveBacks: new GiveBacks(),
       backoffDelay: (round) => this.#backoffDelay(round),
       grant: (call, token, granted, lease, handedOff) =>
         this.#grant(call, token, granted, lease, handedOff),
@@ -718,6 +720,7 @@ export class LockManager {
       lease,
       autoExtend: call.autoExtend,
       onSettled: () => this.#queue.notifyReleased(call.key),
+      giveBack: () => giveBack(this.#acquisitions, call, token),
       events: this.#events,
       about: eventBase(call),
     });
