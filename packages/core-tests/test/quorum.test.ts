@@ -125,6 +125,41 @@ describe('quorum()', () => {
     expect(await three[2]!.inner.inspection.inspect({ key: 'q:partial' })).toBeNull();
   });
 
+  it('refuses the permits of a semaphore before any I/O: majorities need not share a member', async () => {
+    const three = members(3);
+    const locks = new LockManager({ backend: quorum(three) });
+    const pool = locks.semaphore('q:semaphore', { limit: 3 });
+    // Granted by members 0+1, 1+2 and 0+2, permits of 1, 2 and 1 would keep each member within 3
+    // and add up to 4.
+    const refusal = await pool.tryAcquire({ weight: 1 }).catch((caught: unknown) => caught);
+    expect(refusal).toBeInstanceOf(InvalidArgumentError);
+    expect((refusal as InvalidArgumentError).message).toMatch(/cannot keep a semaphore/);
+    for (const member of three)
+      expect(await member.inner.inspection.inspect({ key: 'q:semaphore' })).toBeNull();
+    // All of the limit at once is a mutex, which a quorum keeps.
+    const whole = await pool.tryAcquire({ weight: 3 });
+    expect(whole?.held).toBe(true);
+    await whole?.release();
+  });
+
+  it('keeps a read-write writer from readers granted by other majorities', async () => {
+    const three = members(3);
+    const locks = new LockManager({ backend: quorum(three) });
+    const config = locks.readWriteLock('q:config');
+    three[2]!.down = true;
+    const first = await config.read.tryAcquire();
+    three[2]!.down = false;
+    three[0]!.down = true;
+    const second = await config.read.tryAcquire();
+    expect([first?.held, second?.held]).toEqual([true, true]);
+    // Whichever two members a writer reaches, one of them has a reader.
+    for (const down of [0, 1, 2]) {
+      for (const member of three) member.down = false;
+      three[down]!.down = true;
+      expect(await config.write.tryAcquire()).toBeNull();
+    }
+  });
+
   it('keeps fences increasing across acquisitions on different majorities', async () => {
     // One member's clock runs far ahead, so its fences are far higher than the others'.
     const ahead = new Switchable(() => Date.now() + 86_400_000);

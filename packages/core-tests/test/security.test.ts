@@ -8,8 +8,6 @@ afterEach(() => {
 });
 
 describe('tokens', () => {
-  const draws = 100_000;
-
   it('do not come from Math.random', async () => {
     vi.spyOn(Math, 'random').mockReturnValue(0.5);
     const locks = new LockManager({ backend: new MemoryBackend() });

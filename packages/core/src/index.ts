@@ -3,6 +3,7 @@
 export { whenAborted } from './abort-fanout.js';
 export type { AcquisitionState } from './acquisition.js';
 export { HANDOFF_LEASE_MS, QUEUE_PLACE_TTL_MS } from './acquisition.js';
+export { READ_WRITE_LIMIT } from './limits.js';
 export type {
   AcquireGranted,
   AcquireRefused,

@@ -23,6 +23,7 @@ import {
   nextAcquisitionId,
 } from './events.js';
 import { grantedLease, type Lease, longestRenewalIntervalMs, lossPoint } from './lease.js';
+import { READ_WRITE_LIMIT } from './limits.js';
 import { LocalQueue } from './local-queue.js';
 import { type HeldLock, Lock, wrapBackendError } from './lock.js';
 import { LockSet } from './lock-set.js';
@@ -211,11 +212,6 @@ export interface Semaphore {
 const DEFAULT_TTL_MS = 30_000;
 const DEFAULT_WAIT_MS = 10_000;
 const ACQUIRE_OPTIONS = ['ttl', 'wait', 'signal', 'autoExtend', 'fair', 'token'] as const;
-/**
- * Permits of a read-write lock: readers take 1, a writer takes all. Large enough that readers
- * never run out, small enough for every backend's integer arithmetic.
- */
-const READ_WRITE_LIMIT = 1_000_000;
 
 /** What kind of lock a call is on: the one primitive with other numbers. */
 interface Primitive {

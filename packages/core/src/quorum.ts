@@ -17,6 +17,7 @@ import type {
   WakeUpCapability,
 } from './backend.js';
 import { InvalidArgumentError, QuorumError } from './errors.js';
+import { READ_WRITE_LIMIT } from './limits.js';
 import { hideTokens } from './redact.js';
 import {
   assertAcquireRequest,
@@ -184,6 +185,7 @@ class QuorumBackend implements LockBackend {
 
   async acquire(request: AcquireRequest): Promise<AcquireResult> {
     assertAcquireRequest(request);
+    assertCountable(request);
     return this.#acquire(request, (member) => member.acquire(request));
   }
 
@@ -193,6 +195,7 @@ class QuorumBackend implements LockBackend {
    */
   async #acquireQueued(request: QueuedAcquireRequest): Promise<AcquireResult> {
     assertQueuedAcquireRequest(request);
+    assertCountable(request);
     const { handoff: _handoff, ...forMembers } = request;
     forMembers.order ??= this.#queueOrder(request.token, Date.now() + request.placeTtlMs);
     return this.#acquire(request, (member) =>
@@ -432,4 +435,21 @@ class QuorumBackend implements LockBackend {
       }),
     );
   }
+}
+
+/**
+ * Refuses the permits a quorum cannot count: those of a semaphore, where holders take fewer
+ * permits than the limit. Each member counts only the grants it made, and two majorities need
+ * share only one member: of 3 members with a limit of 3, A (1 permit) granted by members 0 and 1,
+ * B (2) by 1 and 2 and C (1) by 0 and 2 keep every member within the limit, and hold 4 permits.
+ * A holder that takes the whole limit (a mutex, a read-write writer) meets every other holder on
+ * a member that refuses one of them, and readers only need to meet writers.
+ */
+function assertCountable(request: AcquireRequest): void {
+  const { limit, weight } = request;
+  if (weight === limit || limit === READ_WRITE_LIMIT) return;
+  throw new InvalidArgumentError(
+    'request.weight',
+    `${weight} of ${limit} permits: quorum() cannot keep a semaphore within its limit, since the majorities that grant its permits need not share a member; use a semaphore on one backend, and mutexes or read-write locks over a quorum`,
+  );
 }

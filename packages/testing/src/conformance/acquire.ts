@@ -43,17 +43,20 @@ export function acquireTests(ctx: ConformanceContext): void {
     expectGranted(await ctx.backend.acquire(request(key, 'b')));
   });
 
-  it('counts a re-asking token once on a semaphore, with the weight it asked last', async () => {
-    const key = ctx.key();
-    const permits = { limit: 3 };
-    expectGranted(await ctx.backend.acquire(request(key, 'a', { ...permits, weight: 1 })));
-    expectGranted(await ctx.backend.acquire(request(key, 'a', { ...permits, weight: 2 })));
-    // 'a' holds 2 of 3 now (not 1, not 3): one more fits, two do not.
-    expect((await ctx.backend.acquire(request(key, 'b', { ...permits, weight: 2 }))).ok).toBe(
-      false,
-    );
-    expectGranted(await ctx.backend.acquire(request(key, 'c', { ...permits, weight: 1 })));
-  });
+  it.skipIf(!ctx.countsPermits)(
+    'counts a re-asking token once on a semaphore, with the weight it asked last',
+    async () => {
+      const key = ctx.key();
+      const permits = { limit: 3 };
+      expectGranted(await ctx.backend.acquire(request(key, 'a', { ...permits, weight: 1 })));
+      expectGranted(await ctx.backend.acquire(request(key, 'a', { ...permits, weight: 2 })));
+      // 'a' holds 2 of 3 now (not 1, not 3): one more fits, two do not.
+      expect((await ctx.backend.acquire(request(key, 'b', { ...permits, weight: 2 }))).ok).toBe(
+        false,
+      );
+      expectGranted(await ctx.backend.acquire(request(key, 'c', { ...permits, weight: 1 })));
+    },
+  );
 
   it('tryAcquire resolves null while the lock is held and a lock once it is free', async () => {
     const key = ctx.key();

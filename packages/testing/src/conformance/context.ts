@@ -26,6 +26,11 @@ export interface ConformanceContext {
    * may have missed meanwhile (as the suite was told, `wakesWhenListening`).
    */
   readonly wakesWhenListening: boolean;
+  /**
+   * Whether the backend counts the permits of a semaphore (holders taking fewer than the limit),
+   * as the suite was told (`semaphores`); the tests that need it are skipped when not.
+   */
+  readonly countsPermits: boolean;
   /** A key no other test uses (`conformance:<uuid>`), so tests never see each other's leases. */
   key(): string;
   /**
@@ -83,6 +88,7 @@ export function createContext(
   features: ReadonlySet<BackendFeature>,
   storedNames?: (backend: LockBackend) => Promise<readonly string[]>,
   wakesWhenListening = false,
+  countsPermits = true,
 ): ConformanceContext {
   return {
     get backend() {
@@ -90,6 +96,7 @@ export function createContext(
     },
     has: (feature) => features.has(feature),
     wakesWhenListening,
+    countsPermits,
     seesStorage: storedNames !== undefined || features.has('inspection'),
     key: () => `conformance:${randomUUID()}`,
     managers: (count, options) =>

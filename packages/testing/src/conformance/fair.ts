@@ -1,4 +1,4 @@
-import { QUEUE_PLACE_TTL_MS } from '@deadbolt/core';
+import { QUEUE_PLACE_TTL_MS, READ_WRITE_LIMIT } from '@deadbolt/core';
 import { expect, it } from 'vitest';
 import {
   type ConformanceContext,
@@ -100,9 +100,13 @@ export function fairTests(ctx: ConformanceContext): void {
   it('refuses an unqueued request while someone queues (a waiting writer blocks readers)', async () => {
     const backend = withFeature<QueueingBackend>(ctx, 'queue');
     const key = ctx.key();
-    const permits = { limit: 5 };
+    const permits = { limit: READ_WRITE_LIMIT };
     expectGranted(await backend.acquire(request(key, 'reader', permits)));
-    const writer = queued(key, 'writer', { ...permits, weight: 5, placeTtlMs: 5_000 });
+    const writer = queued(key, 'writer', {
+      ...permits,
+      weight: READ_WRITE_LIMIT,
+      placeTtlMs: 5_000,
+    });
     expect((await backend.queue.acquire(writer)).ok).toBe(false);
     expect((await backend.acquire(request(key, 'late-reader', permits))).ok).toBe(false);
     await backend.release({ key, token: 'reader' });

@@ -218,7 +218,7 @@ export function handoffTests(ctx: ConformanceContext): void {
 
   it(
     'lets a LockManager waiter in another process be handed the lock with no request after the release',
-    withWaits(async (backend) => {
+    withWaits(async () => {
       const key = ctx.key();
       const counted = ctx.counted();
       const [holderSide] = ctx.managers(1);

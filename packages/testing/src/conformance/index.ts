@@ -100,6 +100,14 @@ export interface BackendConformanceOptions<Backend extends LockBackend = LockBac
    * @default false
    */
   wakesWhenListening?: boolean;
+  /**
+   * Whether the backend counts the permits of semaphores, whose holders take fewer permits than
+   * the limit. `quorum()` cannot (majorities that grant permits need not share a member) and
+   * refuses them with `InvalidArgumentError`; for such a backend, set it to false: the tests of
+   * semaphores are skipped (reported as skipped), and a test checks that refusal instead.
+   * @default true
+   */
+  semaphores?: boolean;
 }
 
 /**
@@ -141,6 +149,7 @@ export function runBackendConformance<Backend extends LockBackend>(
     features,
     storedNames && ((current) => storedNames(current as Backend)),
     options.wakesWhenListening,
+    options.semaphores,
   );
   // A remote backend is slower than vitest's 5 s default allows for the longer tests.
   describe(`${options.name}: backend conformance`, { timeout: 30_000 }, () => {

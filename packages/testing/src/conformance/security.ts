@@ -73,17 +73,16 @@ export function securityTests(ctx: ConformanceContext): void {
   it('treats a token full of Lua and quotes as plain data', async () => {
     const key = ctx.key();
     const token = `"]]'); redis.call('FLUSHALL') --[[\n{x}`;
-    expectGranted(await ctx.backend.acquire(request(key, token, { limit: 2 })));
-    expectGranted(await ctx.backend.acquire(request(key, 'second', { limit: 2 })));
-    expect((await ctx.backend.acquire(request(key, 'third', { limit: 2 }))).ok).toBe(false);
+    expectGranted(await ctx.backend.acquire(request(key, token)));
+    expect((await ctx.backend.acquire(request(key, 'second'))).ok).toBe(false);
     const info = await ctx.backend.inspection?.inspect({ key });
     if (info !== undefined) {
-      expect(info?.holders.map((holder) => holder.token).sort()).toEqual(['second', token].sort());
+      expect(info?.holders.map((holder) => holder.token)).toEqual([token]);
     }
     expect(await ctx.backend.extend({ key, token, ttlMs: 30_000 })).toBe(true);
     expect(await ctx.backend.release({ key, token: token.slice(0, -1) })).toBe(false);
     expect(await ctx.backend.release({ key, token })).toBe(true);
-    expect(await ctx.backend.release({ key, token: 'second' })).toBe(true);
+    expectGranted(await ctx.backend.acquire(request(key, 'second')));
   });
 
   it('gives every lock a 32-hex-character token of its own', async () => {

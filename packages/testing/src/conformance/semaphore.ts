@@ -1,4 +1,5 @@
 import { randomInt } from 'node:crypto';
+import { InvalidArgumentError, LockManager } from '@deadbolt/core';
 import { expect, it } from 'vitest';
 import {
   CONTENTION_TIMEOUT_MS,
@@ -6,38 +7,42 @@ import {
   expectGranted,
   expectIncreasing,
   OverlapDetector,
+  rejectionOf,
   request,
   sleep,
 } from './context.js';
 
 export function semaphoreTests(ctx: ConformanceContext): void {
-  it('counts weighted permits exactly: grants up to the limit, never one more', async () => {
-    const key = ctx.key();
-    const permits = { limit: 5 };
-    expectGranted(await ctx.backend.acquire(request(key, 'a', { ...permits, weight: 2 })));
-    expectGranted(await ctx.backend.acquire(request(key, 'b', { ...permits, weight: 3 })));
-    expect((await ctx.backend.acquire(request(key, 'c', { ...permits, weight: 1 }))).ok).toBe(
-      false,
-    );
-    expect(await ctx.backend.release({ key, token: 'a' })).toBe(true);
-    // 2 free now: a weight of 3 does not fit, 2 does, and then nothing more.
-    expect((await ctx.backend.acquire(request(key, 'c', { ...permits, weight: 3 }))).ok).toBe(
-      false,
-    );
-    expectGranted(await ctx.backend.acquire(request(key, 'c', { ...permits, weight: 2 })));
-    expect((await ctx.backend.acquire(request(key, 'd', { ...permits, weight: 1 }))).ok).toBe(
-      false,
-    );
-    expect(await ctx.backend.release({ key, token: 'b' })).toBe(true);
-    // A request for the whole limit fits only when nobody holds anything.
-    expect((await ctx.backend.acquire(request(key, 'e', { ...permits, weight: 5 }))).ok).toBe(
-      false,
-    );
-    expect(await ctx.backend.release({ key, token: 'c' })).toBe(true);
-    expectGranted(await ctx.backend.acquire(request(key, 'e', { ...permits, weight: 5 })));
-  });
+  it.skipIf(!ctx.countsPermits)(
+    'counts weighted permits exactly: grants up to the limit, never one more',
+    async () => {
+      const key = ctx.key();
+      const permits = { limit: 5 };
+      expectGranted(await ctx.backend.acquire(request(key, 'a', { ...permits, weight: 2 })));
+      expectGranted(await ctx.backend.acquire(request(key, 'b', { ...permits, weight: 3 })));
+      expect((await ctx.backend.acquire(request(key, 'c', { ...permits, weight: 1 }))).ok).toBe(
+        false,
+      );
+      expect(await ctx.backend.release({ key, token: 'a' })).toBe(true);
+      // 2 free now: a weight of 3 does not fit, 2 does, and then nothing more.
+      expect((await ctx.backend.acquire(request(key, 'c', { ...permits, weight: 3 }))).ok).toBe(
+        false,
+      );
+      expectGranted(await ctx.backend.acquire(request(key, 'c', { ...permits, weight: 2 })));
+      expect((await ctx.backend.acquire(request(key, 'd', { ...permits, weight: 1 }))).ok).toBe(
+        false,
+      );
+      expect(await ctx.backend.release({ key, token: 'b' })).toBe(true);
+      // A request for the whole limit fits only when nobody holds anything.
+      expect((await ctx.backend.acquire(request(key, 'e', { ...permits, weight: 5 }))).ok).toBe(
+        false,
+      );
+      expect(await ctx.backend.release({ key, token: 'c' })).toBe(true);
+      expectGranted(await ctx.backend.acquire(request(key, 'e', { ...permits, weight: 5 })));
+    },
+  );
 
-  it(
+  it.skipIf(!ctx.countsPermits)(
     'never lets 30 contenders of random weight exceed a limit of 5',
     async () => {
       const key = ctx.key();
@@ -68,7 +73,7 @@ export function semaphoreTests(ctx: ConformanceContext): void {
     CONTENTION_TIMEOUT_MS,
   );
 
-  it(
+  it.skipIf(!ctx.countsPermits)(
     'serves 50 contenders on a semaphore of 5: at most 5 out, all served, every fence distinct',
     async () => {
       const key = ctx.key();
@@ -95,29 +100,48 @@ export function semaphoreTests(ctx: ConformanceContext): void {
     CONTENTION_TIMEOUT_MS,
   );
 
-  it('makes a weight-3 request on a limit of 5 wait while 3 are out, and grants it once 2 are', async () => {
-    const key = ctx.key();
-    const holders = ctx.managers(4);
-    const [waiterSide] = ctx.managers(1);
-    const held = await Promise.all(
-      holders.map((locks) => locks.semaphore(key, { limit: 5 }).acquire()),
-    );
-    const pool = waiterSide!.semaphore(key, { limit: 5 });
-    expect(await pool.tryAcquire({ weight: 3 })).toBeNull();
-    let granted = false;
-    const waiting = pool.acquire({ weight: 3, wait: 30_000 }).then((lock) => {
-      granted = true;
-      return lock;
-    });
-    await held[0]!.release();
-    // 3 out, 2 free: the release woke the waiter (or it polled), and it must still wait.
-    await sleep(200);
-    expect(granted).toBe(false);
-    await held[1]!.release();
-    const lock = await waiting;
-    expect(lock.held).toBe(true);
-    // 3 taken by the waiter plus the 2 still held: the semaphore is full.
-    expect(await holders[0]!.semaphore(key, { limit: 5 }).tryAcquire()).toBeNull();
-    await Promise.all([lock.release(), ...held.slice(2).map((permit) => permit.release())]);
-  });
+  it.skipIf(!ctx.countsPermits)(
+    'makes a weight-3 request on a limit of 5 wait while 3 are out, and grants it once 2 are',
+    async () => {
+      const key = ctx.key();
+      const holders = ctx.managers(4);
+      const [waiterSide] = ctx.managers(1);
+      const held = await Promise.all(
+        holders.map((locks) => locks.semaphore(key, { limit: 5 }).acquire()),
+      );
+      const pool = waiterSide!.semaphore(key, { limit: 5 });
+      expect(await pool.tryAcquire({ weight: 3 })).toBeNull();
+      let granted = false;
+      const waiting = pool.acquire({ weight: 3, wait: 30_000 }).then((lock) => {
+        granted = true;
+        return lock;
+      });
+      await held[0]!.release();
+      // 3 out, 2 free: the release woke the waiter (or it polled), and it must still wait.
+      await sleep(200);
+      expect(granted).toBe(false);
+      await held[1]!.release();
+      const lock = await waiting;
+      expect(lock.held).toBe(true);
+      // 3 taken by the waiter plus the 2 still held: the semaphore is full.
+      expect(await holders[0]!.semaphore(key, { limit: 5 }).tryAcquire()).toBeNull();
+      await Promise.all([lock.release(), ...held.slice(2).map((permit) => permit.release())]);
+    },
+  );
+
+  it.runIf(!ctx.countsPermits)(
+    'refuses the permits of a semaphore with InvalidArgumentError before any I/O, since it cannot count them',
+    async () => {
+      const counted = ctx.counted();
+      const key = ctx.key();
+      const [locks] = ctx.managers(1);
+      const pool = new LockManager({ backend: counted.backend }).semaphore(key, { limit: 3 });
+      const refusal = await rejectionOf(() => pool.acquire({ weight: 1 }));
+      expect(refusal).toBeInstanceOf(InvalidArgumentError);
+      expect((refusal as InvalidArgumentError).message).toMatch(/semaphore/);
+      // Taking the whole limit is a mutex: that it can keep.
+      const whole = await locks!.semaphore(key, { limit: 3 }).acquire({ weight: 3 });
+      await whole.release();
+    },
+  );
 }
