@@ -1,0 +1,162 @@
+/**
+ * A pass-through LockBackend between a client's LockManager and its real backend, used only
+ * through the public contract. It notes, per token, when attempts were sent, how the grant came
+ * (the acquire reply, or a handoff through `waitForRelease`) and when a release was asked for,
+ * and it lets a check run on each refused queued attempt before the manager sees the refusal,
+ * while the waiter is known to be still inside its wait.
+ */
+import type { AcquireRequest, HandedOff, LockBackend } from '@deadbolt/core';
+import { nowMs } from '../clock.js';
+
+/** How a token's grant reached its client. */
+export type GrantOrigin =
+  | { kind: 'reply' }
+  | {
+      kind: 'handoff';
+      /** Milliseconds from sending the token's last attempt to the grant's arrival. */
+      afterLastAttemptMs: number;
+      /** Attempts the token had made when the grant arrived. */
+      attempts: number;
+      afterMs: number;
+      /**
+       * How long before the token's last attempt was sent the handoff happened (negative: after),
+       * going by the fence, which the deadbolt backends floor at the server's clock in
+       * microseconds. A diagnostic only: positive means the grant is older than the last attempt.
+       */
+      grantedBeforeLastAttemptMs: number;
+    };
+
+/** A queued attempt the backend refused, as the check on it sees it. */
+export interface RefusedQueuedAttempt {
+  request: AcquireRequest;
+  /** When it was sent (monotonic ms). */
+  sentAt: number;
+  /** When the same token's attempt before it was sent; undefined for its first. */
+  previousSentAt: number | undefined;
+  /** Whether a release of the token was asked for since this attempt was sent. */
+  releasedSince(): boolean;
+}
+
+interface TokenNotes {
+  attempts: number;
+  lastSentAt: number;
+  /** `Date.now()` when the last attempt was sent. */
+  lastSentEpoch: number;
+  releasedAt: number | undefined;
+  origin: GrantOrigin | undefined;
+}
+
+/** Notes of tokens whose last news is older than this are dropped once there are many. */
+const FORGET_AFTER_MS = 30_000;
+
+export class ObservedBackend {
+  readonly backend: LockBackend;
+  readonly #notes = new Map<string, TokenNotes>();
+
+  /**
+   * @param inner - the backend that holds the leases
+   * @param onRefusedQueued - runs on each refused attempt that asked for a queue place, before
+   *   the refusal goes back to the manager
+   */
+  constructor(
+    inner: LockBackend,
+    onRefusedQueued?: (attempt: RefusedQueuedAttempt) => Promise<void>,
+  ) {
+    const backend: LockBackend = {
+      acquire: async (request) => {
+        const notes = this.#notesOf(request.token);
+        const previousSentAt = notes.attempts > 0 ? notes.lastSentAt : undefined;
+        const sentAt = nowMs();
+        notes.attempts += 1;
+        notes.lastSentAt = sentAt;
+        notes.lastSentEpoch = Date.now();
+        const result = await inner.acquire(request);
+        if (result.ok) {
+          notes.origin = { kind: 'reply' };
+        } else if (request.queueTtlMs !== undefined && onRefusedQueued !== undefined) {
+          await onRefusedQueued({
+            request,
+            sentAt,
+            previousSentAt,
+            releasedSince: () => notes.releasedAt !== undefined && notes.releasedAt >= sentAt,
+          });
+        }
+        return result;
+      },
+      extend: (request) => inner.extend(request),
+      release: (request) => {
+        this.#notesOf(request.token).releasedAt = nowMs();
+        return inner.release(request);
+      },
+    };
+    const waitForRelease = inner.waitForRelease?.bind(inner);
+    // Only when the inner backend has it: the manager hands off only on backends that wait.
+    if (waitForRelease !== undefined) {
+      backend.waitForRelease = async (key, signal, since, token) => {
+        const handedOff = await waitForRelease(key, signal, since, token);
+        if (token !== undefined && isGrant(handedOff)) {
+          const notes = this.#notesOf(token);
+          notes.origin = {
+            kind: 'handoff',
+            afterLastAttemptMs: nowMs() - notes.lastSentAt,
+            attempts: notes.attempts,
+            afterMs: handedOff.afterMs,
+            grantedBeforeLastAttemptMs: notes.lastSentEpoch - handedOff.fence / 1000,
+          };
+        }
+        return handedOff;
+      };
+    }
+    if (inner.advanceFence) backend.advanceFence = inner.advanceFence.bind(inner);
+    if (inner.inspect) backend.inspect = inner.inspect.bind(inner);
+    if (inner.close) backend.close = inner.close.bind(inner);
+    this.backend = backend;
+  }
+
+  /** How the grant of `token` came, once it came. */
+  originOf(token: string): GrantOrigin | undefined {
+    return this.#notes.get(token)?.origin;
+  }
+
+  #notesOf(token: string): TokenNotes {
+    let notes = this.#notes.get(token);
+    if (notes === undefined) {
+      if (this.#notes.size > 1_000) this.#forgetOld();
+      notes = {
+        attempts: 0,
+        lastSentAt: nowMs(),
+        lastSentEpoch: Date.now(),
+        releasedAt: undefined,
+        origin: undefined,
+      };
+      this.#notes.set(token, notes);
+    }
+    return notes;
+  }
+
+  #forgetOld(): void {
+    const before = nowMs() - FORGET_AFTER_MS;
+    for (const [token, notes] of this.#notes) {
+      if (Math.max(notes.lastSentAt, notes.releasedAt ?? 0) < before) this.#notes.delete(token);
+    }
+  }
+}
+
+function isGrant(value: unknown): value is HandedOff {
+  return typeof value === 'object' && value !== null && (value as HandedOff).ok === true;
+}
+
+/** Describes an origin for a violation's text. */
+export function describeOrigin(origin: GrantOrigin | undefined): string {
+  if (origin === undefined) return 'granted by a path the checker did not see';
+  if (origin.kind === 'reply') return 'granted by its acquire reply';
+  const before = origin.grantedBeforeLastAttemptMs;
+  const dated =
+    before > 0
+      ? `its fence dates the handoff ${before.toFixed(0)} ms before that attempt`
+      : `its fence dates the handoff ${(-before).toFixed(0)} ms after that attempt`;
+  return (
+    `handed off on release (afterMs ${origin.afterMs}), the grant arriving ` +
+    `${origin.afterLastAttemptMs.toFixed(0)} ms after its attempt #${origin.attempts} was sent; ${dated}`
+  );
+}
