@@ -18,7 +18,7 @@ import {
   type SchedulePlan,
 } from './plan.js';
 import type { FromClient, Tally, ToClient, ViolationReport } from './protocol.js';
-import { checkQueuePlace } from './queue-check.js';
+import { checkPausedWaiter } from './queue-check.js';
 import { deriveSeed, Random } from './random.js';
 import { type Client, openWorld, type World } from './worlds.js';
 
@@ -27,6 +27,19 @@ const STOPPED = new Error('the schedule is over');
 /** The reason of an operation's own AbortSignal, one of the faults. */
 const ABORTED = new Error('aborted by the schedule');
 const stop = new AbortController();
+/** Until when (monotonic ms) holders keep their locks, extending them, at the parent's word. */
+let keepHoldingUntil = 0;
+/** How long the next grant is to be kept, when the parent asked while nothing was held. */
+let keepNextGrantForMs: number | undefined;
+/** Locks this process's clients hold now. */
+let holding = 0;
+
+/** Starts keeping what is held for `forMs`, and tells the parent. */
+function keepHolding(forMs: number): void {
+  keepHoldingUntil = nowMs() + forMs;
+  keepNextGrantForMs = undefined;
+  send({ type: 'keeping' });
+}
 
 const tallies = { operations: {} as Tally, faults: {} as Tally, checks: {} as Tally };
 function count(tally: Tally, what: string): void {
@@ -200,6 +213,24 @@ async function runOperation(
     return;
   }
   count(tallies.operations, `${operation.kind}:granted`);
+  holding += 1;
+  try {
+    await hold(context, client, clientIndex, operation, lock, calledAt);
+  } finally {
+    holding -= 1;
+  }
+}
+
+/** From a grant to its release: reports the belief, checks the lease, holds as drawn, releases. */
+async function hold(
+  context: Context,
+  client: Client,
+  clientIndex: number,
+  operation: Operation,
+  lock: Lock,
+  calledAt: number,
+): Promise<void> {
+  const { plan } = context;
   const id = context.nextLock++;
   let lostAt = lock.signal.aborted ? nowMs() : undefined;
   lock.signal.addEventListener('abort', () => {
@@ -218,6 +249,7 @@ async function runOperation(
     until: toMonotonic(lock.expiresAt),
   });
   await checkLease(context, clientIndex, lock, 'right after its grant', calledAt);
+  if (keepNextGrantForMs !== undefined) keepHolding(keepNextGrantForMs);
 
   const heldFrom = Date.now();
   const holdUntil = () =>
@@ -229,7 +261,14 @@ async function runOperation(
     await pause((holdUntil() - heldFrom) * operation.extendAt);
     if (!stop.signal.aborted) await extend(context, clientIndex, lock, id, calledAt);
   }
-  await pause(holdUntil() - Date.now());
+  // The hold as drawn, cut short when the parent asks for the lock to be kept (extended).
+  while (Date.now() < holdUntil() && nowMs() >= keepHoldingUntil && !stop.signal.aborted) {
+    await pause(Math.min(holdUntil() - Date.now(), plan.ttlMs / 4));
+  }
+  while (nowMs() < keepHoldingUntil && !stop.signal.aborted && lock.held) {
+    await extend(context, clientIndex, lock, id, calledAt);
+    await pause(Math.min(plan.ttlMs / 3, keepHoldingUntil - nowMs()));
+  }
   // The belief ends here (release is called next) or ended earlier when the loss was seen.
   send({
     type: 'ended',
@@ -276,17 +315,20 @@ async function run(start: Extract<ToClient, { type: 'start' }>): Promise<void> {
   const context: Context = {
     plan,
     process: start.process,
-    world: await openWorld(plan, servers, (reader, attempt, client) =>
-      checkQueuePlace(
-        {
-          process: start.process,
-          report,
-          tally: (outcome) => count(tallies.checks, outcome),
-        },
-        reader,
-        attempt,
-        client,
-      ),
+    world: await openWorld(
+      plan,
+      servers,
+      (reader, client) => (attempt) =>
+        checkPausedWaiter(
+          {
+            process: start.process,
+            client,
+            reader,
+            report,
+            tally: (outcome) => count(tallies.checks, outcome),
+          },
+          attempt,
+        ),
     ),
     nextLock: 1,
   };
@@ -313,6 +355,11 @@ process.on('disconnect', () => process.exit(0));
 process.on('message', (message: ToClient) => {
   if (message.type === 'finish') {
     stop.abort(STOPPED);
+    return;
+  }
+  if (message.type === 'keep-holding') {
+    if (holding > 0) keepHolding(message.forMs);
+    else keepNextGrantForMs = message.forMs;
     return;
   }
   run(message).catch((error: unknown) => {

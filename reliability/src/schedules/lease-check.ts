@@ -105,14 +105,19 @@ export class RedisLeaseReader implements LeaseReader {
     return { servers: [server], described: describeHash(fields, token) };
   }
 
-  /** Whether `token` has a queue place and a holder field in the lock hash of `key` now. */
-  async queueState(key: string, token: string): Promise<{ queued: boolean; holds: boolean }> {
-    const [place, holder] = await this.#connection.hmget(
-      this.#lockKey(key),
-      `?${token}`,
-      `#${token}`,
-    );
-    return { queued: place !== null, holds: holder !== null };
+  /**
+   * The lock hash's fence and the names of its fields that mention `token` (its queue place, its
+   * lease), found by the token alone so that a new field layout still finds them.
+   */
+  async tokenState(
+    key: string,
+    token: string,
+  ): Promise<{ fence: string | undefined; fields: string[] }> {
+    const fields = await this.#connection.hgetall(this.#lockKey(key));
+    return {
+      fence: fields.fence,
+      fields: Object.keys(fields).filter((name) => name.includes(token)),
+    };
   }
 }
 

@@ -2,10 +2,10 @@
  * A pass-through LockBackend between a client's LockManager and its real backend, used only
  * through the public contract. It notes, per token, when attempts were sent, how the grant came
  * (the acquire reply, or a handoff through `waitForRelease`) and when a release was asked for,
- * and it lets a check run on each refused queued attempt before the manager sees the refusal,
- * while the waiter is known to be still inside its wait.
+ * and it lets a check run around a queued attempt: before it is sent, and on its reply before
+ * the manager sees it, while the waiter is known to be still inside its wait.
  */
-import type { AcquireRequest, HandedOff, LockBackend } from '@deadbolt/core';
+import type { AcquireRequest, AcquireResult, HandedOff, LockBackend } from '@deadbolt/core';
 import { nowMs } from '../clock.js';
 
 /** How a token's grant reached its client. */
@@ -26,16 +26,22 @@ export type GrantOrigin =
       grantedBeforeLastAttemptMs: number;
     };
 
-/** A queued attempt the backend refused, as the check on it sees it. */
-export interface RefusedQueuedAttempt {
+/** A queued attempt (one that asks for a queue place), as a check around it sees it. */
+export interface QueuedAttempt {
   request: AcquireRequest;
-  /** When it was sent (monotonic ms). */
-  sentAt: number;
-  /** When the same token's attempt before it was sent; undefined for its first. */
+  /** When the same token's attempt before it was sent (monotonic ms); undefined for its first. */
   previousSentAt: number | undefined;
-  /** Whether a release of the token was asked for since this attempt was sent. */
-  releasedSince(): boolean;
+  /** Whether a release of the token was asked for since `since` (monotonic ms). */
+  releasedSince(since: number): boolean;
 }
+
+/**
+ * Runs before a queued attempt is sent; what it returns, if anything, runs on the reply (with
+ * when the attempt was sent) before the manager sees it.
+ */
+export type QueuedAttemptCheck = (
+  attempt: QueuedAttempt,
+) => Promise<((result: AcquireResult, sentAt: number) => Promise<void>) | undefined>;
 
 interface TokenNotes {
   attempts: number;
@@ -55,32 +61,29 @@ export class ObservedBackend {
 
   /**
    * @param inner - the backend that holds the leases
-   * @param onRefusedQueued - runs on each refused attempt that asked for a queue place, before
-   *   the refusal goes back to the manager
+   * @param checkQueued - runs around each attempt that asks for a queue place
    */
-  constructor(
-    inner: LockBackend,
-    onRefusedQueued?: (attempt: RefusedQueuedAttempt) => Promise<void>,
-  ) {
+  constructor(inner: LockBackend, checkQueued?: QueuedAttemptCheck) {
     const backend: LockBackend = {
       acquire: async (request) => {
         const notes = this.#notesOf(request.token);
         const previousSentAt = notes.attempts > 0 ? notes.lastSentAt : undefined;
+        const onReply =
+          request.queueTtlMs === undefined || checkQueued === undefined
+            ? undefined
+            : await checkQueued({
+                request,
+                previousSentAt,
+                releasedSince: (since) =>
+                  notes.releasedAt !== undefined && notes.releasedAt >= since,
+              });
         const sentAt = nowMs();
         notes.attempts += 1;
         notes.lastSentAt = sentAt;
         notes.lastSentEpoch = Date.now();
         const result = await inner.acquire(request);
-        if (result.ok) {
-          notes.origin = { kind: 'reply' };
-        } else if (request.queueTtlMs !== undefined && onRefusedQueued !== undefined) {
-          await onRefusedQueued({
-            request,
-            sentAt,
-            previousSentAt,
-            releasedSince: () => notes.releasedAt !== undefined && notes.releasedAt >= sentAt,
-          });
-        }
+        if (result.ok) notes.origin = { kind: 'reply' };
+        await onReply?.(result, sentAt);
         return result;
       },
       extend: (request) => inner.extend(request),

@@ -38,6 +38,11 @@ export type ScheduledFault =
   | { at: number; kind: 'redis-restart'; downMs: number }
   /** The same for one quorum member, down for longer than a TTL (Redlock's delayed restart). */
   | { at: number; kind: 'member-restart'; member: number; downMs: number }
+  /**
+   * SIGSTOP every process but one that holds a lock for `forMs` (longer than a queue place
+   * lasts), while that one keeps holding: paused waiters whose places run out meanwhile.
+   */
+  | { at: number; kind: 'pause-waiters'; forMs: number }
   /** Pub/sub messages to the subscriber connections dropped, duplicated or delayed for `forMs`. */
   | {
       at: number;
@@ -103,7 +108,7 @@ export function planSchedule(seed: number): SchedulePlan {
     ['read-write', 2.5],
   ]);
   const ttlMs = Math.round(random.logBetween(50, 1_000));
-  const durationMs = random.int(2_500, 5_000);
+  const plannedMs = random.int(2_500, 5_000);
   const mix: OperationMix = {
     tryShare: random.pick([0, 0.1, 0.3]),
     fairShare: random.pick([1, 1, 0.5, 0]),
@@ -116,19 +121,26 @@ export function planSchedule(seed: number): SchedulePlan {
     heavyShare: random.pick([0.1, 0.3, 0.5]),
     blocksPerProcess: random.pick([0, 0.5, 1.5]),
   };
+  const faults = planFaults(random, backend, ttlMs, plannedMs);
+  // A pause must end well before the schedule does: what the waiters do after it is the point.
+  const durationMs = Math.max(
+    plannedMs,
+    ...faults.map((fault) => (fault.kind === 'pause-waiters' ? fault.at + fault.forMs + 1_500 : 0)),
+  );
   return {
     seed,
     backend,
     primitive,
     limit: primitive === 'semaphore' ? random.int(2, 4) : 1,
     ttlMs,
-    // Long enough to outlast a blocked event loop, so that blocked waiters are still waiting after.
-    waitMs: Math.min(6_000, Math.max(500, Math.round(ttlMs * random.between(4, 40)))),
+    // Mostly long enough to outlast a blocked event loop or a pause, so that the waiters are
+    // still waiting after it; sometimes short, so that waits time out too.
+    waitMs: random.pick([500, 3_000, 6_000]),
     durationMs,
     processes: backend === 'memory' ? 1 : random.int(2, backend === 'quorum' ? 3 : 4),
     clientsPerProcess: backend === 'memory' ? random.int(3, 6) : random.int(1, 3),
     mix,
-    faults: planFaults(random, backend, ttlMs, durationMs),
+    faults,
   };
 }
 
@@ -171,6 +183,9 @@ function planFaults(
       // Redlock's delayed restart: every lease the member granted has ended by then.
       downMs: ttlMs + random.int(200, 600),
     });
+  }
+  if (random.chance(0.3)) {
+    faults.push({ at: anyTime(), kind: 'pause-waiters', forMs: random.int(2_100, 3_000) });
   }
   return faults.sort((a, b) => a.at - b.at);
 }

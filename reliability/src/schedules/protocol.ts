@@ -18,6 +18,11 @@ export type Servers =
 /** Parent → client process. */
 export type ToClient =
   | { type: 'start'; plan: SchedulePlan; process: number; servers: Servers }
+  /**
+   * Keep a lock for `forMs` (extending it): one held now, else the next one granted; answered
+   * with `keeping` once a client holds one that it keeps.
+   */
+  | { type: 'keep-holding'; forMs: number }
   /** Stop: abort every wait, end every hold, release, report and exit. */
   | { type: 'finish' };
 
@@ -74,4 +79,6 @@ export type FromClient =
   /** Counts since the last report; sent every so often and at the end. */
   | { type: 'counts'; operations: Tally; faults: Tally; checks: Tally }
   | { type: 'violation'; violation: ViolationReport }
+  /** A client holds a lock now and keeps it, as `keep-holding` asked. */
+  | { type: 'keeping' }
   | { type: 'fatal'; message: string };

@@ -59,11 +59,13 @@ export async function runSchedule(
   };
   const reported: { kind: ViolationKind; text: string; from: number; to: number }[] = [];
   const amnesias: Amnesia[] = [];
+  /** Client processes that are ready and have not exited: the ones faults may hit. */
+  const running = new Set<number>();
   const children = new Children<ToClient, FromClient>({
     module: CLIENT,
     noun: 'client process',
-    onMessage: (message, process) => {
-      timeline.record(process, message);
+    onMessage: (message, child) => {
+      timeline.record(child, message);
       if (message.type === 'counts') {
         add(result.operations, message.operations);
         add(result.faults, message.faults);
@@ -72,16 +74,20 @@ export async function runSchedule(
         reported.push(message.violation);
       }
     },
-    onExit: (process, at) => timeline.processDied(process, at),
+    onExit: (child, at) => {
+      running.delete(child);
+      timeline.processDied(child, at);
+    },
   });
   const start = async () => {
-    const process = children.fork();
+    const child = children.fork();
     const ready = children.next(
-      (message, from) => from === process && message.type === 'ready',
+      (message, from) => from === child && message.type === 'ready',
       30_000,
     );
-    children.send(process, { type: 'start', plan, process, servers });
+    children.send(child, { type: 'start', plan, process: child, servers });
     await ready;
+    running.add(child);
   };
   await Promise.all(Array.from({ length: plan.processes }, start));
 
@@ -104,12 +110,13 @@ export async function runSchedule(
       case 'kill-holder':
       case 'kill-waiter': {
         const holding = timeline.holding();
-        const candidates = children.ids.filter(
-          (process) => holding.has(process) === (fault.kind === 'kill-holder'),
+        const candidates = [...running].filter(
+          (child) => holding.has(child) === (fault.kind === 'kill-holder'),
         );
         if (candidates.length === 0) return;
         const victim = new Random(deriveSeed(plan.seed, 3, index)).pick(candidates);
         // Its beliefs end with it (the timeline hears of the exit).
+        running.delete(victim);
         await children.kill(victim);
         add(result.faults, { [fault.kind]: 1 });
         await start();
@@ -131,6 +138,27 @@ export async function runSchedule(
         await sleep(fault.downMs);
         await member.restart();
         add(result.faults, { 'quorum-member-restart-empty': 1 });
+        return;
+      }
+      case 'pause-waiters': {
+        const holding = [...timeline.holding()].filter((child) => running.has(child));
+        if (holding.length === 0) return;
+        const holder = new Random(deriveSeed(plan.seed, 5, index)).pick(holding);
+        // Holding a little past the pause: the waiters' first attempts after it are refused.
+        const keeping = children
+          .next((message, from) => from === holder && message.type === 'keeping', 2_000)
+          .then(
+            () => true,
+            () => false,
+          );
+        children.send(holder, { type: 'keep-holding', forMs: fault.forMs + 500 });
+        if (!(await keeping)) return;
+        const paused = [...running].filter((child) => child !== holder);
+        const pids = paused.map((child) => children.pid(child));
+        for (const pid of pids) signal(pid, 'SIGSTOP');
+        await sleep(fault.forMs);
+        for (const pid of pids) signal(pid, 'SIGCONT');
+        add(result.faults, { 'pause-waiters': 1 });
         return;
       }
       case 'messages': {
@@ -174,6 +202,15 @@ export async function runSchedule(
   result.grants = timeline.grants;
   result.durationMs = nowMs() - began;
   return result;
+}
+
+/** Sends `name` to `pid`; a process that is gone meanwhile needs nothing. */
+function signal(pid: number, name: NodeJS.Signals): void {
+  try {
+    process.kill(pid, name);
+  } catch {
+    // It exited (a kill fault got it first).
+  }
 }
 
 async function serversFor(plan: SchedulePlan, infrastructure: Infrastructure): Promise<Servers> {

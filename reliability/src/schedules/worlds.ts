@@ -14,7 +14,7 @@ import {
   QuorumLeaseReader,
   RedisLeaseReader,
 } from './lease-check.js';
-import { ObservedBackend, type RefusedQueuedAttempt } from './observed-backend.js';
+import { ObservedBackend, type QueuedAttemptCheck } from './observed-backend.js';
 import type { SchedulePlan } from './plan.js';
 import type { Servers } from './protocol.js';
 
@@ -29,12 +29,8 @@ export interface World {
   close(): Promise<void>;
 }
 
-/** The check run on each refused queued attempt of `client`, given what reads the lock hash (Redis only). */
-export type QueueCheck = (
-  reader: RedisLeaseReader,
-  attempt: RefusedQueuedAttempt,
-  client: number,
-) => Promise<void>;
+/** The check around each queued attempt of `client`, given what reads the lock hash (Redis only). */
+export type QueueCheck = (reader: RedisLeaseReader, client: number) => QueuedAttemptCheck;
 
 /** Reconnect soon after an empty restart, so the schedule goes on while the fault lasts. */
 const COMMANDS: RedisOptions = { retryStrategy: () => 50 };
@@ -70,17 +66,19 @@ export async function openWorld(
       );
       reader ??= new RedisLeaseReader(checker, (key) => backend.lockKey(key));
       const checkWith = reader;
-      return client(
-        new ObservedBackend(backend, (attempt) => queueCheck(checkWith, attempt, index)),
-      );
+      return client(new ObservedBackend(backend, queueCheck(checkWith, index)));
     });
     return { clients, leases: reader as RedisLeaseReader, close };
   }
   const checkers = await Promise.all(servers.urls.map((url) => ready(connect(url, FAIL_FAST))));
-  const clients = Array.from({ length: count }, () => {
-    const members = servers.urls.map((url) => new IoredisBackend(connect(url, FAIL_FAST)));
-    return client(new ObservedBackend(quorum(members)));
-  });
+  // Fail-fast members refuse commands until connected: a client must not start before they are.
+  const memberConnections = Array.from({ length: count }, () =>
+    servers.urls.map((url) => connect(url, FAIL_FAST)),
+  );
+  await Promise.all(memberConnections.flat().map(ready));
+  const clients = memberConnections.map((connections) =>
+    client(new ObservedBackend(quorum(connections.map((each) => new IoredisBackend(each))))),
+  );
   // Every member names the lock hash the same way: the default prefix and the key.
   const namer = new IoredisBackend(connect(servers.urls[0] as string, FAIL_FAST));
   const leases = new QuorumLeaseReader(
