@@ -43,6 +43,8 @@ export type ScheduledFault =
    * lasts), while that one keeps holding: paused waiters whose places run out meanwhile.
    */
   | { at: number; kind: 'pause-waiters'; forMs: number }
+  /** SIGSTOP one process for `forMs`, a fraction of a TTL to two: a stall, as of GC or a busy host. */
+  | { at: number; kind: 'stall-process'; forMs: number }
   /** Pub/sub messages to the subscriber connections dropped, duplicated or delayed for `forMs`. */
   | {
       at: number;
@@ -119,7 +121,7 @@ export function planSchedule(seed: number): SchedulePlan {
     longHoldShare: random.pick([0, 0, 0.005, 0.02]),
     autoExtendShare: random.pick([0, 0.1]),
     heavyShare: random.pick([0.1, 0.3, 0.5]),
-    blocksPerProcess: random.pick([0, 0.5, 1.5]),
+    blocksPerProcess: random.pick([0, 0.5, 1.5, 5]),
   };
   const faults = planFaults(random, backend, ttlMs, plannedMs);
   // A pause must end well before the schedule does: what the waiters do after it is the point.
@@ -186,6 +188,10 @@ function planFaults(
   }
   if (random.chance(0.3)) {
     faults.push({ at: anyTime(), kind: 'pause-waiters', forMs: random.int(2_100, 3_000) });
+  }
+  for (let stalls = random.pick([0, 0, 4, 12]); stalls > 0; stalls--) {
+    const forMs = Math.round(ttlMs * random.between(0.25, 2));
+    faults.push({ at: anyTime(), kind: 'stall-process', forMs });
   }
   return faults.sort((a, b) => a.at - b.at);
 }
@@ -255,9 +261,11 @@ export function drawBlocks(
   const whole = Math.floor(plan.mix.blocksPerProcess);
   const count = whole + (random.chance(plan.mix.blocksPerProcess - whole) ? 1 : 0);
   for (let index = 0; index < count; index++) {
+    // Short blocks are the cheap ones: a stall of a fraction of a TTL, as a GC pause or a busy
+    // neighbour would cause, lands between a grant and the next request most often.
     const kind = random.weighted<BlockKind>([
-      ['block-short', 1],
-      ['block-past-ttl', 1],
+      ['block-short', 2],
+      ['block-past-ttl', 2],
       ['block-past-queue-place', 1],
     ]);
     const forMs =

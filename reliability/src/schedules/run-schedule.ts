@@ -161,6 +161,16 @@ export async function runSchedule(
         add(result.faults, { 'pause-waiters': 1 });
         return;
       }
+      case 'stall-process': {
+        const candidates = [...running];
+        if (candidates.length === 0) return;
+        const pid = children.pid(new Random(deriveSeed(plan.seed, 6, index)).pick(candidates));
+        signal(pid, 'SIGSTOP');
+        await sleep(fault.forMs);
+        signal(pid, 'SIGCONT');
+        add(result.faults, { 'stall-process': 1 });
+        return;
+      }
       case 'messages': {
         const { proxy } = await infrastructure.redis();
         const before = proxy.messageFaults;
