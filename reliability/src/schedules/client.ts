@@ -3,7 +3,8 @@
  * connection) draw operations from their seeds and run them on the schedule's one lock; the
  * process blocks its own event loop when its plan says so. It reports every belief of holding
  * to the parent for the timeline (invariant (a)), and checks each grant and extension against
- * what the backend holds (invariant (b)) and each refused queued attempt against the queue.
+ * what the backend holds (invariant (b)) and each refused attempt of a paused waiter against the
+ * queue.
  */
 import { DeadboltError, type Lock, whenAborted } from '@deadbolt/core';
 import { nowMs } from '../clock.js';
