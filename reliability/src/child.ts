@@ -19,20 +19,10 @@ import {
   type WakeUpCapability,
 } from '@deadbolt/core';
 import { IoredisBackend } from '@deadbolt/ioredis';
-import { Redis, type RedisOptions } from 'ioredis';
+import { Redis } from 'ioredis';
 import { nowMs, sleep } from './clock.js';
 import type { BackendSpec, FromWorker, StallOrder, ToWorker, WorkerSummary } from './protocol.js';
-
-/**
- * Quorum members must fail fast while their server is down: with ioredis's offline queue a
- * request to a dead member would wait for the reconnection, and the quorum with it.
- */
-const FAIL_FAST: RedisOptions = {
-  enableOfflineQueue: false,
-  maxRetriesPerRequest: 0,
-  connectTimeout: 500,
-  retryStrategy: () => 100,
-};
+import { FAIL_FAST } from './redis-options.js';
 
 /**
  * Passes every call through and notes, on the monotonic clock, when the lease of the last grant

@@ -3,8 +3,8 @@
  * keeps every critical section's interval for the overlap detector, and gives fault trials the
  * handles they need (stall orders, signals, the times of grants).
  */
-import { type ChildProcess, fork } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
+import { Children } from './children.js';
 import { nowMs, sleep } from './clock.js';
 import type { BackendSpec, FromWorker, StallOrder, ToWorker, WorkerSummary } from './protocol.js';
 import { FencedCounter } from './store.js';
@@ -39,17 +39,6 @@ export interface WorkloadOptions {
   log: (message: string) => void;
 }
 
-interface Worker {
-  id: number;
-  child: ChildProcess;
-  /** Set when the parent kills it on purpose; any other exit is a failure of the run. */
-  killedOnPurpose: boolean;
-  exited: Promise<void>;
-  summary: WorkerSummary | undefined;
-}
-
-type Listener = (message: FromWorker, worker: number) => void;
-
 const CHILD = fileURLToPath(new URL('./child.js', import.meta.url));
 
 export class Workload {
@@ -58,18 +47,29 @@ export class Workload {
   readonly intervals: Interval[] = [];
   /** Failed acquire calls, by when and why. */
   readonly acquireErrors: { at: number; code: string }[] = [];
-  /** Worker exits the run did not cause, with what they said. */
-  readonly unexpectedExits: string[] = [];
   readonly #open = new Map<string, Interval>();
-  readonly #workers = new Map<number, Worker>();
-  readonly #listeners = new Set<Listener>();
+  readonly #workers: Children<ToWorker, FromWorker>;
   readonly #summaries: WorkerSummary[] = [];
-  #nextWorker = 1;
   #victimCursor = 0;
-  #finishing = false;
 
   constructor(options: WorkloadOptions) {
     this.options = options;
+    this.#workers = new Children({
+      module: CHILD,
+      noun: 'worker',
+      onMessage: (message, worker) => this.#handle(worker, message),
+      onExit: (worker, at) => {
+        // Its sections end with it; the detector still bounds them by their lease.
+        for (const interval of this.#open.values()) {
+          if (interval.worker === worker && interval.end === undefined) interval.end = at;
+        }
+      },
+    });
+  }
+
+  /** Worker exits the run did not cause, with what they said. */
+  get unexpectedExits(): string[] {
+    return this.#workers.unexpectedExits;
   }
 
   /** Forks the workers and resolves once each has its client open. */
@@ -79,32 +79,7 @@ export class Workload {
 
   /** Forks one worker and resolves once it is ready. */
   async spawn(): Promise<number> {
-    const id = this.#nextWorker++;
-    const child = fork(CHILD, [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
-    const worker: Worker = {
-      id,
-      child,
-      killedOnPurpose: false,
-      summary: undefined,
-      exited: new Promise((resolve) => child.once('exit', () => resolve())),
-    };
-    this.#workers.set(id, worker);
-    let fatal = '';
-    child.on('message', (message: FromWorker) => {
-      if (message.type === 'fatal') fatal = message.message;
-      this.#handle(worker, message);
-    });
-    child.once('exit', (code, signal) => {
-      this.#workers.delete(id);
-      const end = nowMs();
-      // Its sections end with it; the detector still bounds them by their lease.
-      for (const interval of this.#open.values()) {
-        if (interval.worker === id && interval.end === undefined) interval.end = end;
-      }
-      if (!worker.killedOnPurpose && !(this.#finishing && code === 0)) {
-        this.unexpectedExits.push(`worker ${id} exited (${signal ?? code}) ${fatal}`.trim());
-      }
-    });
+    const id = this.#workers.fork();
     const ready = this.next((message, from) => from === id && message.type === 'ready', 15_000);
     this.send(id, {
       type: 'start',
@@ -119,13 +94,12 @@ export class Workload {
   }
 
   send(worker: number, message: ToWorker): void {
-    const child = this.#workers.get(worker)?.child;
-    if (child?.connected) child.send(message);
+    this.#workers.send(worker, message);
   }
 
   /** Live workers, oldest first. */
   get workerIds(): number[] {
-    return [...this.#workers.keys()];
+    return this.#workers.ids;
   }
 
   /** Another live worker each call, so every worker gets its turn as a victim. */
@@ -137,9 +111,7 @@ export class Workload {
   }
 
   pid(worker: number): number {
-    const pid = this.#workers.get(worker)?.child.pid;
-    if (pid === undefined) throw new Error(`worker ${worker} is not running`);
-    return pid;
+    return this.#workers.pid(worker);
   }
 
   /** Sends a stall order and resolves with the worker's `stalled` report. */
@@ -156,14 +128,8 @@ export class Workload {
   }
 
   /** SIGKILLs a worker and resolves once it is gone. */
-  async kill(worker: number): Promise<number> {
-    const handle = this.#workers.get(worker);
-    if (handle === undefined) throw new Error(`worker ${worker} is not running`);
-    handle.killedOnPurpose = true;
-    const at = nowMs();
-    handle.child.kill('SIGKILL');
-    await handle.exited;
-    return at;
+  kill(worker: number): Promise<number> {
+    return this.#workers.kill(worker);
   }
 
   /** Resolves with the next message that `match` accepts; rejects after `timeoutMs`. */
@@ -171,19 +137,7 @@ export class Workload {
     match: (message: FromWorker, worker: number) => boolean,
     timeoutMs: number,
   ): Promise<FromWorker> {
-    return new Promise((resolve, reject) => {
-      const listener: Listener = (message, worker) => {
-        if (!match(message, worker)) return;
-        clearTimeout(timer);
-        this.#listeners.delete(listener);
-        resolve(message);
-      };
-      const timer = setTimeout(() => {
-        this.#listeners.delete(listener);
-        reject(new Error(`${this.options.name}: no matching worker message in ${timeoutMs} ms`));
-      }, timeoutMs);
-      this.#listeners.add(listener);
-    });
+    return this.#workers.next(match, timeoutMs);
   }
 
   /** The first grant (critical section start) after `after`, by any worker but `except`. */
@@ -266,18 +220,7 @@ export class Workload {
 
   /** Tells every worker to stop after its current attempt; resolves with their summed counts. */
   async finish(): Promise<WorkerSummary> {
-    this.#finishing = true;
-    const workers = [...this.#workers.values()];
-    for (const worker of workers) this.send(worker.id, { type: 'finish' });
-    await Promise.race([
-      Promise.all(workers.map((worker) => worker.exited)),
-      sleep(this.options.waitMs + 10_000),
-    ]);
-    for (const worker of this.#workers.values()) {
-      this.unexpectedExits.push(`worker ${worker.id} did not finish; killed`);
-      worker.killedOnPurpose = true;
-      worker.child.kill('SIGKILL');
-    }
+    await this.#workers.finish({ type: 'finish' }, this.options.waitMs + 10_000);
     const total: WorkerSummary = {
       acquisitions: 0,
       acquireErrors: {},
@@ -302,29 +245,29 @@ export class Workload {
     return this.intervals.length;
   }
 
-  #handle(worker: Worker, message: FromWorker): void {
+  #handle(worker: number, message: FromWorker): void {
     switch (message.type) {
       case 'read': {
         const interval: Interval = {
-          worker: worker.id,
+          worker,
           fence: message.fence,
           start: message.start,
           end: undefined,
           leaseEnd: message.leaseEnd,
         };
         this.intervals.push(interval);
-        this.#open.set(`${worker.id}:${message.fence}`, interval);
+        this.#open.set(`${worker}:${message.fence}`, interval);
         const { ok, value } = this.store.read(message.fence);
-        this.send(worker.id, { type: 'read-reply', id: message.id, ok, value });
+        this.send(worker, { type: 'read-reply', id: message.id, ok, value });
         break;
       }
       case 'write': {
         const ok = this.store.write(message.fence, message.value);
-        this.send(worker.id, { type: 'write-reply', id: message.id, ok });
+        this.send(worker, { type: 'write-reply', id: message.id, ok });
         break;
       }
       case 'exit': {
-        const key = `${worker.id}:${message.fence}`;
+        const key = `${worker}:${message.fence}`;
         const interval = this.#open.get(key);
         if (interval !== undefined) interval.end = message.end;
         this.#open.delete(key);
@@ -335,14 +278,12 @@ export class Workload {
         break;
       case 'summary':
         this.#summaries.push(message.summary);
-        worker.summary = message.summary;
         break;
       case 'fatal':
-        this.options.log(`worker ${worker.id}: ${message.message}`);
+        this.options.log(`worker ${worker}: ${message.message}`);
         break;
       default:
         break;
     }
-    for (const listener of [...this.#listeners]) listener(message, worker.id);
   }
 }

@@ -32,6 +32,8 @@ export { startRedisCluster } from './harness/cluster.js';
 export type {
   FaultProxy,
   FaultProxyTarget,
+  MessageFaultCounts,
+  MessageFaults,
   StartFaultProxyOptions,
 } from './harness/fault-proxy.js';
 export { startFaultProxy } from './harness/fault-proxy.js';

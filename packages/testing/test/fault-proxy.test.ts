@@ -37,9 +37,14 @@ class RawClient {
     });
   }
 
-  /** Sends a command; the promise settles with its reply. */
+  /** Sends a command; the promise settles with the next value received, its reply. */
   send(...args: string[]): Promise<RespValue> {
     this.socket.write(encodeCommand(args));
+    return this.next();
+  }
+
+  /** The next value received: a reply, or a message on a subscribed channel. */
+  next(): Promise<RespValue> {
     const ready = this.#replies.shift();
     if (ready !== undefined) return Promise.resolve(ready);
     return new Promise((resolve) => this.#waiting.push(resolve));
@@ -186,6 +191,79 @@ describe('startFaultProxy against a real redis-server', () => {
     await client.closed;
     expect(proxy.connections).toBe(0);
     await redis.restart();
+  });
+
+  describe('message faults', () => {
+    /** A client subscribed to `channel` through the proxy. */
+    const subscriber = async (channel: string) => {
+      const client = await connect();
+      expect(await client.send('SUBSCRIBE', channel)).toEqual(['subscribe', channel, 1]);
+      return client;
+    };
+    // The server writes a message to its subscribers before it answers PUBLISH, so anything the
+    // subscriber asks after that is answered behind the message on the same connection.
+    const publish = async (channel: string, message: string) =>
+      expect(await redis.call('PUBLISH', channel, message)).toBe(1);
+    const PONG = ['pong', ''];
+
+    it('drop loses a whole message and lets every other reply through', async () => {
+      const client = await subscriber('ch');
+      proxy.setMessageFaults({ drop: 1 });
+      await publish('ch', 'lost');
+      // Had the message come through, it would be the next value, before PING's reply.
+      expect(await client.send('PING')).toEqual(PONG);
+      proxy.setMessageFaults(undefined);
+      await publish('ch', 'kept');
+      expect(await client.next()).toEqual(['message', 'ch', 'kept']);
+      expect(proxy.messageFaults).toEqual({ dropped: 1, duplicated: 0, delayed: 0 });
+    });
+
+    it('duplicate delivers a message twice, whole even when it spans many chunks', async () => {
+      const client = await subscriber('ch');
+      const large = 'x'.repeat(300_000);
+      proxy.setMessageFaults({ duplicate: 1 });
+      await publish('ch', large);
+      expect(await client.next()).toEqual(['message', 'ch', large]);
+      expect(await client.next()).toEqual(['message', 'ch', large]);
+      proxy.setMessageFaults(undefined);
+      // No third copy: the next value is PING's reply.
+      expect(await client.send('PING')).toEqual(PONG);
+      expect(proxy.messageFaults).toEqual({ dropped: 0, duplicated: 1, delayed: 0 });
+    });
+
+    it('delay holds a message for delayMs, and what follows waits behind it', async () => {
+      const client = await subscriber('ch');
+      vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'Date'] });
+      proxy.setMessageFaults({ delay: 1, delayMs: 1_000 });
+      await publish('ch', 'late');
+      await until('the message is held', () => proxy.heldBytes > 0);
+      const message = client.next();
+      const pong = client.send('PING');
+      await until('the reply to PING is held behind it', () => proxy.heldBytes > 40);
+      await vi.advanceTimersByTimeAsync(999);
+      expect(await settled(message)).toBe(false);
+      await vi.advanceTimersByTimeAsync(1);
+      expect(await message).toEqual(['message', 'ch', 'late']);
+      expect(await pong).toEqual(PONG);
+      expect(proxy.messageFaults).toEqual({ dropped: 0, duplicated: 0, delayed: 1 });
+    });
+
+    it('one draw per message decides: drop below drop, duplicate below drop + duplicate', async () => {
+      const client = await subscriber('ch');
+      const draws = [0.1, 0.3, 0.9];
+      proxy.setMessageFaults({ drop: 0.2, duplicate: 0.2, random: () => draws.shift() ?? 1 });
+      for (const message of ['one', 'two', 'three']) await publish('ch', message);
+      expect(await client.next()).toEqual(['message', 'ch', 'two']);
+      expect(await client.next()).toEqual(['message', 'ch', 'two']);
+      expect(await client.next()).toEqual(['message', 'ch', 'three']);
+      expect(proxy.messageFaults).toEqual({ dropped: 1, duplicated: 1, delayed: 0 });
+    });
+
+    it('rejects shares outside 0 to 1 or adding up to more than 1', () => {
+      expect(() => proxy.setMessageFaults({ drop: 1.5 })).toThrow(RangeError);
+      expect(() => proxy.setMessageFaults({ drop: 0.6, delay: 0.6 })).toThrow(RangeError);
+      expect(() => proxy.setMessageFaults({ delay: 1, delayMs: -1 })).toThrow(RangeError);
+    });
   });
 
   it('rejects a latency that is not a finite number >= 0', () => {

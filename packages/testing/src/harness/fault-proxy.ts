@@ -1,4 +1,5 @@
 import { createConnection, createServer, type Server, type Socket } from 'node:net';
+import { isPublishedMessage, NotRespError, RespFrames } from './resp-frames.js';
 
 /** Where a {@link FaultProxy} forwards to. */
 export interface FaultProxyTarget {
@@ -7,10 +8,54 @@ export interface FaultProxyTarget {
 }
 
 /**
+ * Faults on whole pub/sub messages that the server sends (see {@link FaultProxy.setMessageFaults}).
+ * Each message gets one uniform draw from `random`: below `drop` it is dropped, below `drop +
+ * duplicate` delivered twice, below `drop + duplicate + delay` delayed; the three shares add up
+ * to at most 1.
+ */
+export interface MessageFaults {
+  /**
+   * Share of messages dropped, from 0 to 1.
+   * @default 0
+   */
+  drop?: number | undefined;
+  /**
+   * Share of messages delivered twice in a row, from 0 to 1.
+   * @default 0
+   */
+  duplicate?: number | undefined;
+  /**
+   * Share of messages delayed by `delayMs`, from 0 to 1. Bytes keep their order, as on a TCP
+   * connection: whatever the server sends after a delayed message waits behind it.
+   * @default 0
+   */
+  delay?: number | undefined;
+  /**
+   * How long a delayed message is held, in milliseconds.
+   * @default 0
+   */
+  delayMs?: number | undefined;
+  /**
+   * Uniform numbers in [0, 1) that decide each message's fate; a seeded source repeats the same
+   * decisions for the same sequence of messages.
+   * @default Math.random
+   */
+  random?: (() => number) | undefined;
+}
+
+/** Pub/sub messages that {@link MessageFaults} dropped, duplicated and delayed so far. */
+export interface MessageFaultCounts {
+  readonly dropped: number;
+  readonly duplicated: number;
+  readonly delayed: number;
+}
+
+/**
  * A TCP proxy on loopback that forwards every connection to one target and injects network
- * faults on command: latency, dropped connections, and a blackhole that holds all traffic.
- * Between the clients and a Redis server it shows what the clients do when the network, not the
- * server, misbehaves. With no fault set it passes bytes through unchanged.
+ * faults on command: latency, dropped connections, a blackhole that holds all traffic, and faults
+ * on single pub/sub messages (dropped, duplicated, delayed). Between the clients and a Redis
+ * server it shows what the clients do when the network, not the server, misbehaves. With no
+ * fault set it passes bytes through unchanged.
  */
 export interface FaultProxy extends AsyncDisposable {
   /** `redis://127.0.0.1:port`: give this to clients instead of the server's URL. */
@@ -41,6 +86,17 @@ export interface FaultProxy extends AsyncDisposable {
   blackhole(durationMs?: number): void;
   /** Ends a blackhole: held bytes go out in order (after any latency still set). */
   heal(): void;
+  /**
+   * Drops, duplicates or delays whole pub/sub messages (`message`, `pmessage`, `smessage`) on
+   * their way from the server to the clients, from now on; every other reply and the client's
+   * own traffic pass untouched. Meant for subscriber connections: on any other, a command reply
+   * shaped like a message (an LRANGE of those words) would be hit too. `undefined` ends the fault.
+   *
+   * @param faults - see {@link MessageFaults}
+   */
+  setMessageFaults(faults: MessageFaults | undefined): void;
+  /** Messages hit by {@link FaultProxy.setMessageFaults} since the proxy started. */
+  readonly messageFaults: MessageFaultCounts;
   /** Closes every connection and the listener. */
   close(): Promise<void>;
 }
@@ -69,14 +125,16 @@ class Lane {
     this.#proxy = proxy;
   }
 
-  push(chunk: Buffer): void {
+  /** Sends `chunk` on once the latency and `delayMs` on top of it have passed, in order. */
+  push(chunk: Buffer, delayMs = 0): void {
     const now = Date.now();
-    if (this.#queue.length === 0 && this.#proxy.latencyMs === 0 && !this.#proxy.blackholed) {
+    const wait = this.#proxy.latencyMs + delayMs;
+    if (this.#queue.length === 0 && wait === 0 && !this.#proxy.blackholed) {
       this.#destination.write(chunk);
       return;
     }
     // Never earlier than a chunk before it: latency lowered mid-stream must not reorder bytes.
-    const due = Math.max(now + this.#proxy.latencyMs, this.#lastDue);
+    const due = Math.max(now + wait, this.#lastDue);
     this.#lastDue = due;
     this.#queue.push({ chunk, due });
     this.heldBytes += chunk.length;
@@ -111,12 +169,105 @@ class Lane {
 interface ProxyState {
   latencyMs: number;
   blackholed: boolean;
+  /** The message faults in force; undefined when none. */
+  messageFaults: ResolvedMessageFaults | undefined;
+  counts: { dropped: number; duplicated: number; delayed: number };
 }
 
 interface Link {
   client: Socket;
   upstream: Socket;
   lanes: [Lane, Lane];
+  /**
+   * What the server sent, cut into whole replies so that a message can be hit as a whole;
+   * undefined once the traffic turned out not to be RESP (it then passes as plain bytes).
+   */
+  replies: RespFrames | undefined;
+}
+
+/** Passes what the server sent to the client's lane, hitting whole messages as `state` says. */
+function forwardReplies(link: Link, chunk: Buffer, state: ProxyState): void {
+  const lane = link.lanes[1];
+  if (link.replies === undefined) {
+    lane.push(chunk);
+    return;
+  }
+  let frames: Buffer[];
+  try {
+    frames = link.replies.push(chunk);
+  } catch (error) {
+    if (!(error instanceof NotRespError)) throw error;
+    link.replies = undefined;
+    lane.push(chunk);
+    return;
+  }
+  if (frames.length === 0) return;
+  const faults = state.messageFaults;
+  if (faults === undefined) {
+    lane.push(frames.length === 1 ? (frames[0] as Buffer) : Buffer.concat(frames));
+    return;
+  }
+  for (const frame of frames) {
+    if (!isPublishedMessage(frame)) {
+      lane.push(frame);
+      continue;
+    }
+    const draw = faults.random();
+    if (draw < faults.drop) {
+      state.counts.dropped += 1;
+    } else if (draw < faults.drop + faults.duplicate) {
+      state.counts.duplicated += 1;
+      lane.push(frame);
+      lane.push(frame);
+    } else if (draw < faults.drop + faults.duplicate + faults.delay) {
+      state.counts.delayed += 1;
+      lane.push(frame, faults.delayMs);
+    } else {
+      lane.push(frame);
+    }
+  }
+}
+
+/** {@link MessageFaults} with every member checked and filled in. */
+interface ResolvedMessageFaults {
+  drop: number;
+  duplicate: number;
+  delay: number;
+  delayMs: number;
+  random: () => number;
+}
+
+/** `faults` checked and filled in; undefined when it hits no message at all. */
+function resolveMessageFaults(
+  faults: MessageFaults | undefined,
+): ResolvedMessageFaults | undefined {
+  if (faults === undefined) return undefined;
+  const share = (name: 'drop' | 'duplicate' | 'delay'): number => {
+    const value = faults[name] ?? 0;
+    if (!(Number.isFinite(value) && value >= 0 && value <= 1)) {
+      throw new RangeError(
+        `[deadbolt] [testing] message fault ${name} must be a share from 0 to 1, got ${value}`,
+      );
+    }
+    return value;
+  };
+  const resolved: ResolvedMessageFaults = {
+    drop: share('drop'),
+    duplicate: share('duplicate'),
+    delay: share('delay'),
+    delayMs: faults.delayMs ?? 0,
+    random: faults.random ?? Math.random,
+  };
+  if (resolved.drop + resolved.duplicate + resolved.delay > 1) {
+    throw new RangeError('[deadbolt] [testing] message fault shares add up to more than 1');
+  }
+  if (!(Number.isFinite(resolved.delayMs) && resolved.delayMs >= 0)) {
+    throw new RangeError(
+      `[deadbolt] [testing] message delayMs must be a finite number >= 0, got ${resolved.delayMs}`,
+    );
+  }
+  const hitsAny = resolved.drop + resolved.duplicate + resolved.delay > 0;
+  return hitsAny ? resolved : undefined;
 }
 
 /**
@@ -133,13 +284,19 @@ interface Link {
  * proxy.setLatency(50);   // every request now takes 100 ms more
  * proxy.blackhole(2_000); // nothing gets through for 2 s, then everything held is delivered
  * proxy.dropConnections(); // the client sees ECONNRESET and reconnects
+ * proxy.setMessageFaults({ drop: 0.1, delay: 0.1, delayMs: 500 }); // pub/sub messages only
  * ```
  */
 export async function startFaultProxy(
   target: FaultProxyTarget,
   options: StartFaultProxyOptions = {},
 ): Promise<FaultProxy> {
-  const state: ProxyState = { latencyMs: 0, blackholed: false };
+  const state: ProxyState = {
+    latencyMs: 0,
+    blackholed: false,
+    messageFaults: undefined,
+    counts: { dropped: 0, duplicated: 0, delayed: 0 },
+  };
   const links = new Set<Link>();
   let healTimer: NodeJS.Timeout | undefined;
 
@@ -149,10 +306,11 @@ export async function startFaultProxy(
       client,
       upstream,
       lanes: [new Lane(upstream, state), new Lane(client, state)],
+      replies: new RespFrames(),
     };
     links.add(link);
     client.on('data', (chunk: Buffer) => link.lanes[0].push(chunk));
-    upstream.on('data', (chunk: Buffer) => link.lanes[1].push(chunk));
+    upstream.on('data', (chunk: Buffer) => forwardReplies(link, chunk, state));
     // Either side ending ends the link: a target that went away looks, to the client, like a
     // server that closed its connection.
     const end = () => {
@@ -228,6 +386,12 @@ export async function startFaultProxy(
       healTimer = durationMs === undefined ? undefined : setTimeout(heal, durationMs);
     },
     heal,
+    setMessageFaults(faults: MessageFaults | undefined) {
+      state.messageFaults = resolveMessageFaults(faults);
+    },
+    get messageFaults() {
+      return { ...state.counts };
+    },
     close,
     [Symbol.asyncDispose]: close,
   };
