@@ -3,7 +3,6 @@
 export { whenAborted } from './abort-fanout.js';
 export type { AcquisitionState } from './acquisition.js';
 export { HANDOFF_LEASE_MS, QUEUE_PLACE_TTL_MS } from './acquisition.js';
-export { READ_WRITE_LIMIT } from './limits.js';
 export type {
   AcquireGranted,
   AcquireRefused,
@@ -56,6 +55,7 @@ export type {
   TimedOutEvent,
 } from './events.js';
 export { globToRegExp } from './glob.js';
+export { READ_WRITE_LIMIT } from './limits.js';
 export type { HeldLock } from './lock.js';
 export { Lock } from './lock.js';
 export { LockSet } from './lock-set.js';

@@ -15,7 +15,6 @@ import {
   BackendError,
   type ExtendRequest,
   type FenceCapability,
-  type GrantWaitRequest,
   globToRegExp,
   type HandedOff,
   type HandoffCapability,

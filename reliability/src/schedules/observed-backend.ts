@@ -73,7 +73,10 @@ export class ObservedBackend {
     const attempt = async <Request extends AcquireRequest>(
       request: Request,
       send: (request: Request) => Promise<AcquireResult>,
-      check?: (notes: TokenNotes, previousSentAt: number | undefined) => ReturnType<QueuedAttemptCheck>,
+      check?: (
+        notes: TokenNotes,
+        previousSentAt: number | undefined,
+      ) => ReturnType<QueuedAttemptCheck>,
     ) => {
       const notes = this.#notesOf(request.token);
       const previousSentAt = notes.attempts > 0 ? notes.lastSentAt : undefined;
