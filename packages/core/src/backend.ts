@@ -19,8 +19,11 @@
  *    request is judged by its own `limit`; callers use one limit per key.
  * 3. Fences [fencing]. Every grant's `fence` is a positive safe integer strictly greater than
  *    every fence granted on that key before, across holders, after all its leases expired, and
- *    after `fences.advance`. (deadbolt's backends floor it by the clock in microseconds, so it
- *    keeps increasing even after the store forgot the key.)
+ *    after `fences.advance`. deadbolt's backends take `max(last + 1, now in µs)`, so fences keep
+ *    increasing even after the store forgot a key. A store that forgets keys may forget one only
+ *    once that clock floor has passed its last fence: keep a free key's fence for longer than the
+ *    clock's resolution plus any step back the clock can make (`now * 1000` of a millisecond clock
+ *    repeats within that millisecond), and never forget one advanced past the clock.
  * 4. Expiry [expiry]. A lease ends `ttlMs` after the backend granted or extended it, by the
  *    backend's own clock (never a client's): from then on its holder counts for nothing and
  *    `extend` answers false. The granted `ttlMs` is what was asked, rounded up to the store's
@@ -29,7 +32,9 @@
  *    any other token gets `false` and changes nothing.
  * 6. Asking again [acquire]. A token that holds and asks again is granted again, past any queue,
  *    as long as its own lease does not count against it: its earlier reply may have been lost.
- *    The new grant replaces its lease, with a new fence.
+ *    The new grant replaces its lease, with a new fence. When it does not fit (it asks for more
+ *    weight than is free), it is refused; a queued request then takes or renews its place like
+ *    any other, and may be handed the lock later.
  * 7. Failures [misuse]. A store that cannot be reached rejects with `BackendError`, the driver's
  *    error as `cause`; after `close()`, every method rejects with `BackendError`.
  * 8. Data, not code [security]. Keys and tokens are data of any content (quotes, delimiters,
@@ -135,7 +140,9 @@ export interface LockBackend {
   readonly listing?: ListingCapability;
   /**
    * Free what the backend opened itself (a subscriber connection; never the user's client); then
-   * every method rejects with `BackendError`, and so do pending waits [misuse].
+   * every method rejects with `BackendError` (after validating its request, rule 1), and so do
+   * pending waits [misuse]. Calling it again resolves. `new BackendError(message, cause)` takes
+   * any `cause`: after `close()` there is no driver error to give.
    */
   close?(): Promise<void>;
 }
@@ -143,9 +150,10 @@ export interface LockBackend {
 /**
  * An arrival-order queue per key. Rules [fair]: a queued request takes a place (or renews its
  * own, which keeps its position) and is granted only at the head of the queue, when it fits; an
- * unqueued `acquire` is refused while anyone queues (so a waiting writer blocks new readers); a
- * place runs out `placeTtlMs` after it was last renewed, and then counts for nothing; `release`
- * gives up the token's place too, letting those behind it move up; a grant removes the place.
+ * unqueued `acquire` is refused while another token's place is at the head (so a waiting writer
+ * blocks new readers), unless its token holds (rule 6); a place runs out `placeTtlMs` after it
+ * was last renewed, and then counts for nothing; `release` gives up the token's place too,
+ * letting those behind it move up; a grant removes the place.
  */
 export interface QueueCapability {
   /** `acquire`, also taking or renewing `token`'s place in `key`'s queue. */
@@ -162,7 +170,9 @@ export interface QueuedAcquireRequest extends AcquireRequest {
   /**
    * Where a new place goes: places are ordered by this number (then by token) instead of by
    * when they reached the backend. `quorum()` gives every member the same one, so that all agree
-   * on who is first. A backend that has `queue` honours it.
+   * on who is first. A backend that has `queue` honours it, and orders a place that came without
+   * one by its arrival in the same unit, epoch microseconds (`quorum()` gives
+   * `max(last + 1, Date.now() * 1000)`), so that both kinds compare.
    */
   order?: number;
   /**
@@ -192,9 +202,11 @@ export interface HandoffRequest {
 export interface WakeUpCapability {
   /**
    * Resolves when `key` may have been released since `since` (a release that came while the
-   * caller was busy attempting resolves it at once), also when its holder's lease was extended
-   * away or a spurious wake-up happened: the caller simply asks again. Rejects with
-   * `signal.reason` when aborted, with `BackendError` when the backend cannot listen.
+   * caller was busy attempting resolves it at once). It means only "ask again": the key may be
+   * held again by then, and a backend may also wake a wait spuriously (when it begins to listen,
+   * say). A lease that runs out need not wake anyone: the refusal's `retryInMs` bounds how long
+   * the caller sleeps. Rejects with `signal.reason` when aborted, with `BackendError` when the
+   * backend cannot listen.
    */
   waitForRelease(request: WaitRequest): Promise<void>;
 }
@@ -206,20 +218,22 @@ export interface WaitRequest {
   /** Aborting it ends the wait, which rejects with `signal.reason`. */
   signal: AbortSignal;
   /**
-   * When the caller's last attempt started (`Date.now()`): a release the backend saw after it,
-   * while the caller was busy attempting, resolves the wait at once.
+   * When the caller's last attempt started (`Date.now()` of the caller's process): a release the
+   * backend learned of after it, by the same clock, while the caller was busy attempting,
+   * resolves the wait at once.
    */
   since?: number;
 }
 
 /**
- * Hands a freed lock to the head of the queue. Rules [handoff]: when a release frees permits, the
- * backend grants them to the places at the head of the queue, in order and while they fit, that
- * asked for a handoff and renewed their place within the last half of its `placeTtlMs` (a
- * waiter that stopped renewing may have died), exactly as if it had answered that request with a
- * grant of `handoff.ttlMs`; it tells only that token's wait for that attempt, or keeps the news
- * for a wait that comes later; it never delivers a grant to a later attempt than the one it
- * answered. The others hear of the release only when the handoffs left permits free.
+ * Hands a freed lock to the head of the queue. Rules [handoff]: when a release gives back a
+ * lease or a queue place, the backend grants the places at the head of the queue, in order,
+ * exactly as if it had answered each one's request with a grant of `handoff.ttlMs`; it stops at
+ * the first place that did not ask for a handoff, did not renew within the last half of its
+ * `placeTtlMs` (its waiter may have died), or does not fit. It tells only that token's wait for
+ * that attempt, or keeps the news for a wait that comes later; it never delivers a grant to a
+ * later attempt than the one it answered. The others hear of the release only when the handoffs
+ * left permits free.
  */
 export interface HandoffCapability {
   /**
@@ -305,8 +319,9 @@ export interface LockInfo {
 /**
  * Lists locked keys. Rules [listing]: a page holds keys that had an unexpired holder or queue
  * place when it was read, each once per page; following `cursor` until it is null visits every
- * key that stayed locked throughout (keys locked or freed meanwhile may or may not show), never
- * by scanning everything at once (no `KEYS`).
+ * key that stayed locked throughout (keys locked or freed meanwhile may or may not show). Each
+ * page costs work bounded by `count`, never a scan of the whole store in one call (no `KEYS`); a
+ * `cursor` the backend did not give may be refused with `InvalidArgumentError`.
  */
 export interface ListingCapability {
   /** One page of locked keys matching `match`. */

@@ -13,15 +13,16 @@ export const inspectSymbol: unique symbol = Symbol.for('nodejs.util.inspect.cust
  * Makes the holders of `info` print their token as `'[redacted]'` in `util.inspect`,
  * `console.log` and `JSON.stringify`, so logs and inspection tools never leak a token by
  * accident. The data is unchanged: `holder.token` still reads the token, and a copy such as
- * `{ ...holder }` is a plain object again. Backends call it on what `inspect` returns.
+ * `{ ...holder }` is a plain object again. Backends call it on what `inspection.inspect` returns.
  *
  * @param info - what a backend's `inspect` is about to return; changed in place
  * @returns `info` itself
  * @example
  * ```ts
- * async inspect(key: string): Promise<LockInfo | null> {
- *   return hideTokens(await this.#read(key));
- * }
+ * readonly inspection = {
+ *   inspect: async ({ key }: InspectRequest): Promise<LockInfo | null> =>
+ *     hideTokens(await this.#read(key)),
+ * };
  * ```
  */
 export function hideTokens<Info extends LockInfo | null>(info: Info): Info {
