@@ -12,12 +12,8 @@ export interface CliIo {
   signal: AbortSignal;
 }
 
-/** A stream the CLI writes text to. */
-export interface OutputStream {
-  write(text: string): unknown;
-  /** True on a terminal: `watch` then redraws in place. */
-  isTTY?: boolean;
-}
+/** A stream the CLI writes text to; on a terminal (`isTTY`), `watch` redraws in place. */
+export type OutputStream = NodeJS.WritableStream & { isTTY?: boolean };
 
 /** What a command runs with. */
 export interface CommandContext {

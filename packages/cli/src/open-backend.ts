@@ -22,8 +22,6 @@ export interface CliBackend {
 /** A backend on a connection of its own, and how to close both. */
 export interface OpenedBackend {
   backend: CliBackend;
-  /** Where the backend is, for messages: the URL (or the seeds) without password. */
-  where: string;
   /** Closes the backend and its connections. Never rejects. */
   close(): Promise<void>;
 }
@@ -66,10 +64,10 @@ async function openRedis(url: string, prefix: string | undefined): Promise<Opene
   }
   return {
     backend,
-    where,
     close: async () => {
       await backend.close();
-      await client.quit().catch(() => client.disconnect());
+      // Nothing is in flight once a command is done; QUIT would wait on a server that went away.
+      client.disconnect();
     },
   };
 }
@@ -107,10 +105,9 @@ async function openCluster(seeds: string[], prefix: string | undefined): Promise
   }
   return {
     backend,
-    where,
     close: async () => {
       await backend.close();
-      await cluster.quit().catch(() => cluster.disconnect());
+      cluster.disconnect();
     },
   };
 }
@@ -144,7 +141,6 @@ async function openPostgres(
   }
   return {
     backend,
-    where,
     close: async () => {
       await backend.close();
       await pool.end().catch(() => undefined);
@@ -190,7 +186,7 @@ function connectError(error: unknown, reason: unknown, where: string): unknown {
 }
 
 /** `url` with its password replaced by `***`, for messages. */
-export function withoutPassword(url: string): string {
+function withoutPassword(url: string): string {
   if (!URL.canParse(url)) return url.replace(/\/\/[^@/]*@/, '//***@');
   const parsed = new URL(url);
   if (parsed.password === '') return url;

@@ -8,7 +8,7 @@ import type { CliIo } from './context.js';
 export function confirm(io: Pick<CliIo, 'stdin' | 'stderr'>, question: string): Promise<boolean> {
   const prompt = createInterface({
     input: io.stdin,
-    output: io.stderr as NodeJS.WritableStream,
+    output: io.stderr,
     terminal: true,
   });
   return new Promise((resolve) => {

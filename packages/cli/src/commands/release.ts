@@ -1,6 +1,14 @@
 import type { CommandContext } from '../context.js';
 import { ExitCode } from '../exit-codes.js';
-import { type HolderJson, holderJson, jsonLine, lockJson, lockView, printable } from '../format.js';
+import {
+  type HolderJson,
+  holderJson,
+  jsonLine,
+  lockJson,
+  lockView,
+  printable,
+  type ReleaseJson,
+} from '../format.js';
 import { confirm } from '../prompt.js';
 
 /**
@@ -14,16 +22,17 @@ export async function release(
 ): Promise<ExitCode> {
   const info = await backend.inspection.inspect({ key });
   if (info === null) {
-    if (json) io.stdout.write(jsonLine({ key, released: [], ended: [] }));
+    if (json) io.stdout.write(jsonLine({ key, released: [], ended: [] } satisfies ReleaseJson));
     else io.stderr.write(`deadbolt: nobody holds ${printable(key)}: nothing to release\n`);
     return ExitCode.notFound;
   }
-  const count = plural(info.holders.length);
   if (!yes) {
     io.stderr.write(
       `${lockView(lockJson(info))}\nReleasing takes the lock from its holders without telling them: each may go on\nworking until its next extension fails. The next waiter in the queue gets the lock.\n`,
     );
-    if (!(await confirm(io, `Release ${count} of ${printable(key)}? [y/N] `))) {
+    if (
+      !(await confirm(io, `Release ${plural(info.holders.length)} of ${printable(key)}? [y/N] `))
+    ) {
       io.stderr.write('deadbolt: not released\n');
       return ExitCode.aborted;
     }
@@ -36,7 +45,7 @@ export async function release(
       (freed ? released : ended).push(holderJson(holder));
     }),
   );
-  if (json) io.stdout.write(jsonLine({ key, released, ended }));
+  if (json) io.stdout.write(jsonLine({ key, released, ended } satisfies ReleaseJson));
   else {
     const list = (holders: HolderJson[]) =>
       holders

@@ -1,7 +1,7 @@
 import type { LockInfo } from '@deadbolt/core';
 import type { CommandContext } from '../context.js';
 import { ExitCode } from '../exit-codes.js';
-import { jsonLine, lockJson, lockView, printable } from '../format.js';
+import { jsonLine, lockJson, lockView, printable, type WatchJson } from '../format.js';
 
 /** Moves the cursor home and clears the screen, so each view replaces the last. */
 const CLEAR_SCREEN = '\x1b[H\x1b[2J';
@@ -41,7 +41,7 @@ function show(
   const now = new Date();
   const lock = info === null ? null : lockJson(info);
   if (json) {
-    io.stdout.write(jsonLine({ at: now.toISOString(), key, lock }));
+    io.stdout.write(jsonLine({ at: now.toISOString(), key, lock } satisfies WatchJson));
     return;
   }
   const terminal = io.stdout.isTTY === true;
