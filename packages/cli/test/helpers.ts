@@ -147,9 +147,20 @@ export class Terminal {
     await chmod(deadbolt, 0o755);
     // bash sets its own prompt over an inherited PS1, and tmux its own PATH over `-e PATH=`.
     await writeFile(join(dir, 'bashrc'), `PS1='$ '\nexport PATH='${dir}':"$PATH"\n`);
-    const terminal = new Terminal(`deadbolt-cli-${randomId()}`, dir);
+    // The server's socket lives in the directory too, so nothing is left behind.
+    const terminal = new Terminal(join(dir, 'tmux.sock'), dir);
     const variables = { ...env, TERM: 'xterm' };
-    await terminal.#tmux(
+    try {
+      await terminal.#start(variables, join(dir, 'bashrc'));
+    } catch (error) {
+      await terminal.close();
+      throw error;
+    }
+    return terminal;
+  }
+
+  async #start(variables: Record<string, string>, bashrc: string): Promise<void> {
+    await this.#tmux(
       'new-session',
       '-d',
       '-x',
@@ -157,10 +168,9 @@ export class Terminal {
       '-y',
       '50',
       ...Object.entries(variables).flatMap(([name, value]) => ['-e', `${name}=${value}`]),
-      `bash --noprofile --rcfile ${join(dir, 'bashrc')}`,
+      `bash --noprofile --rcfile ${bashrc}`,
     );
-    await terminal.waitForScreen(/^\$/m);
-    return terminal;
+    await this.waitForScreen(/^\$/m);
   }
 
   /** Types `text` and presses Enter. */
@@ -199,7 +209,7 @@ export class Terminal {
 
   async #tmux(...args: string[]): Promise<string> {
     // The tmux server starts with this environment: without the outer REDIS_URL and POSTGRES_URL.
-    const { stdout } = await promisify(execFile)('tmux', ['-L', this.#socket, ...args], {
+    const { stdout } = await promisify(execFile)('tmux', ['-S', this.#socket, ...args], {
       env: cleanEnv(),
     });
     return stdout;
