@@ -43,6 +43,8 @@ runBackendConformance({
     members.delete(backend);
   },
   capabilities: ['queue', 'wakeUps', 'fences', 'inspection'],
+  // Its PostgreSQL members wake the waits that began before their LISTEN.
+  wakesWhenListening: true,
   // Majorities that grant permits need not share a member: quorum() refuses semaphores.
   semaphores: false,
 });

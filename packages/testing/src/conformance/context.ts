@@ -244,10 +244,12 @@ export function withFeature<Backend extends LockBackend>(
 }
 
 /**
- * Takes the wake-up a backend sends when it begins to listen on `key` (a Redis backend does, for
- * a release it might have missed meanwhile), so the waits after it see only releases; the channel
- * then stays open for them. Waiting for that wake-up itself, rather than for a while, keeps the
- * tests right however slowly the subscription comes about.
+ * Takes the wake-up a backend sends when it begins to listen on `key`, for a release it might have
+ * missed meanwhile (a Redis backend wakes every wait when its subscription takes effect; the
+ * PostgreSQL backend wakes the waits whose `since` is older than its LISTEN), so the waits after
+ * it see only releases; the backend then keeps listening for them. The wait asks with the oldest
+ * `since` there is, which every such backend answers once it listens. Waiting for that wake-up
+ * itself, rather than for a while, keeps the tests right however slowly listening comes about.
  */
 export async function absorbFirstWakeUp(ctx: ConformanceContext, key: string): Promise<void> {
   if (!ctx.wakesWhenListening) return;
@@ -255,8 +257,8 @@ export async function absorbFirstWakeUp(ctx: ConformanceContext, key: string): P
   const priming = new AbortController();
   const signal = priming.signal;
   const wait =
-    backend.wakeUps?.waitForRelease({ key, signal }) ??
-    backend.handoff?.waitForGrant({ key, signal, token: 'absorbing', attempt: 1 });
+    backend.wakeUps?.waitForRelease({ key, signal, since: 0 }) ??
+    backend.handoff?.waitForGrant({ key, signal, token: 'absorbing', attempt: 1, since: 0 });
   const timeout = setTimeout(
     () =>
       priming.abort(

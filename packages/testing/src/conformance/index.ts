@@ -93,10 +93,12 @@ export interface BackendConformanceOptions<Backend extends LockBackend = LockBac
    */
   storedNames?: (backend: Backend) => Promise<readonly string[]>;
   /**
-   * Whether the backend wakes each wait once when it begins to listen on a key, because a release
-   * may have come while it was not yet listening (the Redis backends do, when their subscription
-   * to the key's channel takes effect). The tests that check a wait stays pending while the key
-   * is held then first take that wake-up. A backend that wakes only on releases leaves it unset.
+   * Whether the backend wakes a wait when it begins to listen on a key, because a release may have
+   * come while it was not yet listening: the Redis backends wake every wait when their subscription
+   * to the key's channel takes effect, the PostgreSQL backend the waits whose `since` is older than
+   * its LISTEN. The tests that check a wait stays pending while the key is held then first take
+   * that wake-up (with a wait whose `since` is 0). A backend that wakes only on releases leaves it
+   * unset.
    * @default false
    */
   wakesWhenListening?: boolean;
