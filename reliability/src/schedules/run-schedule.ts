@@ -12,6 +12,13 @@ import type { FromClient, Servers, Tally, ToClient, ViolationKind } from './prot
 import { deriveSeed, Random } from './random.js';
 import { type Amnesia, describeOverload, Timeline } from './timeline.js';
 
+/**
+ * How long a forked client process may take to load and connect. Generous: with other suites
+ * beside it (a load average of 25 to 30 on two cores was seen), a fork once took over 30 s, and a
+ * slow start is no finding about the library.
+ */
+const CHILD_READY_TIMEOUT_MS = 180_000;
+
 /** The servers schedules run against, started once per run. */
 export interface Infrastructure {
   /** Started on first use: a redis-server and the fault proxy its subscribers connect through. */
@@ -83,7 +90,7 @@ export async function runSchedule(
     const child = children.fork();
     const ready = children.next(
       (message, from) => from === child && message.type === 'ready',
-      30_000,
+      CHILD_READY_TIMEOUT_MS,
     );
     children.send(child, { type: 'start', plan, process: child, servers });
     await ready;
