@@ -17,7 +17,9 @@ export default defineConfig({
         name: dir.startsWith('examples/') ? `example-${dir.split('/')[1]}` : dir.split('/')[1],
         root: fileURLToPath(new URL(`./${dir}`, import.meta.url)),
         include: ['test/**/*.test.ts'],
-        testTimeout: 30_000,
+        // An example's test runs a whole program, which may start a cluster first: on a loaded
+        // machine (turbo runs suites side by side on two cores) that alone took over 30 s.
+        testTimeout: dir.startsWith('examples/') ? 120_000 : 30_000,
         hookTimeout: 60_000,
         // The memory backend's footprint tests collect garbage before they read the heap.
         ...(dir === 'packages/memory' ? { execArgv: ['--expose-gc'] } : {}),
