@@ -158,7 +158,12 @@ describe('acquire', () => {
       expect(attempt.settled).toBe(true);
       const error = await attempt.result.catch((caught: unknown) => caught);
       expect(error).toBeInstanceOf(LockTimeoutError);
-      expect(error).toMatchObject({ code: 'LOCK_TIMEOUT', key: 'busy', waitedMs: waitMs });
+      expect(error).toMatchObject({
+        code: 'LOCK_TIMEOUT',
+        key: 'busy',
+        waitedMs: waitMs,
+        unanswered: false,
+      });
       expect(attempt.at - startedAt).toBe(waitMs);
       expect((error as Error).message).toContain('"busy"');
     },

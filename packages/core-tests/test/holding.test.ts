@@ -206,6 +206,7 @@ describe('a request stuck on a dead connection', () => {
       const [error, after] = (await acquiring) as [Error, number];
       expect(error).toBeInstanceOf(LockTimeoutError);
       expect(error.message).toMatch(/did not answer the last request in time/);
+      expect(error).toMatchObject({ unanswered: true });
       expect(after).toBe(endsAt);
       // The connection comes back and the request is applied after all: the grant goes back.
       answer();

@@ -100,6 +100,9 @@ export class Acquisition {
   #stopWaiting: (() => void) | undefined;
   /** Rejects when the call's requests may take no longer to answer (see `#answerWithin`). */
   #unanswered: Promise<never> | undefined;
+  #rejectUnanswered: ((reason: Error) => void) | undefined;
+  /** When `#unanswered` rejects (`Date.now()` time); 0 before the first request. */
+  #answerBy = 0;
   #answerTimer: NodeJS.Timeout | undefined;
 
   constructor(context: AcquisitionContext, call: ResolvedCall, token: string, ticket: Ticket) {
@@ -179,18 +182,31 @@ export class Acquisition {
    * The answer to a request, or a {@link LockTimeoutError} saying the backend did not answer once
    * `by` passes: `wait` bounds the whole call, also when a request hangs on a dead connection that
    * the client has not given up on yet. A grant that comes after is given back. One timer serves
-   * every request of the call.
+   * every request of the call; it is moved only for a request that needs a later `by` (one sent
+   * in the last second before the deadline, which still gets its second: the last attempt, made
+   * at the deadline, must be able to say "taken" rather than "did not answer").
    */
   #answerWithin(pending: Promise<AcquireResult>, by: number): Promise<AcquireResult> {
-    if (this.#unanswered === undefined) {
-      this.#unanswered = new Promise<never>((_, reject) => {
-        this.#answerTimer = setTimeout(() => reject(UNANSWERED), by - Date.now());
-        this.#answerTimer.unref();
-      });
-      // Handled here: it may reject while no request is out, which means nothing.
-      this.#unanswered.catch(() => undefined);
+    if (by > this.#answerBy) {
+      this.#answerBy = by;
+      clearTimeout(this.#answerTimer);
+      // A timer that already fired rejected its promise for good: later requests need a new one.
+      if (this.#unanswered === undefined || this.#rejectUnanswered === undefined) {
+        this.#unanswered = new Promise<never>((_, reject) => {
+          this.#rejectUnanswered = reject;
+        });
+        // Handled here: it may reject while no request is out, which means nothing.
+        this.#unanswered.catch(() => undefined);
+      }
+      this.#answerTimer = setTimeout(() => {
+        const reject = this.#rejectUnanswered;
+        this.#rejectUnanswered = undefined;
+        reject?.(UNANSWERED);
+      }, by - Date.now());
+      this.#answerTimer.unref();
     }
-    return Promise.race([pending, this.#unanswered]).catch((error: unknown) => {
+    const unanswered = this.#unanswered as Promise<never>;
+    return Promise.race([pending, unanswered]).catch((error: unknown) => {
       if (error !== UNANSWERED) throw error;
       pending.then(
         (late) => late.ok && giveBack(this.#context, this.#call, this.#token),

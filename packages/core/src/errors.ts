@@ -28,7 +28,7 @@ export class DeadboltError extends Error {
  * @example
  * ```ts
  * try { await locks.acquire('report', { wait: 500 }); }
- * catch (error) { if (error instanceof LockTimeoutError) console.log(error.key, error.waitedMs); }
+ * catch (error) { if (error instanceof LockTimeoutError) console.log(error.key, error.waitedMs, error.unanswered); }
  * ```
  */
 export class LockTimeoutError extends DeadboltError {
@@ -36,10 +36,16 @@ export class LockTimeoutError extends DeadboltError {
   readonly key: string;
   /** How long the call waited, in milliseconds. */
   readonly waitedMs: number;
+  /**
+   * True when the wait ran out on a request the backend had not answered (a dead or stalled
+   * connection the client has not given up on yet): the backend, not a holder, is the problem.
+   * False when the lock stayed taken. That request is abandoned; if the backend applies it
+   * later, the manager gives its grant back when the answer comes (else its TTL ends it).
+   */
+  readonly unanswered: boolean;
 
   /**
-   * @param unanswered - true when the wait ran out on a request the backend never answered (a
-   *   dead connection the client has not given up on), rather than on a lock that stayed taken
+   * @param unanswered - see {@link LockTimeoutError.unanswered}
    */
   constructor(key: string, waitedMs: number, unanswered = false) {
     super(
@@ -50,6 +56,7 @@ export class LockTimeoutError extends DeadboltError {
     );
     this.key = key;
     this.waitedMs = waitedMs;
+    this.unanswered = unanswered;
   }
 }
 

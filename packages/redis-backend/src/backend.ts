@@ -53,8 +53,14 @@ export interface RedisConnection {
   readonly name: string;
   /** Runs scripts on the user's client. */
   readonly transport: ScriptTransport;
-  /** Opens the one dedicated subscriber connection, the first time a waiter needs it. */
-  openSubscriber(): Promise<OwnedSubscriber>;
+  /**
+   * Opens the one dedicated subscriber connection, the first time a waiter needs it. The
+   * subscriber follows the user's client: opening one for a client that is closed fails, and
+   * `onClientEnd` runs once when the client ends (quit, closed, destroyed, or given up
+   * reconnecting) while the subscriber is open, so the backend closes the subscriber too and
+   * never keeps the process alive after the user closed their client. `close()` stops listening.
+   */
+  openSubscriber(onClientEnd: () => void): Promise<OwnedSubscriber>;
   /** @default 'PUBLISH' */
   readonly publishCommand?: PublishCommand;
   /**
@@ -127,7 +133,7 @@ export class RedisBackend implements LockBackend {
     };
     const subscriber = () => {
       if (this.#subscriber !== undefined) return this.#subscriber;
-      const opening = connection.openSubscriber();
+      const opening = connection.openSubscriber(() => this.#clientEnded(opening));
       this.#subscriber = opening;
       // A failed open is retried by the next waiter rather than remembered forever.
       opening.catch(() => {
@@ -248,6 +254,24 @@ export class RedisBackend implements LockBackend {
     const subscriber = this.#subscriber;
     this.#subscriber = undefined;
     await subscriber?.then((owned) => owned.close()).catch(() => undefined);
+  }
+
+  /**
+   * The user's client ended under the subscriber `opening`: close it too, so that nothing of the
+   * backend keeps the process alive, and fail the waiters, who would otherwise wait on a
+   * connection nobody can use. Not a close: a later wait opens a subscriber again if the client
+   * is connected again by then, and fails at once if it is not.
+   */
+  #clientEnded(opening: Promise<OwnedSubscriber>): void {
+    if (this.#subscriber !== opening) return;
+    this.#subscriber = undefined;
+    // Waits wrap it: `[ioredis] waiting for "key": the client was closed …`.
+    this.#waiters.reset(
+      new Error(
+        'the client was closed (quit, close, destroy, or it gave up reconnecting); connect it again to lock',
+      ),
+    );
+    opening.then((owned) => owned.close()).catch(() => undefined);
   }
 
   async #inspect(request: InspectRequest): Promise<LockInfo | null> {

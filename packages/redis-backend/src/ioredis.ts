@@ -1,7 +1,7 @@
 import type { OwnedSubscriber, RedisConnection } from './backend.js';
 import { clientKeyPrefix } from './keys.js';
 import type { LockServer } from './listing.js';
-import { type PubSubMode, withClassicFallback } from './pubsub.js';
+import { type EndingClient, following, type PubSubMode, withClassicFallback } from './pubsub.js';
 import type { ScriptTransport } from './scripts.js';
 
 /** The script commands of an ioredis `Redis` or `Cluster`, or of one node of a `Cluster`. */
@@ -18,7 +18,9 @@ export interface IoredisConnectable {
 }
 
 /** The slice of an ioredis `Redis` client deadbolt uses. */
-export interface IoredisClient extends IoredisScripting {
+export interface IoredisClient extends IoredisScripting, EndingClient<'end'> {
+  /** `'end'` once closed: no subscriber is opened then. */
+  readonly status: string;
   duplicate(): IoredisSubscriber;
   /** Read for its `keyPrefix`. */
   readonly options: object;
@@ -40,7 +42,10 @@ export interface IoredisShardedSubscriber extends IoredisSubscriber {
 }
 
 /** The slice of an ioredis `Cluster` deadbolt uses. */
-export interface IoredisClusterClient extends IoredisScripting, IoredisConnectable {
+export interface IoredisClusterClient
+  extends IoredisScripting,
+    IoredisConnectable,
+    EndingClient<'end'> {
   duplicate(
     startupNodes?: undefined,
     options?: { shardedSubscribers?: boolean },
@@ -66,7 +71,11 @@ export function ioredisConnection(client: IoredisClient): RedisConnection {
     name: 'ioredis',
     transport: ioredisTransport(client),
     keyPrefix,
-    openSubscriber: async () => ioredisSubscriber(client.duplicate(), keyPrefix, 'classic'),
+    openSubscriber: async (onClientEnd) => {
+      assertNotEnded(client);
+      const subscriber = ioredisSubscriber(client.duplicate(), keyPrefix, 'classic');
+      return following(client, 'end', subscriber, onClientEnd);
+    },
   };
 }
 
@@ -95,13 +104,21 @@ export function ioredisClusterConnection(
         transport: ioredisTransport(node),
       }));
     },
-    openSubscriber: async () =>
-      ioredisSubscriber(
+    openSubscriber: async (onClientEnd) => {
+      assertNotEnded(cluster);
+      const subscriber = ioredisSubscriber(
         cluster.duplicate(undefined, { shardedSubscribers: pubsub === 'sharded' }),
         keyPrefix,
         pubsub,
-      ),
+      );
+      return following(cluster, 'end', subscriber, onClientEnd);
+    },
   };
+}
+
+/** A client its user closed gets no subscriber: it would stay open after the user is done. */
+function assertNotEnded(client: { readonly status: string }): void {
+  if (client.status === 'end') throw new Error('the client is closed');
 }
 
 /** Runs scripts on an ioredis `Redis`, `Cluster` or cluster node. */

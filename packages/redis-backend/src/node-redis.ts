@@ -2,7 +2,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { OwnedSubscriber, RedisConnection } from './backend.js';
 import { clientKeyPrefix } from './keys.js';
 import type { LockServer } from './listing.js';
-import { type PubSubMode, withClassicFallback } from './pubsub.js';
+import { type EndingClient, following, type PubSubMode, withClassicFallback } from './pubsub.js';
 import type { ScriptTransport } from './scripts.js';
 
 /** Keys and arguments as node-redis takes them for `EVAL`/`EVALSHA`. */
@@ -18,7 +18,9 @@ export interface NodeRedisScripting {
 }
 
 /** The slice of a node-redis client (`createClient()`, connected) deadbolt uses. */
-export interface NodeRedisClient extends NodeRedisScripting {
+export interface NodeRedisClient extends NodeRedisScripting, EndingClient<'end'> {
+  /** False once closed (or before `connect()`): no subscriber is opened then. */
+  readonly isOpen: boolean;
   duplicate(): NodeRedisSubscriber;
   /** Read for node-redis 6's `keyPrefix` (5 has none). */
   readonly options?: unknown;
@@ -47,7 +49,9 @@ export interface NodeRedisShardedSubscriber extends NodeRedisSubscriber {
 }
 
 /** The slice of a node-redis cluster (`createCluster()`, connected) deadbolt uses. */
-export interface NodeRedisClusterClient extends NodeRedisScripting {
+export interface NodeRedisClusterClient extends NodeRedisScripting, EndingClient<'disconnect'> {
+  /** False once closed (or before `connect()`): no subscriber is opened then. */
+  readonly isOpen: boolean;
   duplicate(): NodeRedisShardedSubscriber;
   /** The masters, which the eviction check asks and listing scans through their `nodeClient`s. */
   readonly masters: readonly NodeRedisClusterMaster[];
@@ -72,7 +76,11 @@ export function nodeRedisConnection(client: NodeRedisClient): RedisConnection {
     name: 'node-redis',
     transport: nodeRedisTransport(client, send),
     keyPrefix,
-    openSubscriber: async () => nodeRedisSubscriber(client.duplicate(), keyPrefix, 'classic'),
+    openSubscriber: async (onClientEnd) => {
+      assertOpen(client);
+      const subscriber = nodeRedisSubscriber(client.duplicate(), keyPrefix, 'classic');
+      return following(client, 'end', subscriber, onClientEnd);
+    },
   };
 }
 
@@ -102,8 +110,17 @@ export function nodeRedisClusterConnection(
         })),
       );
     },
-    openSubscriber: async () => nodeRedisSubscriber(cluster.duplicate(), keyPrefix, pubsub),
+    openSubscriber: async (onClientEnd) => {
+      assertOpen(cluster);
+      const subscriber = nodeRedisSubscriber(cluster.duplicate(), keyPrefix, pubsub);
+      return following(cluster, 'disconnect', subscriber, onClientEnd);
+    },
   };
+}
+
+/** A client its user closed gets no subscriber: it would stay open after the user is done. */
+function assertOpen(client: { readonly isOpen: boolean }): void {
+  if (!client.isOpen) throw new Error('the client is closed');
 }
 
 /** Runs scripts on a node-redis client, cluster or cluster node's client, each call through `sender`. */

@@ -1,3 +1,4 @@
+import type { OwnedSubscriber } from './backend.js';
 import type { ReleaseSubscriber } from './release-waiters.js';
 
 /**
@@ -43,6 +44,37 @@ export function withClassicFallback(
     unsubscribe: async (channel) => {
       if (shardedChannels.delete(channel)) await commands.shardedOff(channel);
       else await commands.classicOff(channel);
+    },
+  };
+}
+
+/** A user's client that says when it ends for good: ioredis and node-redis emit `'end'`, a node-redis cluster `'disconnect'`. */
+export interface EndingClient<Event extends string> {
+  on(event: Event, listener: () => void): unknown;
+  off(event: Event, listener: () => void): unknown;
+}
+
+/**
+ * `subscriber`, made to follow the user's `client`: `onEnd` runs once when the client emits
+ * `event` (it ended), until the subscriber is closed. The backend then closes the subscriber, so a
+ * process whose user closed their client can exit.
+ */
+export function following<Event extends string>(
+  client: EndingClient<Event>,
+  event: Event,
+  subscriber: OwnedSubscriber,
+  onEnd: () => void,
+): OwnedSubscriber {
+  const ended = () => {
+    client.off(event, ended);
+    onEnd();
+  };
+  client.on(event, ended);
+  return {
+    ...subscriber,
+    close: async () => {
+      client.off(event, ended);
+      await subscriber.close();
     },
   };
 }

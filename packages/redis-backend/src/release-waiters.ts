@@ -70,6 +70,8 @@ export class ReleaseWaiters {
   readonly #rejecters = new Set<Settle>();
   readonly #lingerMs: number;
   #closedWith: Error | undefined;
+  /** Counts {@link reset}s: an operation queued before one does not run after it. */
+  #generation = 0;
 
   /**
    * @param subscriber - the adapter's dedicated subscriber connection
@@ -150,9 +152,25 @@ export class ReleaseWaiters {
    */
   close(error: Error): void {
     this.#closedWith = error;
-    for (const reject of [...this.#rejecters]) reject(error);
+    this.reset(error);
+  }
+
+  /**
+   * Rejects every current waiter with `error` and forgets every subscription, for a subscriber
+   * connection that is gone (closed because the user's client ended): later waits subscribe
+   * afresh, on whatever connection the owner gives them then. What was queued for the old
+   * connection and has not started yet is dropped, so it can neither wait for it forever nor
+   * unsubscribe a new waiter's channel.
+   *
+   * @param error - what the current waiters reject with
+   */
+  reset(error: Error): void {
+    this.#generation += 1;
+    this.#tails.clear();
     for (const entry of this.#channels.values()) clearTimeout(entry.lingering);
+    // Cleared first, so the waiters leaving below unsubscribe nothing.
     this.#channels.clear();
+    for (const reject of [...this.#rejecters]) reject(error);
   }
 
   #open(channel: string): Channel {
@@ -232,7 +250,10 @@ export class ReleaseWaiters {
   /** Runs `operation` on `channel` after every earlier one on it has settled. */
   #serially(channel: string, operation: () => Promise<void>): Promise<void> {
     const previous = this.#tails.get(channel) ?? Promise.resolve();
-    const result = previous.then(operation);
+    const generation = this.#generation;
+    const result = previous.then(() =>
+      generation === this.#generation ? operation() : Promise.reject(STALE),
+    );
     const tail = result.catch(() => undefined);
     this.#tails.set(channel, tail);
     void tail.then(() => {
@@ -241,6 +262,9 @@ export class ReleaseWaiters {
     return result;
   }
 }
+
+/** What an operation queued before a {@link ReleaseWaiters.reset} rejects with, instead of running. */
+const STALE = new Error('the subscriber connection was reset');
 
 /** The grant in a `granted <fence> <ttlMs> <afterMs> <attempt> <token>` message; undefined for any other. */
 function parseGrant(message: string): { token: string; handedOff: HandedOff } | undefined {

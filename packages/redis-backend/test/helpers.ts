@@ -33,7 +33,7 @@ export function countingTransport(inner: ScriptTransport): ScriptTransport & {
 
 /** A subscriber on a duplicate of `redis`, as `@deadbolt/ioredis` opens it. */
 export function subscriberOf(redis: Redis): Promise<OwnedSubscriber> {
-  return ioredisConnection(redis).openSubscriber();
+  return ioredisConnection(redis).openSubscriber(() => undefined);
 }
 
 /**

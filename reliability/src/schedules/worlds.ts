@@ -109,6 +109,12 @@ function subscriberThrough(direct: Redis, openSubscriber: () => Redis): IoredisC
     defineCommand: (...args) => direct.defineCommand(...args),
     duplicate: openSubscriber,
     options: direct.options,
+    // The subscriber follows the client: closed when it ends.
+    get status() {
+      return direct.status;
+    },
+    on: (event, listener) => direct.on(event, listener),
+    off: (event, listener) => direct.off(event, listener),
   };
   return client;
 }

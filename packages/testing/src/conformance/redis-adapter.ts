@@ -8,10 +8,12 @@ import {
   type LockBackend,
   LockLostError,
   LockManager,
+  LockTimeoutError,
   type WakeUpCapability,
 } from '@deadbolt/core';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { startRedisCluster } from '../harness/cluster.js';
+import { startFaultProxy } from '../harness/fault-proxy.js';
 import { type RedisServer, startRedis } from '../harness/redis.js';
 import { RespError, type RespValue, sendCommands } from '../harness/resp.js';
 import { eventually, sleep } from './context.js';
@@ -715,6 +717,62 @@ export function runRedisAdapterSuite<Client>(options: RedisAdapterSuiteOptions<C
           const next = await locks.acquire('pause', { wait: 10_000 });
           expect(next.fence).toBeGreaterThan(lock.fence);
           expect(await next.release()).toBe(true);
+        });
+
+        it.each([
+          ['fair', true],
+          ['racing', false],
+        ])(
+          'ends a %s acquire at its wait while the server does not answer, saying so, and gives back the grant the server applies late',
+          async (_, fair) => {
+            // A link that stops forwarding: the client keeps its connection and waits for replies.
+            await using proxy = await startFaultProxy(faulty);
+            const prefix = `unanswered-${randomUUID()}`;
+            const { backend } = await open(proxy.url, prefix);
+            const locks = new LockManager({ backend });
+            // Connected, scripts loaded and the eviction check passed: only the link is missing.
+            await (await locks.acquire('warm')).release();
+            proxy.blackhole();
+            const startedAt = Date.now();
+            const error = await failureOf(() =>
+              locks.acquire('k', { wait: 2_000, ttl: 60_000, fair }),
+            );
+            // Generous: the bound is `wait` (a request gets at least a second), not a client's retries.
+            expect(Date.now() - startedAt).toBeLessThan(2_000 + 5_000);
+            expect(error).toBeInstanceOf(LockTimeoutError);
+            expect(error).toMatchObject({ key: 'k', unanswered: true });
+            expect((error as Error).message).toMatch(/the backend did not answer/);
+            // The request was held, not lost: once the link heals, the server applies it, and the
+            // lock it granted to nobody is given back long before its 60 s lease could end.
+            proxy.heal();
+            const name = `${prefix}:{k}`;
+            await eventually(
+              'the late request reached the server',
+              async () => (await faulty.call('HEXISTS', name, 'fence')) === 1,
+              20_000,
+            );
+            const direct = await open(faulty.url, prefix);
+            await eventually(
+              'its grant was given back',
+              async () => (await direct.backend.inspection?.inspect({ key: 'k' })) === null,
+              20_000,
+            );
+          },
+        );
+
+        it('ends an acquire at its wait while the server is down, saying why', async () => {
+          const { backend } = await open(faulty.url, `down-${randomUUID()}`);
+          const locks = new LockManager({ backend });
+          await (await locks.acquire('warm')).release();
+          await faulty.kill();
+          const startedAt = Date.now();
+          const error = await failureOf(() => locks.acquire('k', { wait: 2_000 }));
+          expect(Date.now() - startedAt).toBeLessThan(2_000 + 5_000);
+          // Default clients hold the request while they reconnect: the wait runs out on it.
+          expect(error).toBeInstanceOf(LockTimeoutError);
+          expect(error).toMatchObject({ key: 'k', unanswered: true });
+          expect((error as Error).message).toMatch(/the backend did not answer/);
+          await faulty.restart();
         });
 
         it('keeps waking a waiter through pub/sub after the server restarts under it', async () => {
