@@ -9,17 +9,22 @@ export type { ForeignClient, RedisAdapterSuiteOptions } from './conformance/redi
 export { runRedisAdapterSuite } from './conformance/redis-adapter.js';
 export type {
   IoredisModule,
+  IoredisSentinelModule,
   IoredisTestClient,
   NodeRedisModule,
+  NodeRedisSentinelModule,
   NodeRedisTestClient,
   RedisClientSettings,
   RedisTestClients,
 } from './conformance/redis-clients.js';
 export {
   ioredisClusterTestClients,
+  ioredisSentinelTestClients,
   ioredisTestClients,
   nodeRedisClusterTestClients,
+  nodeRedisSentinelTestClients,
   nodeRedisTestClients,
+  parseSentinelUrl,
 } from './conformance/redis-clients.js';
 
 // harness exports: real redis-server processes and PostgreSQL databases for tests

@@ -14,6 +14,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { startRedisCluster } from '../harness/cluster.js';
 import { type RedisServer, startRedis } from '../harness/redis.js';
 import { RespError, type RespValue, sendCommands } from '../harness/resp.js';
+import { startRedisSentinel } from '../harness/sentinel.js';
 import { eventually, sleep } from './context.js';
 import { runBackendConformance } from './index.js';
 import type { RedisClientSettings, RedisTestClients } from './redis-clients.js';
@@ -88,9 +89,18 @@ interface Deployment {
   stop(): Promise<void>;
 }
 
-/** A private `redis-server`, or a cluster of 3 masters with a replica each. */
-async function deploy(topology: 'server' | 'cluster'): Promise<Deployment> {
+/** A private `redis-server`, a Sentinel deployment, or a cluster of 3 masters with a replica each. */
+async function deploy(topology: 'server' | 'cluster' | 'sentinel'): Promise<Deployment> {
   if (topology === 'server') return single(await startRedis());
+  if (topology === 'sentinel') {
+    const sentinel = await startRedisSentinel();
+    return {
+      url: sentinel.url,
+      nodes: async () => sentinel.nodes.filter((node) => node.running),
+      masters: async () => [await sentinel.master()],
+      stop: () => sentinel.stop(),
+    };
+  }
   const cluster = await startRedisCluster({ masters: 3, replicasPerMaster: 1 });
   const node = (target: { host: string; port: number }): Node => ({
     call: async (...args) => {
@@ -257,7 +267,11 @@ export function runRedisAdapterSuite<Client>(options: RedisAdapterSuiteOptions<C
   const library = clients.library;
   const ReplyError = clients.ReplyError ?? Error;
   const topology = clients.topology ?? 'server';
-  const where = topology === 'cluster' ? 'a real Redis Cluster' : 'a real Redis';
+  const where = {
+    server: 'a real Redis',
+    cluster: 'a real Redis Cluster',
+    sentinel: 'a real Redis Sentinel deployment',
+  }[topology];
   // Hooks and tests in a block of their own: a cluster starts when its suite does, not before.
   describe(options.name, () => {
     let deployment: Deployment;
@@ -334,7 +348,11 @@ export function runRedisAdapterSuite<Client>(options: RedisAdapterSuiteOptions<C
       });
 
       it('fails with BackendError naming the library when nothing listens, the client error as cause', async () => {
-        const url = `redis://127.0.0.1:${await closedPort()}`;
+        const port = await closedPort();
+        const url =
+          topology === 'sentinel'
+            ? `redis-sentinel://127.0.0.1:${port}/deadbolt`
+            : `redis://127.0.0.1:${port}`;
         const { backend } = await open(url, undefined, { failFast: true, reconnect: false });
         const error = await failureOf(() => new LockManager({ backend }).acquire('k'));
         expect(error).toBeInstanceOf(BackendError);
@@ -582,13 +600,14 @@ export function runRedisAdapterSuite<Client>(options: RedisAdapterSuiteOptions<C
         },
       );
 
-      // Counts connections to the one server (a cluster's subscriber has one per node).
-      if (topology === 'server') {
+      // Counts connections to the one master (a cluster's subscriber has one per node).
+      if (topology !== 'cluster') {
         it('serves 100 waiters on 25 keys over one subscriber connection, kept for the next waiters and closed by close()', async () => {
           const name = `subscriber-${randomUUID().slice(0, 8)}`;
           const { client, backend } = await open(deployment.url, name, { connectionName: name });
-          const [server] = await deployment.nodes();
+          const [server] = await deployment.masters();
           const connections = (type?: 'pubsub') => connectionsNamed(server!, name, type);
+          const subscriber = clients.subscriberConnections ?? { subscribed: 1, idle: 1 };
           await eventually('the client is connected', async () => (await connections()) === 1);
           const round = async () => {
             const controller = new AbortController();
@@ -602,7 +621,7 @@ export function runRedisAdapterSuite<Client>(options: RedisAdapterSuiteOptions<C
             const subscribed = async () => (await channels(deployment, underPrefix(name))).length;
             await eventually('25 channels are subscribed', async () => (await subscribed()) === 25);
             expect(await connections('pubsub')).toBe(1);
-            expect(await connections()).toBe(2);
+            expect(await connections()).toBe(1 + subscriber.subscribed);
             // Four waiters on one key share one subscription.
             expect(await subscribers(deployment, `${name}:{key 0}`)).toBe(1);
             controller.abort();
@@ -612,7 +631,7 @@ export function runRedisAdapterSuite<Client>(options: RedisAdapterSuiteOptions<C
               async () => (await subscribed()) === 0,
             );
             // The connection itself stays for the next waiters.
-            expect(await connections()).toBe(2);
+            expect(await connections()).toBe(1 + subscriber.idle);
           };
           await round();
           await round();
