@@ -18,10 +18,10 @@ export type {
 export type NodeRedisBackendOptions = RedisBackendOptions;
 
 /**
- * deadbolt on your node-redis 5 or 6 client (`createClient()`, connected): the shared Lua scripts
- * for leases and fences, and one dedicated subscriber connection (a `duplicate()` of your client,
- * connected when the first waiter needs it) for release wake-ups. `close()` closes that
- * subscriber only, never your client.
+ * deadbolt on your node-redis 5 or 6 client (`createClient()` or `createSentinel()`, connected):
+ * the shared Lua scripts for leases and fences, and one dedicated subscriber (a `duplicate()` of
+ * your client, connected when the first waiter needs it) for release wake-ups. `close()` closes
+ * that subscriber only, never your client.
  *
  * @example
  * ```ts
@@ -32,7 +32,8 @@ export type NodeRedisBackendOptions = RedisBackendOptions;
  */
 export class NodeRedisBackend extends RedisBackend {
   /**
-   * @param client - a node-redis client from `createClient()` (for a cluster, use `@deadbolt/cluster`)
+   * @param client - a node-redis client from `createClient()` or `createSentinel()` (for a
+   *   cluster, use `@deadbolt/cluster`)
    * @param options - `prefix` namespaces every key and channel
    */
   constructor(client: NodeRedisClient, options?: NodeRedisBackendOptions) {

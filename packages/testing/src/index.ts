@@ -1,4 +1,4 @@
-/** @module @deadbolt/testing: the backend conformance suite and a harness for real redis-server processes and PostgreSQL databases. */
+/** @module @deadbolt/testing: the backend conformance suite and a harness for real redis-server processes (single, Sentinel, Cluster) and PostgreSQL databases. */
 
 // conformance exports: runBackendConformance, the suite every backend passes, and its helpers
 export type { BackendFeature, ConformanceContext, CountedBackend } from './conformance/context.js';
@@ -9,17 +9,22 @@ export type { ForeignClient, RedisAdapterSuiteOptions } from './conformance/redi
 export { runRedisAdapterSuite } from './conformance/redis-adapter.js';
 export type {
   IoredisModule,
+  IoredisSentinelModule,
   IoredisTestClient,
   NodeRedisModule,
+  NodeRedisSentinelModule,
   NodeRedisTestClient,
   RedisClientSettings,
   RedisTestClients,
 } from './conformance/redis-clients.js';
 export {
   ioredisClusterTestClients,
+  ioredisSentinelTestClients,
   ioredisTestClients,
   nodeRedisClusterTestClients,
+  nodeRedisSentinelTestClients,
   nodeRedisTestClients,
+  parseSentinelUrl,
 } from './conformance/redis-clients.js';
 
 // harness exports: real redis-server processes and PostgreSQL databases for tests
@@ -56,6 +61,7 @@ export type {
 } from './harness/redis.js';
 export {
   chooseRedisProvider,
+  findExecutable,
   findRedisServerBinary,
   isDockerAvailable,
   startRedis,
@@ -63,3 +69,10 @@ export {
 } from './harness/redis.js';
 export type { RespValue } from './harness/resp.js';
 export { RespError } from './harness/resp.js';
+export type {
+  RedisAddress,
+  RedisSentinelDeployment,
+  RedisSentinelNode,
+  StartRedisSentinelOptions,
+} from './harness/sentinel.js';
+export { startRedisSentinel } from './harness/sentinel.js';

@@ -16,6 +16,7 @@ import { startRedisCluster } from '../harness/cluster.js';
 import { startFaultProxy } from '../harness/fault-proxy.js';
 import { type RedisServer, startRedis } from '../harness/redis.js';
 import { RespError, type RespValue, sendCommands } from '../harness/resp.js';
+import { type RedisSentinelDeployment, startRedisSentinel } from '../harness/sentinel.js';
 import { eventually, sleep } from './context.js';
 import { runBackendConformance } from './index.js';
 import type { RedisClientSettings, RedisTestClients } from './redis-clients.js';
@@ -90,9 +91,18 @@ interface Deployment {
   stop(): Promise<void>;
 }
 
-/** A private `redis-server`, or a cluster of 3 masters with a replica each. */
-async function deploy(topology: 'server' | 'cluster'): Promise<Deployment> {
+/** A private `redis-server`, a Sentinel deployment, or a cluster of 3 masters with a replica each. */
+async function deploy(topology: 'server' | 'cluster' | 'sentinel'): Promise<Deployment> {
   if (topology === 'server') return single(await startRedis());
+  if (topology === 'sentinel') {
+    const sentinel = await startRedisSentinel();
+    return {
+      url: sentinel.url,
+      nodes: async () => sentinel.nodes.filter((node) => node.running),
+      masters: async () => [await sentinel.master()],
+      stop: () => sentinel.stop(),
+    };
+  }
   const cluster = await startRedisCluster({ masters: 3, replicasPerMaster: 1 });
   const node = (target: { host: string; port: number }): Node => ({
     call: async (...args) => {
@@ -259,7 +269,11 @@ export function runRedisAdapterSuite<Client>(options: RedisAdapterSuiteOptions<C
   const library = clients.library;
   const ReplyError = clients.ReplyError ?? Error;
   const topology = clients.topology ?? 'server';
-  const where = topology === 'cluster' ? 'a real Redis Cluster' : 'a real Redis';
+  const where = {
+    server: 'a real Redis',
+    cluster: 'a real Redis Cluster',
+    sentinel: 'a real Redis Sentinel deployment',
+  }[topology];
   // Hooks and tests in a block of their own: a cluster starts when its suite does, not before.
   describe(options.name, () => {
     let deployment: Deployment;
@@ -336,7 +350,11 @@ export function runRedisAdapterSuite<Client>(options: RedisAdapterSuiteOptions<C
       });
 
       it('fails with BackendError naming the library when nothing listens, the client error as cause', async () => {
-        const url = `redis://127.0.0.1:${await closedPort()}`;
+        const port = await closedPort();
+        const url =
+          topology === 'sentinel'
+            ? `redis-sentinel://127.0.0.1:${port}/deadbolt`
+            : `redis://127.0.0.1:${port}`;
         const { backend } = await open(url, undefined, { failFast: true, reconnect: false });
         const error = await failureOf(() => new LockManager({ backend }).acquire('k'));
         expect(error).toBeInstanceOf(BackendError);
@@ -584,13 +602,14 @@ export function runRedisAdapterSuite<Client>(options: RedisAdapterSuiteOptions<C
         },
       );
 
-      // Counts connections to the one server (a cluster's subscriber has one per node).
-      if (topology === 'server') {
+      // Counts connections to the one master (a cluster's subscriber has one per node).
+      if (topology !== 'cluster') {
         it('serves 100 waiters on 25 keys over one subscriber connection, kept for the next waiters and closed by close()', async () => {
           const name = `subscriber-${randomUUID().slice(0, 8)}`;
           const { client, backend } = await open(deployment.url, name, { connectionName: name });
-          const [server] = await deployment.nodes();
+          const [server] = await deployment.masters();
           const connections = (type?: 'pubsub') => connectionsNamed(server!, name, type);
+          const subscriber = clients.subscriberConnections ?? { subscribed: 1, idle: 1 };
           await eventually('the client is connected', async () => (await connections()) === 1);
           const round = async () => {
             const controller = new AbortController();
@@ -604,7 +623,7 @@ export function runRedisAdapterSuite<Client>(options: RedisAdapterSuiteOptions<C
             const subscribed = async () => (await channels(deployment, underPrefix(name))).length;
             await eventually('25 channels are subscribed', async () => (await subscribed()) === 25);
             expect(await connections('pubsub')).toBe(1);
-            expect(await connections()).toBe(2);
+            expect(await connections()).toBe(1 + subscriber.subscribed);
             // Four waiters on one key share one subscription.
             expect(await subscribers(deployment, `${name}:{key 0}`)).toBe(1);
             controller.abort();
@@ -614,7 +633,7 @@ export function runRedisAdapterSuite<Client>(options: RedisAdapterSuiteOptions<C
               async () => (await subscribed()) === 0,
             );
             // The connection itself stays for the next waiters.
-            expect(await connections()).toBe(2);
+            expect(await connections()).toBe(1 + subscriber.idle);
           };
           await round();
           await round();
@@ -647,6 +666,147 @@ export function runRedisAdapterSuite<Client>(options: RedisAdapterSuiteOptions<C
         expect((await again.acquire(request('k'))).ok).toBe(true);
       });
     });
+
+    if (topology === 'sentinel') {
+      describe('when the master fails over', () => {
+        /** A Sentinel deployment of this test's own, stopped after the clients on it. */
+        async function ownDeployment() {
+          const sentinel = await startRedisSentinel();
+          closers.unshift(() => sentinel.stop());
+          return sentinel;
+        }
+
+        /** One hold of the contended key, as its holder saw it. */
+        interface Hold {
+          /** When acquire() resolved and when release() was called: inside the lease at the server. */
+          start: number;
+          end: number;
+          fence: number;
+          /** Neither signalled lost nor told by release() that the lease was gone. */
+          clean: boolean;
+        }
+
+        it.each([
+          ['SENTINEL FAILOVER', (sentinel: RedisSentinelDeployment) => sentinel.failover()],
+          ['a killed master', (sentinel: RedisSentinelDeployment) => sentinel.killMaster()],
+        ])(
+          'under contention through %s: holders not signalled lost never overlap, fences grow with time, and every contender locks again after',
+          async (_, failOver) => {
+            const sentinel = await ownDeployment();
+            const prefix = `failover-${randomUUID()}`;
+            const contenders = await Promise.all(
+              [0, 1, 2, 3].map(() => open(sentinel.url, prefix)),
+            );
+            const holds: Hold[] = [];
+            const after = contenders.map(() => 0);
+            let failedOver = false;
+            let stopping = false;
+            const loops = contenders.map(async ({ backend }, index) => {
+              const locks = new LockManager({ backend });
+              while (!stopping) {
+                let lock: Lock;
+                try {
+                  lock = await locks.acquire('contended', { ttl: 3_000, wait: 5_000 });
+                } catch {
+                  // Refused or cut off while the master changes: try again, without spinning.
+                  await sleep(50);
+                  continue;
+                }
+                const start = performance.now();
+                await sleep(5);
+                const end = performance.now();
+                const released = await lock.release().catch(() => false);
+                holds.push({ start, end, fence: lock.fence, clean: released });
+                if (failedOver && released) after[index] = (after[index] ?? 0) + 1;
+              }
+            });
+            try {
+              await eventually('the contenders take turns', () => holds.length >= 20, 30_000);
+              await failOver(sentinel);
+              failedOver = true;
+              // Generous: the clients find the new master through the sentinels in their own time.
+              await eventually(
+                'every contender locks again on the new master',
+                () => after.every((count) => count >= 3),
+                90_000,
+              );
+            } finally {
+              stopping = true;
+              await Promise.all(loops);
+            }
+            const clean = holds.filter((hold) => hold.clean).sort((a, b) => a.start - b.start);
+            // A hold that starts before every earlier one has ended overlaps one of them.
+            let endedBy = 0;
+            const overlaps = clean.filter((hold) => {
+              const overlapping = hold.start < endedBy;
+              endedBy = Math.max(endedBy, hold.end);
+              return overlapping;
+            });
+            expect(overlaps).toEqual([]);
+            // Fences come from the server clock, so even a lease the new master never got is
+            // followed by a greater fence: a resource that checks them turns the old holder away.
+            const byStart = [...holds].sort((a, b) => a.start - b.start);
+            const backwards = byStart.flatMap((hold, index) =>
+              byStart
+                .slice(index + 1)
+                .filter((later) => later.start > hold.end && later.fence <= hold.fence)
+                .map((later) => ({ hold, later })),
+            );
+            expect(backwards).toEqual([]);
+          },
+          // Two failovers' worth of sentinel agreement and client rediscovery, on a busy machine.
+          180_000,
+        );
+
+        it('signals a holder whose lease never reached the new master, keeps one whose lease did, and gives the next holder a greater fence', async () => {
+          const sentinel = await ownDeployment();
+          const prefix = `lost-write-${randomUUID()}`;
+          const holder = await open(sentinel.url, prefix);
+          const next = await open(sentinel.url, prefix);
+          const locks = new LockManager({ backend: holder.backend });
+          const doomed = await locks.acquire('doomed', { ttl: 3_000, autoExtend: true });
+          const kept = await locks.acquire('kept', { ttl: 60_000 });
+          const lost = lostAt(doomed);
+          const master = await sentinel.master();
+          const replica = sentinel.nodes.find((node) => node.port !== master.port);
+          if (replica === undefined) throw new Error('no replica');
+          const replicated = async () =>
+            Number(await replica.call('EXISTS', `${prefix}:{doomed}`, `${prefix}:{kept}`)) === 2;
+          await eventually('both leases reach the replica', replicated, 10_000);
+          // Replication is asynchronous: what the master acknowledged may not have reached the
+          // replica when it takes over. Made certain here by deleting the lease on the replica.
+          await replica.call('CONFIG', 'SET', 'replica-read-only', 'no');
+          await replica.call('DEL', `${prefix}:{doomed}`);
+          await replica.call('CONFIG', 'SET', 'replica-read-only', 'yes');
+          await sentinel.failover();
+          // The next holder gets the key the new master does not know is held; the old holder
+          // learns at its next renewal at the latest.
+          const taken = await new LockManager({ backend: next.backend }).acquire('doomed', {
+            wait: 60_000,
+          });
+          await lost;
+          expect(doomed.signal.reason).toBeInstanceOf(LockLostError);
+          expect(taken.fence).toBeGreaterThan(doomed.fence);
+          expect(await doomed.release()).toBe(false);
+          // The lease that did replicate is still held, and renews on the new master.
+          await eventually(
+            'the kept lease renews on the new master',
+            () =>
+              kept.extend().then(
+                () => true,
+                (error: unknown) => {
+                  if (error instanceof LockLostError) throw error;
+                  return false;
+                },
+              ),
+            60_000,
+          );
+          expect(kept.signal.aborted).toBe(false);
+          expect(await kept.release()).toBe(true);
+          expect(await taken.release()).toBe(true);
+        }, 180_000);
+      });
+    }
 
     // On a cluster, its adapter's own tests fail a master over.
     if (topology === 'server') {

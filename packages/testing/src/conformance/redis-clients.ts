@@ -24,10 +24,12 @@ export interface RedisTestClients<Client = unknown> {
   /** How the adapter's errors name the library: `[deadbolt] [ioredis] …`. */
   library: string;
   /**
-   * What `connect` connects to: one server, or a Redis Cluster through the URL of one of its nodes.
+   * What `connect` connects to: one server, a Redis Cluster through the URL of one of its nodes,
+   * or a master found through its sentinels, given as a `redis-sentinel://` URL (see
+   * {@link parseSentinelUrl}).
    * @default 'server'
    */
-  topology?: 'server' | 'cluster';
+  topology?: 'server' | 'cluster' | 'sentinel';
   /** A client of `url`, connected or connecting; it resolves even when nothing answers there. */
   connect(url: string, settings?: RedisClientSettings): Promise<Client>;
   /** Sends `PING`. */
@@ -42,6 +44,14 @@ export interface RedisTestClients<Client = unknown> {
    * @default []
    */
   variants?: readonly string[];
+  /**
+   * Connections the backend's subscriber keeps open to the master while it has subscriptions and
+   * once it has none. A node-redis Sentinel's `duplicate()` keeps a master connection of its own
+   * and subscribes on another one, which it closes when the last channel is unsubscribed (and
+   * opens again for the next): `{ subscribed: 2, idle: 1 }`.
+   * @default { subscribed: 1, idle: 1 }
+   */
+  subscriberConnections?: { subscribed: number; idle: number };
   /** The library's class of error replies, which a `BackendError` keeps as `cause`. @default Error */
   ReplyError?: abstract new (
     ...args: never[]
@@ -132,6 +142,75 @@ export function ioredisClusterTestClients(
   };
 }
 
+/** What {@link ioredisSentinelTestClients} uses of the `ioredis` module (or a fork of it). */
+export interface IoredisSentinelModule {
+  Redis: new (options: {
+    sentinels: { host: string; port: number }[];
+    name: string;
+    connectionName?: string;
+    enableOfflineQueue?: boolean;
+    maxRetriesPerRequest?: number;
+    sentinelRetryStrategy?: () => null;
+    retryStrategy?: () => null;
+    keyPrefix?: string;
+  }) => IoredisTestClient;
+  ReplyError: abstract new (...args: never[]) => Error;
+}
+
+/**
+ * The sentinels and master name of a `redis-sentinel://host:port,host:port/<name>` URL, as
+ * `startRedisSentinel()` gives it in `url`.
+ *
+ * @param url - a `redis-sentinel://` URL
+ */
+export function parseSentinelUrl(url: string): {
+  sentinels: { host: string; port: number }[];
+  name: string;
+} {
+  const match = /^redis-sentinel:\/\/([^/]+)\/(.+)$/.exec(url);
+  if (match === null) {
+    throw new Error(
+      `[deadbolt] [testing] expected redis-sentinel://host:port,…/<name>, got ${url}`,
+    );
+  }
+  const sentinels = (match[1] as string).split(',').map((address) => {
+    const at = address.lastIndexOf(':');
+    return { host: address.slice(0, at), port: Number(address.slice(at + 1)) };
+  });
+  return { sentinels, name: decodeURIComponent(match[2] as string) };
+}
+
+/**
+ * ioredis clients that find the master through its sentinels (`new Redis({ sentinels, name })`),
+ * with the variant `'keyPrefix'` (`app:`). `connect` takes a `redis-sentinel://` URL.
+ *
+ * @param ioredis - the `ioredis` module (`import * as ioredis from 'ioredis'`) or a fork of it
+ * @param library - how the adapter's errors name the library
+ * @default library 'ioredis'
+ */
+export function ioredisSentinelTestClients(
+  ioredis: IoredisSentinelModule,
+  library = 'ioredis',
+): RedisTestClients<IoredisTestClient> {
+  return {
+    library,
+    topology: 'sentinel',
+    connect: async (url, { connectionName, failFast, reconnect = true, variant } = {}) => {
+      return quiet(
+        new ioredis.Redis({
+          ...parseSentinelUrl(url),
+          ...(connectionName !== undefined && { connectionName }),
+          ...(failFast && { enableOfflineQueue: false, maxRetriesPerRequest: 1 }),
+          ...(!reconnect && { sentinelRetryStrategy: () => null, retryStrategy: () => null }),
+          ...(variant === 'keyPrefix' && { keyPrefix: 'app:' }),
+        }),
+      );
+    },
+    ...ioredisHandling(ioredis),
+    variants: ['keyPrefix'],
+  };
+}
+
 /** `client`, with the connection errors the suites cause on purpose kept from the output. */
 function quiet(client: IoredisTestClient): IoredisTestClient {
   client.on('error', () => undefined);
@@ -139,7 +218,7 @@ function quiet(client: IoredisTestClient): IoredisTestClient {
 }
 
 /** How the suites handle an ioredis `Redis` or `Cluster` once made. */
-function ioredisHandling(ioredis: IoredisModule) {
+function ioredisHandling(ioredis: Pick<IoredisModule, 'ReplyError'>) {
   return {
     ping: (client: IoredisTestClient) => client.ping(),
     reconnect: (client: IoredisTestClient) => client.connect(),
@@ -232,6 +311,47 @@ export function nodeRedisClusterTestClients(
   };
 }
 
+/** What {@link nodeRedisSentinelTestClients} uses of the `redis` module (node-redis 5 or 6). */
+export interface NodeRedisSentinelModule {
+  createSentinel(options: {
+    name: string;
+    sentinelRootNodes: { host: string; port: number }[];
+    nodeClientOptions?: NodeRedisTestOptions;
+    sentinelClientOptions?: NodeRedisTestOptions;
+  }): NodeRedisTestClient;
+  ErrorReply: abstract new (...args: never[]) => Error;
+}
+
+/**
+ * node-redis Sentinel clients (`createSentinel()`) for the Redis suites. `connect` takes a
+ * `redis-sentinel://` URL.
+ *
+ * @param redis - the `redis` module (`import * as redis from 'redis'`)
+ */
+export function nodeRedisSentinelTestClients(
+  redis: NodeRedisSentinelModule,
+): RedisTestClients<NodeRedisTestClient> {
+  return {
+    ...nodeRedisHandling(redis),
+    library: 'node-redis',
+    topology: 'sentinel',
+    connect: (url, settings = {}) => {
+      const { sentinels, name } = parseSentinelUrl(url);
+      const options = nodeRedisOptions(settings);
+      return connected(
+        redis.createSentinel({
+          name,
+          sentinelRootNodes: sentinels,
+          nodeClientOptions: options,
+          ...(options.socket && { sentinelClientOptions: { socket: options.socket } }),
+        }),
+      );
+    },
+    subscriberConnections: { subscribed: 2, idle: 1 },
+    variants: [],
+  };
+}
+
 /** The options of `settings` that a node-redis client and every client of a cluster take. */
 function nodeRedisOptions(settings: RedisClientSettings): NodeRedisTestOptions {
   const { connectionName, failFast, reconnect = true } = settings;
@@ -251,7 +371,7 @@ async function connected(client: NodeRedisTestClient): Promise<NodeRedisTestClie
 }
 
 /** How the suites handle a node-redis client or cluster once made. */
-function nodeRedisHandling(redis: NodeRedisModule) {
+function nodeRedisHandling(redis: Pick<NodeRedisModule, 'ErrorReply'>) {
   return {
     ping: (client: NodeRedisTestClient) => client.ping(),
     reconnect: (client: NodeRedisTestClient) => client.connect(),

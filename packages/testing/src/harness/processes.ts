@@ -1,5 +1,5 @@
 import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -109,6 +109,12 @@ export interface RedisProcessOptions {
   args?: readonly string[] | undefined;
   /** Listen on this port instead of a free one (no retry then). */
   port?: number | undefined;
+  /**
+   * The text of a configuration file, written once into the server's directory and passed as
+   * its first argument: `redis-sentinel` needs a file of its own, which it rewrites as it learns.
+   * @default none
+   */
+  config?: string | undefined;
 }
 
 /**
@@ -123,14 +129,22 @@ export class RedisProcess {
   readonly dir: string;
   readonly #binary: string;
   readonly #args: readonly string[];
+  readonly #configFile: string | undefined;
   #child: ChildProcess | undefined;
   #stopped = false;
 
-  private constructor(binary: string, port: number, dir: string, args: readonly string[]) {
+  private constructor(
+    binary: string,
+    port: number,
+    dir: string,
+    args: readonly string[],
+    configFile: string | undefined,
+  ) {
     this.#binary = binary;
     this.port = port;
     this.dir = dir;
     this.#args = args;
+    this.#configFile = configFile;
   }
 
   /**
@@ -140,9 +154,12 @@ export class RedisProcess {
   static async start(binary: string, options: RedisProcessOptions = {}): Promise<RedisProcess> {
     const dir = mkdtempSync(join(tmpdir(), 'deadbolt-redis-'));
     const attempts = options.port === undefined ? 5 : 1;
+    const configFile = options.config === undefined ? undefined : join(dir, 'redis.conf');
     for (let attempt = 1; ; attempt++) {
       const port = options.port ?? (await freePort());
-      const server = new RedisProcess(binary, port, dir, options.args ?? []);
+      // Written again on a retry: a server that died at once may have rewritten it already.
+      if (configFile !== undefined) writeFileSync(configFile, options.config ?? '');
+      const server = new RedisProcess(binary, port, dir, options.args ?? [], configFile);
       live.add(server);
       installExitHook();
       try {
@@ -226,6 +243,7 @@ export class RedisProcess {
     const child = spawn(
       this.#binary,
       [
+        ...(this.#configFile === undefined ? [] : [this.#configFile]),
         '--port',
         String(this.port),
         '--bind',

@@ -42,8 +42,13 @@ export function chooseRedisProvider(facts: RedisProviderFacts): RedisProvider {
  * @default path process.env.PATH
  */
 export function findRedisServerBinary(path = process.env.PATH ?? ''): string | undefined {
+  return findExecutable('redis-server', path);
+}
+
+/** Finds an executable called `name` on `path` (directories separated as in `PATH`). */
+export function findExecutable(name: string, path = process.env.PATH ?? ''): string | undefined {
   for (const dir of path.split(delimiter).filter(Boolean)) {
-    const candidate = join(dir, 'redis-server');
+    const candidate = join(dir, name);
     try {
       accessSync(candidate, constants.X_OK);
       return candidate;
