@@ -13,9 +13,13 @@ type Glide = GlideClient | GlideClusterClient;
 /** The GLIDE options that `settings` ask for, on `url`'s host and port. */
 function configurationOf(url: string, settings: RedisClientSettings): BaseClientConfiguration {
   const { hostname, port } = new URL(url);
-  const { connectionName, variant } = settings;
+  const { connectionName, failFast, variant } = settings;
   return {
     addresses: [{ host: hostname, port: Number(port) }],
+    // GLIDE gives up on a command after 250 ms by default, which a script can take on a loaded
+    // machine running a cluster of six servers (the README says to raise it); commands that must
+    // fail fast while the server is down keep that default.
+    ...(!failFast && { requestTimeout: 5_000 }),
     ...(connectionName !== undefined && { clientName: connectionName }),
     ...(variant === 'lazyConnect' && { lazyConnect: true }),
     ...(variant === 'RESP2' && { protocol: ProtocolVersion.RESP2 }),
@@ -41,7 +45,9 @@ async function connected<Client>(
 const handling = {
   library: 'valkey-glide',
   ping: (client: Glide) => client.ping(),
-  // A GLIDE client reconnects by itself, for ever: there is nothing to restart.
+  // A GLIDE client reconnects by itself, for ever (its connectionBackoff only spaces the
+  // attempts): it never gives up, so there is nothing to connect again.
+  canGiveUp: false,
   reconnect: async () => undefined,
   close: (client: Glide) => client.close(),
   ReplyError: RequestError,
