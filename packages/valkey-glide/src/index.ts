@@ -27,8 +27,8 @@ export interface GlideBackendOptions extends RedisBackendOptions {
   /**
    * How releases reach waiters on a `GlideClusterClient`: `'sharded'` uses
    * `SPUBLISH`/`SSUBSCRIBE` (Redis and Valkey 7+), which wakes only the shard that owns the key,
-   * and falls back to classic pub/sub by itself on servers without it; `'classic'` always uses
-   * `PUBLISH`/`SUBSCRIBE`, broadcast to every node. A `GlideClient` always uses classic pub/sub.
+   * and falls back to classic pub/sub where SSUBSCRIBE fails as an unknown command; `'classic'`
+   * always uses `PUBLISH`/`SUBSCRIBE`, broadcast to every node (pass it on servers before 7). A `GlideClient` always uses classic pub/sub.
    * @default 'sharded'
    */
   pubsub?: PubSubMode;
@@ -139,6 +139,8 @@ function assertGlideClient(client: unknown): CheckedClient {
       `${EXPECTED} of @valkey/valkey-glide 2.3 or later, which subscribes to channels after creation`,
     );
   }
+  // Checked now rather than when the first waiter opens the subscriber.
+  configurationOf(candidate as unknown as GlideCommands);
   const createLike: CreateClient<GlideClusterCommands> = (configuration) =>
     (create as CreateClient<GlideClusterCommands>).call(candidate.constructor, configuration);
   if (typeof candidate.ssubscribe === 'function') {
@@ -158,7 +160,10 @@ function assertGlideClient(client: unknown): CheckedClient {
 function configurationOf(client: GlideCommands): GlideConfiguration {
   const { config } = client as unknown as { config?: GlideConfiguration };
   if (typeof config !== 'object' || config === null) {
-    throw new Error('this GLIDE client does not expose the configuration it was created with');
+    throw new InvalidArgumentError(
+      'client',
+      `${EXPECTED} that keeps the configuration it was created with, to create its subscriber like it`,
+    );
   }
   return config;
 }
@@ -213,7 +218,7 @@ function glideConnection({ client, create }: CheckedClient): RedisConnection {
 
 /**
  * The {@link RedisConnection} of a `GlideClusterClient`: scripts on it (GLIDE routes each by its
- * key and follows `MOVED`, `ASK` and `TRYAGAIN`), the masters for the eviction check and listing,
+ * key and follows the cluster's redirections), the masters for the eviction check and listing,
  * and a cluster client like it as subscriber, with sharded pub/sub unless `pubsub` is `'classic'`.
  */
 function glideClusterConnection(
