@@ -154,8 +154,8 @@ function assertGlideClient(client: unknown): CheckedClient {
 }
 
 /**
- * The configuration `client` was created with: GLIDE keeps it (and updates its password after
- * `updateConnectionPassword`), though not in its public types.
+ * The configuration `client` was created with: GLIDE keeps it, though not in its public types
+ * (a later `updateConnectionPassword` shows in it only on a client created without credentials).
  */
 function configurationOf(client: GlideCommands): GlideConfiguration {
   const { config } = client as unknown as { config?: GlideConfiguration };

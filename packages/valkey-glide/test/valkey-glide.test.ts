@@ -107,6 +107,40 @@ describe('GlideBackend', () => {
     }
   });
 
+  it("opens the subscriber with the user's credentials: a waiter on a password-protected server is woken by pub/sub", async () => {
+    await using locked = await startRedis({ args: ['--requirepass', 'sesame'] });
+    const { hostname, port } = new URL(locked.url);
+    const configuration = {
+      addresses: [{ host: hostname, port: Number(port) }],
+      credentials: { password: 'sesame' },
+      requestTimeout: 5_000,
+    };
+    const [holderClient, waiterClient] = await Promise.all([
+      GlideClient.createClient(configuration),
+      GlideClient.createClient(configuration),
+    ]);
+    const holder = new GlideBackend(holderClient);
+    const waiter = new GlideBackend(waiterClient);
+    try {
+      const held = await new LockManager({ backend: holder }).acquire('k', { ttl: 120_000 });
+      // Backoff so slow that only a wake-up can serve the waiter within the test.
+      const waiting = new LockManager({
+        backend: waiter,
+        backoff: { initialMs: 600_000, maxMs: 600_000 },
+      }).acquire('k', { wait: 60_000, fair: false });
+      // The first wait of a key resolves once its subscription is in place: then release.
+      await waiter.wakeUps.waitForRelease({ key: 'k', signal: new AbortController().signal });
+      await held.release();
+      const next = await waiting;
+      expect(next.fence).toBeGreaterThan(held.fence);
+      await next.release();
+    } finally {
+      await Promise.all([holder.close(), waiter.close()]);
+      holderClient.close();
+      waiterClient.close();
+    }
+  });
+
   it('lets the process exit once the backend and the client are closed, waiters and all', async () => {
     const script = fileURLToPath(new URL('./fixtures/exit-after-close.mjs', import.meta.url));
     const child = spawn(process.execPath, [script, server.url], {
