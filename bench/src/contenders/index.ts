@@ -1,8 +1,10 @@
 import { deadboltIoredis, deadboltIoredisRacing } from './deadbolt-ioredis.js';
 import { deadboltMemory } from './deadbolt-memory.js';
 import { deadboltNodeRedis } from './deadbolt-node-redis.js';
+import { deadboltValkeyGlide } from './deadbolt-valkey-glide.js';
 import { raw, rawFenced } from './raw.js';
 import { rawNodeRedis } from './raw-node-redis.js';
+import { rawValkeyGlide } from './raw-valkey-glide.js';
 import { redisSemaphore } from './redis-semaphore.js';
 import { redlockContender } from './redlock.js';
 import { sesamecareContender } from './sesamecare-redlock.js';
@@ -18,10 +20,12 @@ export type { Contender, ContenderRole, LockClient, Release } from './types.js';
 export const contenders: readonly Contender[] = [
   raw,
   rawNodeRedis,
+  rawValkeyGlide,
   rawFenced,
   deadboltIoredis,
   deadboltIoredisRacing,
   deadboltNodeRedis,
+  deadboltValkeyGlide,
   deadboltMemory,
   redlockContender(),
   redlockContender({ retryCount: -1 }),

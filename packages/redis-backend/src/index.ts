@@ -26,7 +26,8 @@ export type {
   NodeRedisSubscriber,
 } from './node-redis.js';
 export { nodeRedisClusterConnection, nodeRedisConnection } from './node-redis.js';
-export type { PubSubMode } from './pubsub.js';
+export type { PubSubMode, SubscriptionCommands } from './pubsub.js';
+export { withClassicFallback } from './pubsub.js';
 export type { ReleaseSubscriber, ReleaseWaitersOptions } from './release-waiters.js';
 export { ReleaseWaiters } from './release-waiters.js';
 export type { LuaScript, ScriptTransport } from './scripts.js';

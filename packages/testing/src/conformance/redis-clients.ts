@@ -34,6 +34,14 @@ export interface RedisTestClients<Client = unknown> {
   connect(url: string, settings?: RedisClientSettings): Promise<Client>;
   /** Sends `PING`. */
   ping(client: Client): Promise<unknown>;
+  /**
+   * Whether a client made with `reconnect: false` stops reconnecting once its connection is lost
+   * (ioredis, node-redis), so that `reconnect` has something to do. A library whose clients
+   * reconnect for ever says `false` (Valkey GLIDE): the test of a subscriber whose client gave up
+   * then does not run, and `reconnect: false` only serves a client that nothing answers.
+   * @default true
+   */
+  canGiveUp?: boolean;
   /** Connects `client` again after it gave up (`reconnect: false`). */
   reconnect(client: Client): Promise<unknown>;
   /** Closes `client`, whatever state it is in. */
