@@ -1,38 +1,58 @@
-// Four workers, each with its own LockManager as if they were separate processes, share one
-// backend and take turns on one lock. Swap MemoryBackend for IoredisBackend(redis) and the same
-// code runs across machines.
+// What a lock with fencing prevents. worker-1 takes a lock and then stalls (a long GC pause, a
+// stopped VM) past its lease; worker-2 is granted the lock and writes. When worker-1 runs again
+// it writes too, as if it still held the lock: a TTL alone cannot stop that. The store refuses
+// the write because worker-1's fence is older than the one it has already accepted.
+//
+// Two LockManagers stand for two processes; MemoryBackend needs no server. Swap it for
+// `new IoredisBackend(redis)` (or any other backend) and the same code runs across machines.
 import { setTimeout as sleep } from 'node:timers/promises';
 import { LockManager } from '@deadbolt/core';
 import { MemoryBackend } from '@deadbolt/memory';
 
-const backend = new MemoryBackend();
-const key = 'report:daily';
-let lastFence = 0;
+/** The protected resource: it remembers the highest fence it accepted and refuses older ones. */
+class FencedStore {
+  #lastFence = 0;
+  value = '(empty)';
 
-async function worker(name: string): Promise<void> {
-  const locks = new LockManager({ backend });
-
-  // `await using` releases the lock when the block ends, even if it throws.
-  {
-    await using lock = await locks.acquire(key, { ttl: 5_000 });
-    record(name, 'acquire', lock.fence);
-    await sleep(20);
+  write(value: string, fence: number): { ok: boolean; lastFence: number } {
+    if (fence < this.#lastFence) return { ok: false, lastFence: this.#lastFence };
+    this.#lastFence = fence;
+    this.value = value;
+    return { ok: true, lastFence: fence };
   }
-
-  // withLock renews the lease while the callback runs and always releases it.
-  await locks.withLock(key, async (lock) => {
-    record(name, 'withLock', lock.fence);
-    await sleep(20);
-  });
 }
 
-/** A protected resource checks the fence: a holder with a lower one is stale. */
-function record(name: string, how: string, fence: number): void {
-  if (fence <= lastFence) throw new Error(`stale fence ${fence} after ${lastFence}`);
-  lastFence = fence;
-  console.log(`${name} holds "${key}" via ${how.padEnd(8)} fence ${fence}`);
-}
+const key = 'report:daily';
+const backend = new MemoryBackend();
+const store = new FencedStore();
+const worker1 = new LockManager({ backend, owner: 'worker-1' });
+const worker2 = new LockManager({ backend, owner: 'worker-2' });
+const log = (who: string, what: string) => console.log(`${who.padEnd(8)}  ${what}`);
 
-await Promise.all(['worker-1', 'worker-2', 'worker-3', 'worker-4'].map(worker));
+const lock1 = await worker1.acquire(key, { ttl: 200 });
+log('worker-1', `acquired ${key}, fence ${lock1.fence}, lease 200 ms`);
+log('worker-1', 'stalls (a GC pause, a stopped VM) and its lease runs out');
+
+// worker-2 waits in line for the lock, which is free once worker-1's lease has expired.
+const worker2Done = worker2.withLock(key, async (lock2) => {
+  log('worker-2', `acquired ${key}, fence ${lock2.fence}`);
+  const { ok } = store.write('report by worker-2', lock2.fence);
+  log('worker-2', `writes the report: ${ok ? 'accepted' : 'refused'}`);
+});
+
+// The stall lasts until worker-2 has written, however busy this machine is.
+await Promise.all([sleep(300), worker2Done]);
+
+// A careful holder checks `held` before writing; this one does not (and a pause can also come
+// between the check and the write). The fence still protects the store.
+log('worker-1', `wakes up (lock1.held is ${lock1.held}) and writes its report anyway`);
+const late = store.write('report by worker-1', lock1.fence);
+log(
+  'store',
+  late.ok
+    ? 'accepted the stale write: the lock did not protect it'
+    : `refused it: fence ${lock1.fence} is older than ${late.lastFence}`,
+);
+await lock1.release(); // false: the lease was gone; release() never throws for that
 await backend.close();
-console.log('done: every worker held the lock twice, one at a time, with increasing fences');
+console.log(`result: the store holds "${store.value}"`);

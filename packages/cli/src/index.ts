@@ -1,4 +1,8 @@
-/** @module @deadbolt/cli: the `deadbolt` command, and its parts for programs that run it in-process. */
+/**
+ * The `deadbolt` command, and its parts for programs that run it in-process.
+ *
+ * @module @deadbolt/cli
+ */
 
 export type { CliIo, OutputStream } from './context.js';
 export { ExitCode } from './exit-codes.js';

@@ -1,4 +1,8 @@
-/** @module @deadbolt/cluster: deadbolt on a Redis Cluster. */
+/**
+ * deadbolt on a Redis Cluster.
+ *
+ * @module @deadbolt/cluster
+ */
 import { InvalidArgumentError } from '@deadbolt/core';
 import {
   type IoredisClusterClient,

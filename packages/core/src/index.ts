@@ -1,4 +1,8 @@
-/** @module @deadbolt/core: one lock algorithm over pluggable backends. */
+/**
+ * One lock algorithm over pluggable backends.
+ *
+ * @module @deadbolt/core
+ */
 
 export { whenAborted } from './abort-fanout.js';
 export type { AcquisitionState } from './acquisition.js';

@@ -1,4 +1,8 @@
-/** @module @deadbolt/ioredis: deadbolt on an ioredis client. */
+/**
+ * deadbolt on an ioredis client.
+ *
+ * @module @deadbolt/ioredis
+ */
 import { InvalidArgumentError } from '@deadbolt/core';
 import {
   type IoredisClient,

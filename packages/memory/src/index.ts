@@ -1,4 +1,8 @@
-/** @module @deadbolt/memory: an in-process backend with the semantics of the Redis backends. */
+/**
+ * An in-process backend with the semantics of the Redis backends.
+ *
+ * @module @deadbolt/memory
+ */
 import {
   type AcquireRequest,
   type AcquireResult,

@@ -1,4 +1,8 @@
-/** @module @deadbolt/node-redis: deadbolt on a node-redis client. */
+/**
+ * deadbolt on a node-redis client.
+ *
+ * @module @deadbolt/node-redis
+ */
 import { InvalidArgumentError } from '@deadbolt/core';
 import {
   type NodeRedisClient,

@@ -1,4 +1,8 @@
-/** @module @deadbolt/opentelemetry: OpenTelemetry spans and metrics for deadbolt locks. */
+/**
+ * OpenTelemetry spans and metrics for deadbolt locks.
+ *
+ * @module @deadbolt/opentelemetry
+ */
 
 export type { DeadboltInstrumentation, DeadboltInstrumentationOptions } from './instrument.js';
 export { instrumentDeadbolt } from './instrument.js';

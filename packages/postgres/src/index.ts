@@ -1,4 +1,8 @@
-/** @module @deadbolt/postgres: deadbolt in PostgreSQL, over a node-postgres pool. */
+/**
+ * deadbolt in PostgreSQL, over a node-postgres pool.
+ *
+ * @module @deadbolt/postgres
+ */
 import {
   type AcquireRequest,
   type AcquireResult,

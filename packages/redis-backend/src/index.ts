@@ -1,4 +1,8 @@
-/** @module @deadbolt/redis-backend: the Redis backend every Redis adapter is glue for. */
+/**
+ * The Redis backend every Redis adapter is glue for.
+ *
+ * @module @deadbolt/redis-backend
+ */
 
 export type { OwnedSubscriber, PublishCommand, RedisConnection } from './backend.js';
 export { RedisBackend } from './backend.js';

@@ -1,4 +1,8 @@
-/** @module @deadbolt/testing: the backend conformance suite and a harness for real redis-server processes (single, Sentinel, Cluster) and PostgreSQL databases. */
+/**
+ * The backend conformance suite and a harness for real redis-server processes (single, Sentinel, Cluster) and PostgreSQL databases.
+ *
+ * @module @deadbolt/testing
+ */
 
 // conformance exports: runBackendConformance, the suite every backend passes, and its helpers
 export type { BackendFeature, ConformanceContext, CountedBackend } from './conformance/context.js';
