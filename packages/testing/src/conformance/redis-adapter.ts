@@ -420,9 +420,14 @@ export function runRedisAdapterSuite<Client>(options: RedisAdapterSuiteOptions<C
         // A valid wait afterwards: once its channel shows, any earlier subscription would too
         // (they share the one subscriber connection, in order).
         const controller = new AbortController();
-        const waiting = backend.wakeUps
-          ?.waitForRelease({ key: 'accepted', signal: controller.signal })
-          .catch(() => undefined);
+        const waitAccepted = () =>
+          backend.wakeUps
+            ?.waitForRelease({ key: 'accepted', signal: controller.signal })
+            .catch(() => undefined);
+        // The first wait ends once its subscription is in place; the second one stays, so the
+        // channel cannot be unsubscribed a second after (on a loaded machine) between two reads.
+        await waitAccepted();
+        const waiting = waitAccepted();
         const subscribed = () => channels(deployment, underPrefix(prefix));
         await eventually('the valid wait subscribed', async () => (await subscribed()).length > 0);
         expect(await subscribed()).toEqual([expect.stringContaining('accepted')]);
