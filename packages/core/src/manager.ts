@@ -321,7 +321,6 @@ export class LockManager {
   /**
    * Waits up to `options.wait` ms for the lock on `key`.
    *
-   * @param key - the lock's name (1 to 512 UTF-8 bytes)
    * `wait` bounds the whole call, also a request that hangs on a dead connection: the call then
    * rejects with a {@link LockTimeoutError} whose `unanswered` is true (a request still gets at
    * least a second), and a grant the backend applies later is given back.
