@@ -70,6 +70,20 @@ describe('GlideBackend', () => {
     expect(() => new GlideBackend(new GlideClient22() as never)).toThrow(/2\.3 or later/);
   });
 
+  it('refuses a GLIDE client that does not keep its configuration, which its subscriber is made from', async () => {
+    const client = await GlideClient.createClient({ addresses: addressOf() });
+    try {
+      // What a GLIDE that stopped keeping it would look like; a real client keeps it.
+      const withoutConfiguration = Object.create(client, { config: { value: undefined } });
+      expect(() => new GlideBackend(withoutConfiguration)).toThrow(
+        /keeps the configuration it was created with/,
+      );
+      expect(() => new GlideBackend(client)).not.toThrow();
+    } finally {
+      client.close();
+    }
+  });
+
   it("keeps the user's own subscriptions and callback apart from the backend's subscriber", async () => {
     const received: string[] = [];
     let helloArrived: () => void = () => undefined;
