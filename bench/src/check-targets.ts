@@ -42,7 +42,7 @@ function bestPeer(
   return best;
 }
 
-/** Every target of issue 7, for every deadbolt contender on Redis. */
+/** Every target of issues 7 and 18, for every deadbolt contender on Redis. */
 export function checkTargets(results: Results): TargetCheck[] {
   const checks: TargetCheck[] = [];
   const rawPairs = medianOf(results, 'uncontended', 'raw', 'pairsPerSec');
@@ -155,6 +155,42 @@ export function checkTargets(results: Results): TargetCheck[] {
       `most in one repetition: ${violations.map((count) => n(count)).join(' (1 process), ')} (4 processes)`,
     );
 
+    // Issue 18: the cost of each lock, when the lock is free.
+    const peers = results.contenders.filter((contender) => contender.role === 'peer');
+    const slowerThan = peers.flatMap((peer) => {
+      const value = medianOf(results, 'uncontended', peer.id, 'pairsPerSec');
+      return defined(pairs, value) && value! > pairs! ? [`${peer.label} ${n(value)}`] : [];
+    });
+    add(
+      'uncontended pairs/s ≥ every peer (issue 18)',
+      defined(pairs) && peers.length > 0 ? slowerThan.length === 0 : undefined,
+      slowerThan.length === 0
+        ? `${n(pairs)}, ahead of every peer`
+        : `${n(pairs)} vs ${slowerThan.join(', ')}`,
+    );
+    add(
+      'contended acq/s ≥ 1.0× best peer (issue 18)',
+      defined(acquisitions, peerAcquisitions?.value)
+        ? acquisitions! >= peerAcquisitions!.value
+        : undefined,
+      `${n(defined(acquisitions, peerAcquisitions?.value) ? acquisitions! / peerAcquisitions!.value : undefined, 2)}× ${peerAcquisitions?.label ?? 'no peer'}`,
+    );
+    const saturated = medianOf(results, 'saturation', id, 'pairsPerSec');
+    const saturatedRaw = medianOf(results, 'saturation', ownRaw?.id ?? 'raw', 'pairsPerSec');
+    const serverMicros = medianOf(results, 'saturation', id, 'serverMicrosPerPair');
+    const rawServerMicros = medianOf(
+      results,
+      'saturation',
+      ownRaw?.id ?? 'raw',
+      'serverMicrosPerPair',
+    );
+    add(
+      'saturation pairs/s ≥ 0.8× raw (issue 18)',
+      defined(saturated, saturatedRaw) ? saturated! >= 0.8 * saturatedRaw! : undefined,
+      `${n(saturated)} vs ${ownRawLabel} ${n(saturatedRaw)} (${n(defined(saturated, saturatedRaw) ? saturated! / saturatedRaw! : undefined, 2)}×); ` +
+        `server CPU ${n(serverMicros, 1)} vs ${n(rawServerMicros, 1)} µs/pair`,
+    );
+
     const extra = maxOf(results, 'cost', id, 'extraConnectionsFor100Waiters');
     add(
       '100 waiters use ≤ 1 extra connection',
@@ -179,7 +215,10 @@ export function violationsAnywhere(results: Results): string[] {
 
 /** The checks as text, one line each. */
 export function formatTargets(results: Results): string {
-  const lines = [`## Targets of issue 7 (${results.meta.mode} run, ${results.meta.date})`, ''];
+  const lines = [
+    `## Targets of issues 7 and 18 (${results.meta.mode} run, ${results.meta.date})`,
+    '',
+  ];
   for (const check of checkTargets(results)) {
     const verdict = check.target.startsWith('(reference)')
       ? 'info  '

@@ -4,11 +4,19 @@
  */
 import { contenderById, type LockClient } from './contenders/index.js';
 import { type ContentionLog, type ContentionPlan, runContention } from './scenarios/contention.js';
+import {
+  runSaturation,
+  type SaturationPlan,
+  type SaturationTally,
+} from './scenarios/saturation.js';
 
 /** Parent → child. */
 export type ChildRequest =
   | { type: 'open'; contender: string; redisUrl: string; warmKey: string }
   | { type: 'run'; plan: ContentionPlan }
+  | { type: 'open-saturation'; contender: string; redisUrl: string; warmKey: string }
+  | { type: 'saturate'; plan: SaturationPlan }
+  | { type: 'close-saturation' }
   | { type: 'close' }
   | { type: 'exit' };
 
@@ -16,10 +24,13 @@ export type ChildRequest =
 export type ChildReply =
   | { type: 'opened' }
   | { type: 'log'; log: ContentionLog }
+  | { type: 'tally'; tally: SaturationTally }
   | { type: 'closed' }
   | { type: 'error'; message: string };
 
 let client: LockClient | undefined;
+/** Scenario 6 keeps one client of every contender open, to run them in turn. */
+const saturationClients = new Map<string, LockClient>();
 const background: Promise<unknown>[] = [];
 
 function reply(message: ChildReply): void {
@@ -41,6 +52,26 @@ async function handle(request: ChildRequest): Promise<void> {
       // Stragglers keep the client until they stop; the parent need not wait for them.
       background.push(run.stopped.finally(() => owned.close()).catch(() => undefined));
       reply({ type: 'log', log: run.log });
+      return;
+    }
+    case 'open-saturation': {
+      const opened = await contenderById(request.contender).open(request.redisUrl);
+      await (await opened.acquire(request.warmKey))();
+      saturationClients.set(request.contender, opened);
+      reply({ type: 'opened' });
+      return;
+    }
+    case 'saturate': {
+      const owned = saturationClients.get(request.plan.contender);
+      if (owned === undefined) throw new Error('saturate before open-saturation');
+      reply({ type: 'tally', tally: await runSaturation(owned, request.plan) });
+      return;
+    }
+    case 'close-saturation': {
+      const owned = [...saturationClients.values()];
+      saturationClients.clear();
+      await Promise.all(owned.map((opened) => opened.close().catch(() => undefined)));
+      reply({ type: 'closed' });
       return;
     }
     case 'close': {

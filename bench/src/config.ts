@@ -18,6 +18,15 @@ export interface BenchConfig {
     windowMs: number;
     drainMs: number;
   };
+  /** Scenario 6: processes × loops acquire/release on distinct keys, all at once. */
+  saturation: {
+    processes: number;
+    loops: number;
+    /** Windows per contender per repetition, contenders in turn. */
+    rounds: number;
+    warmupMs: number;
+    windowMs: number;
+  };
   handoff: {
     samples: number;
     /** The holder releases after a random pause in this range, so pollers are caught at any phase. */
@@ -50,6 +59,7 @@ export const FULL: BenchConfig = {
     windowMs: 3_000,
     drainMs: 1_500,
   },
+  saturation: { processes: 4, loops: 64, rounds: 4, warmupMs: 300, windowMs: 1_000 },
   handoff: { samples: 20, holdMinMs: 20, holdMaxMs: 50, pings: 200 },
   cost: {
     workers: 16,
@@ -76,6 +86,7 @@ export const QUICK: BenchConfig = {
     windowMs: 250,
     drainMs: 200,
   },
+  saturation: { processes: 4, loops: 64, rounds: 1, warmupMs: 100, windowMs: 300 },
   handoff: { samples: 3, holdMinMs: 5, holdMaxMs: 15, pings: 30 },
   cost: {
     workers: 16,

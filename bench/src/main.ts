@@ -19,10 +19,18 @@ import { contended } from './scenarios/contended.js';
 import { cost } from './scenarios/cost.js';
 import { handoff } from './scenarios/handoff.js';
 import { multiprocess } from './scenarios/multiprocess.js';
+import { saturation } from './scenarios/saturation.js';
 import type { RunContext, Scenario } from './scenarios/types.js';
 import { uncontended } from './scenarios/uncontended.js';
 
-const SCENARIOS: readonly Scenario[] = [uncontended, contended, multiprocess, handoff, cost];
+const SCENARIOS: readonly Scenario[] = [
+  uncontended,
+  contended,
+  multiprocess,
+  handoff,
+  cost,
+  saturation,
+];
 /** How long the end of the run waits for background stragglers before leaving anyway. */
 const SETTLE_CAP_MS = 5_000;
 
@@ -55,7 +63,7 @@ async function main(): Promise<void> {
   });
   if (values.help) {
     console.log(
-      'pnpm bench [--quick] [--only uncontended,contended,multiprocess,handoff,cost] ' +
+      'pnpm bench [--quick] [--only uncontended,contended,multiprocess,handoff,cost,saturation] ' +
         '[--contenders raw,deadbolt-ioredis,…] [--out file]',
     );
     return;

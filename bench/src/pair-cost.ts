@@ -3,7 +3,10 @@
  * release goes. The variants run in turn in 200 ms slices (so machine drift hits all alike) on
  * one ioredis connection to a redis-server of their own, each pair on another of 1 000 keys, and
  * for each the table gives the wall time, the client's CPU time (`process.cpuUsage`) and the
- * server's time (`INFO commandstats`, top-level commands only) per pair.
+ * server's time (`INFO commandstats`, top-level commands only) per pair: the median over the
+ * variant's slices (on a shared machine a slice that was descheduled or hit by garbage
+ * collection is an outlier, which a sum would spread over the whole run), with ratios to raw's
+ * client CPU and to the lightest fenced script pair's server time of the same run.
  *
  * From deadbolt's `LockManager` down to its bare scripts, the variants split the gap to the raw
  * lock into client JavaScript and server work; two reference script pairs with the same keys
@@ -34,11 +37,20 @@ const LIGHTEST_FENCED = {
     "redis.call('DEL', KEYS[1]) redis.call('PUBLISH', KEYS[1], 'released') return 1",
 };
 
+/** One variant's slices: per pair, wall µs, client CPU µs and server µs of each slice. */
 interface Totals {
-  wallMs: number;
-  pairs: number;
-  cpuMicros: number;
-  serverMicros: number;
+  wall: number[];
+  cpu: number[];
+  server: number[];
+}
+
+/** The median: on a shared machine a slice that was descheduled or hit by GC is an outlier. */
+function median(values: readonly number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const middle = Math.floor(sorted.length / 2);
+  return sorted.length % 2 === 1
+    ? (sorted[middle] as number)
+    : ((sorted[middle - 1] as number) + (sorted[middle] as number)) / 2;
 }
 
 async function main(): Promise<void> {
@@ -78,6 +90,7 @@ async function main(): Promise<void> {
         await redis.evalsha(releaseSha, keys.length, ...keys, own);
       };
     const rawVariant = 'raw: SET NX PX + compare-and-delete';
+    const fencedVariant = 'reference: lightest fenced lock script';
     const variants: Record<string, () => Promise<void>> = {
       [rawVariant]: async () => {
         const key = nextKey();
@@ -89,25 +102,41 @@ async function main(): Promise<void> {
         const lock = await locks.acquire(nextKey());
         await lock.release();
       },
+      'deadbolt: LockManager tryAcquire': async () => {
+        const lock = await locks.tryAcquire(nextKey());
+        await lock?.release();
+      },
       'deadbolt: IoredisBackend only': async () => {
         const key = nextKey();
         const own = token();
         await backend.acquire({ key, token: own, ttlMs: LEASE_MS, limit: 1, weight: 1 });
         await backend.release({ key, token: own });
       },
+      // What LockManager.acquire sends by default (fair): a queued request that asks for handoff.
+      'deadbolt: IoredisBackend only, queued as acquire() asks': async () => {
+        const key = nextKey();
+        const own = token();
+        await backend.queue.acquire({
+          key,
+          token: own,
+          ttlMs: LEASE_MS,
+          limit: 1,
+          weight: 1,
+          owner: locks.owner,
+          placeTtlMs: 2_000,
+          handoff: { attempt: 1, ttlMs: 2_000 },
+        });
+        await backend.release({ key, token: own });
+      },
       'deadbolt: its two scripts, bare EVALSHA': scriptPair(sha.acquire, sha.release),
       'reference: scripts that do nothing': scriptPair(sha.nothingAcquire, sha.nothingRelease),
-      'reference: lightest fenced lock script': scriptPair(
-        sha.fencedAcquire,
-        sha.fencedRelease,
-        (lock) => [`${lock}:fenced`, `${lock}:fence`],
-      ),
+      [fencedVariant]: scriptPair(sha.fencedAcquire, sha.fencedRelease, (lock) => [
+        `${lock}:fenced`,
+        `${lock}:fence`,
+      ]),
     };
     const totals = new Map<string, Totals>(
-      Object.keys(variants).map((name) => [
-        name,
-        { wallMs: 0, pairs: 0, cpuMicros: 0, serverMicros: 0 },
-      ]),
+      Object.keys(variants).map((name) => [name, { wall: [], cpu: [], server: [] }]),
     );
     // Untimed: the first pairs of each variant compile its code and load its scripts' keys.
     for (const pair of Object.values(variants)) {
@@ -125,24 +154,31 @@ async function main(): Promise<void> {
           await pair();
           pairs += 1;
         }
-        total.wallMs += performance.now() - startedAt;
+        total.wall.push(((performance.now() - startedAt) * 1000) / pairs);
         const cpu = process.cpuUsage(cpuBefore);
-        total.cpuMicros += cpu.user + cpu.system;
-        total.pairs += pairs;
+        total.cpu.push((cpu.user + cpu.system) / pairs);
         // Only raw sends SET itself; in the others a SET ran inside a script, counted in EVALSHA.
         const sent = name === rawVariant ? ['evalsha', 'set'] : ['evalsha'];
-        total.serverMicros += microsIn(String(await admin.info('commandstats')), sent);
+        total.server.push(microsIn(String(await admin.info('commandstats')), sent) / pairs);
       }
     }
     const raw = totals.get(rawVariant) as Totals;
-    const rawWall = raw.wallMs / raw.pairs;
-    console.log(`| variant | µs/pair | × raw pairs/s | client CPU µs/pair | server µs/pair |`);
-    console.log(`| --- | ---: | ---: | ---: | ---: |`);
+    const fenced = totals.get(fencedVariant) as Totals;
+    console.log(
+      `Medians over ${rounds} slices of ${SLICE_MS} ms per variant; ratios of medians, same run.\n`,
+    );
+    console.log(
+      `| variant | µs/pair | × raw pairs/s | client CPU µs/pair | × raw CPU | server µs/pair | × lightest fenced |`,
+    );
+    console.log(`| --- | ---: | ---: | ---: | ---: | ---: | ---: |`);
     for (const [name, total] of totals) {
-      const wall = (total.wallMs * 1000) / total.pairs;
+      const wall = median(total.wall);
+      const cpu = median(total.cpu);
+      const server = median(total.server);
       console.log(
-        `| ${name} | ${wall.toFixed(1)} | ${((rawWall * 1000) / wall).toFixed(2)} | ` +
-          `${(total.cpuMicros / total.pairs).toFixed(1)} | ${(total.serverMicros / total.pairs).toFixed(1)} |`,
+        `| ${name} | ${wall.toFixed(1)} | ${(median(raw.wall) / wall).toFixed(2)} | ` +
+          `${cpu.toFixed(1)} | ${(cpu / median(raw.cpu)).toFixed(2)} | ` +
+          `${server.toFixed(1)} | ${(server / median(fenced.server)).toFixed(2)} |`,
       );
     }
   } finally {

@@ -3,8 +3,9 @@
  * + release on PostgreSQL, on a throwaway database of the harness (`startPostgres()`). Variants
  * run in turn in 200 ms slices, each pair on another of 1 000 keys, over pools of one connection:
  * deadbolt's `LockManager` and bare `PostgresBackend`, and as references a lock in two plain
- * statements (INSERT … ON CONFLICT DO NOTHING, DELETE; no fence, no expiry check) and two
- * `SELECT 1` round trips. Each runs with the server's `synchronous_commit` (on: a grant waits for
+ * statements (INSERT … ON CONFLICT DO NOTHING, DELETE; no fence, no expiry check), PostgreSQL's
+ * session advisory lock (`pg_try_advisory_lock` + `pg_advisory_unlock`) and two `SELECT 1` round
+ * trips. Each runs with the server's `synchronous_commit` (on: a grant waits for
  * its WAL flush, as a durable lock must) and with it off (what is left without the disk).
  */
 import { randomBytes } from 'node:crypto';
@@ -61,6 +62,12 @@ async function main(): Promise<void> {
           own,
         ]);
         await pool.query('DELETE FROM plain_lock WHERE key = $1 AND token = $2', [key, own]);
+      };
+      // PostgreSQL's own lock: held by the session, no row, no WAL, no expiry and no fence.
+      variants[`reference: pg_try_advisory_lock + pg_advisory_unlock${suffix}`] = async () => {
+        const key = nextKey();
+        await pool.query('SELECT pg_try_advisory_lock(hashtext($1))', [key]);
+        await pool.query('SELECT pg_advisory_unlock(hashtext($1))', [key]);
       };
       variants[`reference: two SELECT 1${suffix}`] = async () => {
         await pool.query('SELECT 1');

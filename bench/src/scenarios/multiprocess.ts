@@ -13,7 +13,7 @@ import type { Outcome, RunContext, Scenario } from './types.js';
 const CHILD = new URL('../child.js', import.meta.url);
 
 /** A child process; it answers requests one at a time, in order. */
-class Child {
+export class Child {
   readonly #process: ChildProcess;
   readonly #pending: { resolve: (reply: ChildReply) => void; reject: (error: Error) => void }[] =
     [];

@@ -360,12 +360,21 @@ export function ask(
   };
   let sent: Promise<AcquireResult>;
   try {
-    const request: AcquireRequest = { key, token, ttlMs, limit, weight, owner };
     if (call.queued && backend.queue) {
-      const queued: QueuedAcquireRequest = { ...request, placeTtlMs: QUEUE_PLACE_TTL_MS };
+      // Built whole rather than spread from the plain request: a spread costs microseconds.
+      const queued: QueuedAcquireRequest = {
+        key,
+        token,
+        ttlMs,
+        limit,
+        weight,
+        owner,
+        placeTtlMs: QUEUE_PLACE_TTL_MS,
+      };
       if (call.handoff) queued.handoff = { attempt, ttlMs: Math.min(ttlMs, HANDOFF_LEASE_MS) };
       sent = backend.queue.acquire(queued).catch(onFailure);
     } else {
+      const request: AcquireRequest = { key, token, ttlMs, limit, weight, owner };
       sent = backend.acquire(request).catch(onFailure);
     }
   } catch (error) {

@@ -449,8 +449,18 @@ export class LockManager {
       if (signal !== undefined) assertSignal(signal, 'options.signal');
       const { key, token, fence, ttlMs, weight, limit } = handle;
       const call: ResolvedCall = {
-        ...{ id: nextAcquisitionId(), calledAt: Date.now(), key, limit, weight, ttlMs },
-        ...{ waitMs: 0, signal, owner: this.owner, queued: false, handoff: false, token },
+        id: nextAcquisitionId(),
+        calledAt: Date.now(),
+        key,
+        limit,
+        weight,
+        ttlMs,
+        waitMs: 0,
+        signal,
+        owner: this.owner,
+        queued: false,
+        handoff: false,
+        token,
         autoExtend: resolveAutoExtension(autoExtend, ttlMs),
       };
       return this.#confirm(call, token, fence);
@@ -572,8 +582,7 @@ export class LockManager {
       tryAcquire: (options) =>
         rejectOnThrow(() => {
           assertOptions(options, 'options', TRY_OPTIONS);
-          const call = this.#resolve(primitive, weight, options, false);
-          return this.#attemptOnce({ ...call, queued: false, handoff: false });
+          return this.#attemptOnce(this.#resolve(primitive, weight, options, false, true));
         }),
       withLock: (fn, options) =>
         rejectOnThrow(() => {
@@ -616,6 +625,7 @@ export class LockManager {
     weight: number,
     options: AcquireOptions | undefined,
     autoExtendByDefault: boolean,
+    once = false,
   ): ResolvedCall {
     const { key, limit } = primitive;
     assertKey(key);
@@ -634,15 +644,27 @@ export class LockManager {
     if (signal !== undefined) assertSignal(signal, 'options.signal');
     assertBoolean(fair, 'options.fair');
     const extension = resolveAutoExtension(autoExtend, ttl);
-    // Without a queue, waiters race whatever `fair` says.
-    const queued = (primitive.alwaysQueue || fair) && this.backend.queue !== undefined;
+    // Without a queue, waiters race whatever `fair` says; one attempt (`once`) takes no place.
+    const queued = !once && (primitive.alwaysQueue || fair) && this.backend.queue !== undefined;
     const handoff = queued && this.backend.handoff !== undefined;
-    const { owner } = this;
-    return {
-      ...{ id: nextAcquisitionId(), calledAt: Date.now(), key, limit, weight, ttlMs: ttl },
-      ...{ waitMs: wait, signal, autoExtend: extension, owner, queued, handoff },
-      ...(token === undefined ? {} : { token }),
+    // One object literal, always of one shape: spreading object literals into it cost V8 (Node
+    // 20) microseconds per call, more than the rest of the call's JavaScript put together.
+    const call: ResolvedCall = {
+      id: nextAcquisitionId(),
+      calledAt: Date.now(),
+      key,
+      limit,
+      weight,
+      ttlMs: ttl,
+      waitMs: wait,
+      signal,
+      autoExtend: extension,
+      owner: this.owner,
+      queued,
+      handoff,
     };
+    if (token !== undefined) call.token = token;
+    return call;
   }
 
   async #runHolding<T>(call: ResolvedCall, fn: (lock: Lock) => Promise<T> | T): Promise<T> {

@@ -49,6 +49,8 @@ export function assertKey(key: unknown, argument = 'key'): asserts key is string
       'contains a lone UTF-16 surrogate, which has no UTF-8 form; pass well-formed text',
     );
   }
+  // A UTF-16 code unit takes at most 3 UTF-8 bytes: short keys, the usual ones, need no count.
+  if (key.length * 3 <= MAX_KEY_BYTES) return;
   const bytes = Buffer.byteLength(key, 'utf8');
   if (bytes > MAX_KEY_BYTES) {
     throw new InvalidArgumentError(argument, `is ${bytes} bytes; at most ${MAX_KEY_BYTES} allowed`);
@@ -349,6 +351,8 @@ export function assertListRequest(request: ListRequest): void {
 
 /** Checks an owner label: a well-formed string of 1 to {@link MAX_OWNER_BYTES} UTF-8 bytes. */
 export function assertOwner(owner: unknown, argument: string): asserts owner is string {
+  // A manager sends its one owner with every request, and each backend checks it again.
+  if (owner === lastValidOwner) return;
   if (typeof owner !== 'string' || owner.length === 0 || LONE_SURROGATE.test(owner)) {
     throw new InvalidArgumentError(argument, 'expected a non-empty, well-formed string');
   }
@@ -359,7 +363,11 @@ export function assertOwner(owner: unknown, argument: string): asserts owner is 
       `is ${bytes} bytes; at most ${MAX_OWNER_BYTES} allowed`,
     );
   }
+  lastValidOwner = owner;
 }
+
+/** The last owner label that passed {@link assertOwner} (strings are immutable: it still does). */
+let lastValidOwner: string | undefined;
 
 /**
  * Checks a token a caller chose (see `AcquireOptions.token`): 32 to 256 printable ASCII

@@ -31,10 +31,10 @@ end
 local gone = lock.expired
 local places = #lock.places
 local head = lock.places[1]
-local ownOrder
+local ownOrder, hasPlace = nil, false
 for _, place in ipairs(lock.places) do
   if place.field == placeField then
-    ownOrder = place[1]
+    ownOrder, hasPlace = place[1], true
   end
 end
 local atHead = head ~= nil and head.field == placeField
@@ -72,7 +72,11 @@ if used + weight > limit or (head and not atHead and not holdsAlready) then
 end
 
 if ownOrder then
-  gone[#gone + 1] = placeField
+  -- Only a place stored before this request needs deleting: a grant at once stores none (and
+  -- an HDEL of a field that is not there would still cost a call on every uncontended acquire).
+  if hasPlace then
+    gone[#gone + 1] = placeField
+  end
   places = places - 1
 end
 if places == 0 and lock.queued then

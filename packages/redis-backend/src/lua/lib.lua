@@ -135,7 +135,7 @@ end
 -- expiry and all. The expiry is only renewed when due, and set after the write: on a hash that
 -- does not exist yet PEXPIREAT would do nothing.
 local function commit(lockKey, writes, gone, kept, needed)
-  if #writes > 0 then
+  if #writes > 0 and #gone > 0 then
     local written = {}
     for i = 1, #writes, 2 do
       written[writes[i]] = true
@@ -147,6 +147,8 @@ local function commit(lockKey, writes, gone, kept, needed)
       end
     end
     gone = stale
+  end
+  if #writes > 0 then
     if needed + FENCE_GRACE_MS > kept then
       local until_ = needed + FENCE_GRACE_MS + KEEP_SLACK_MS
       writes[#writes + 1] = 'kept'

@@ -15,15 +15,23 @@ end
 local nowMicros, now = serverTime()
 local released = 0
 -- A lease that ran out was no longer held: giving it back frees nothing and wakes nobody.
-if found[1] and readHolder(found[1]) > now then
-  released = 1
+if found[1] then
+  -- The lease end is the value's first number (readHolder without the table it builds).
+  local space = string.find(found[1], ' ', 1, true)
+  if tonumber(space and string.sub(found[1], 1, space - 1) or found[1]) > now then
+    released = 1
+  end
 end
 if released == 0 and not found[2] then
   redis.call('HDEL', lockKey, holderField)
   return 0
 end
 if not found[3] then
-  redis.call('HDEL', lockKey, holderField, placeField)
+  if found[2] then
+    redis.call('HDEL', lockKey, holderField, placeField)
+  else
+    redis.call('HDEL', lockKey, holderField)
+  end
   notify(publish, lockKey, 'released')
   return released
 end
