@@ -1,14 +1,13 @@
 import { randomUUID } from 'node:crypto';
 import { BackendError, type LockInfo, LockManager } from '@deadbolt/core';
 import { lockKey } from '@deadbolt/redis-backend';
+import { type RedisCluster, startRedisCluster } from '@deadbolt/testing';
 import {
   ioredisClusterTestClients,
   nodeRedisClusterTestClients,
-  type RedisCluster,
   type RedisTestClients,
   runRedisAdapterSuite,
-  startRedisCluster,
-} from '@deadbolt/testing';
+} from '@deadbolt/testing/conformance';
 import * as ioredis from 'ioredis';
 import * as redis from 'redis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';

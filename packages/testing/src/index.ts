@@ -1,26 +1,8 @@
-/** @module @deadbolt/testing: the backend conformance suite and a harness for real redis-server processes and PostgreSQL databases. */
-
-// conformance exports: runBackendConformance, the suite every backend passes, and its helpers
-export type { BackendFeature, ConformanceContext, CountedBackend } from './conformance/context.js';
-export { OverlapDetector } from './conformance/context.js';
-export type { BackendConformanceOptions } from './conformance/index.js';
-export { runBackendConformance } from './conformance/index.js';
-export type { ForeignClient, RedisAdapterSuiteOptions } from './conformance/redis-adapter.js';
-export { runRedisAdapterSuite } from './conformance/redis-adapter.js';
-export type {
-  IoredisModule,
-  IoredisTestClient,
-  NodeRedisModule,
-  NodeRedisTestClient,
-  RedisClientSettings,
-  RedisTestClients,
-} from './conformance/redis-clients.js';
-export {
-  ioredisClusterTestClients,
-  ioredisTestClients,
-  nodeRedisClusterTestClients,
-  nodeRedisTestClients,
-} from './conformance/redis-clients.js';
+/**
+ * @module @deadbolt/testing: a harness for tests that need real servers: redis-server processes,
+ * Redis Clusters, throwaway PostgreSQL databases and a fault-injecting proxy. It works under any
+ * test runner; the conformance suites are in `@deadbolt/testing/conformance`.
+ */
 
 // harness exports: real redis-server processes and PostgreSQL databases for tests
 export type {

@@ -1,0 +1,26 @@
+/**
+ * @module @deadbolt/testing/conformance: the backend conformance suite every deadbolt backend
+ * passes, and the suite every Redis adapter passes. They declare their tests with vitest (an
+ * optional peer dependency of this package): import this entry from vitest test files only.
+ */
+
+export type { BackendFeature, ConformanceContext, CountedBackend } from './conformance/context.js';
+export { OverlapDetector } from './conformance/context.js';
+export type { BackendConformanceOptions } from './conformance/index.js';
+export { runBackendConformance } from './conformance/index.js';
+export type { ForeignClient, RedisAdapterSuiteOptions } from './conformance/redis-adapter.js';
+export { runRedisAdapterSuite } from './conformance/redis-adapter.js';
+export type {
+  IoredisModule,
+  IoredisTestClient,
+  NodeRedisModule,
+  NodeRedisTestClient,
+  RedisClientSettings,
+  RedisTestClients,
+} from './conformance/redis-clients.js';
+export {
+  ioredisClusterTestClients,
+  ioredisTestClients,
+  nodeRedisClusterTestClients,
+  nodeRedisTestClients,
+} from './conformance/redis-clients.js';
