@@ -109,7 +109,7 @@ try {
         '-y',
         'pnpm@10.34.9',
         '--recursive',
-        '--filter=./packages/*',
+        ...published.map(({ manifest }) => `--filter=${manifest.name}`),
         'pack',
         '--pack-destination',
         tarballs,
@@ -181,9 +181,8 @@ try {
       for (const entry of ['app.mjs', 'app.cjs']) {
         const bundle = join(out, `${entry.replace('.', '-')}.bundle.cjs`);
         await run(
-          process.execPath,
+          join(project, 'node_modules', '.bin', 'esbuild'),
           [
-            'node_modules/esbuild/bin/esbuild',
             join('bundle', entry),
             '--bundle',
             '--platform=node',

@@ -9,13 +9,15 @@ import {
   runRedisAdapterSuite,
 } from '@deadbolt/testing/conformance';
 import * as ioredis from 'ioredis';
+import * as ioredis5 from 'ioredis5';
 import * as redis from 'redis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ClusterBackend } from '../src/index.js';
 
-/** Cluster clients of each library, as the shared suite makes them. */
+/** Cluster clients of each library (both ioredis majors of the peer range), as the shared suite makes them. */
 const libraries: [string, RedisTestClients][] = [
-  ['ioredis', ioredisClusterTestClients(ioredis)],
+  ['ioredis 6', ioredisClusterTestClients(ioredis)],
+  ['ioredis 5', ioredisClusterTestClients(ioredis5)],
   ['node-redis', nodeRedisClusterTestClients(redis)],
 ];
 
