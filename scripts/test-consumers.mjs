@@ -3,7 +3,8 @@
 // temporary directory, so nothing resolves through the workspace's node_modules), and there:
 //   (a) bundles an app with esbuild (once through `import`, once through `require()`), moves the
 //       bundle away from node_modules and runs it against a redis-server started here;
-//   (b) runs a Jest test on the memory backend in Jest's default (CommonJS) mode;
+//   (b) runs Jest tests in Jest's default (CommonJS) mode: one on the memory backend, one on a
+//       redis-server from @deadbolt/testing's harness (no vitest installed);
 //   (c) compiles a TypeScript `module: node16` CommonJS project that imports every package, and
 //       runs it;
 //   (d) require()s and imports every package, and runs the CLI's bin.
@@ -158,11 +159,14 @@ try {
       throw new CheckFailed(`deadbolt --version printed ${JSON.stringify(version)}`);
   });
 
-  await check("(b) a Jest test on the memory backend, Jest's default CommonJS mode", async () => {
-    await run(process.execPath, ['node_modules/jest/bin/jest.js', '--ci', '--colors=false'], {
-      cwd: project,
-    });
-  });
+  await check(
+    "(b) Jest tests (memory backend; the harness, no vitest) in Jest's default mode",
+    async () => {
+      await run(process.execPath, ['node_modules/jest/bin/jest.js', '--ci', '--colors=false'], {
+        cwd: project,
+      });
+    },
+  );
 
   await check('(c) a TypeScript module: node16 CommonJS project compiles and runs', async () => {
     await run(process.execPath, ['node_modules/typescript/bin/tsc', '-p', 'tsc-cjs'], {
