@@ -4,7 +4,8 @@
 //   (a) bundles an app with esbuild (once through `import`, once through `require()`), moves the
 //       bundle away from node_modules and runs it against a redis-server started here;
 //   (b) runs Jest tests in Jest's default (CommonJS) mode: one on the memory backend, one on a
-//       redis-server from @deadbolt/testing's harness (no vitest installed);
+//       redis-server and one on a PostgreSQL database from @deadbolt/testing's harness (with no
+//       vitest installed);
 //   (c) compiles a TypeScript `module: node16` CommonJS project that imports every package, and
 //       runs it;
 //   (d) require()s and imports every package, and runs the CLI's bin.
