@@ -1,22 +1,23 @@
 import { randomUUID } from 'node:crypto';
 import { BackendError, type LockInfo, LockManager } from '@deadbolt/core';
 import { lockKey } from '@deadbolt/redis-backend';
+import { type RedisCluster, startRedisCluster } from '@deadbolt/testing';
 import {
   ioredisClusterTestClients,
   nodeRedisClusterTestClients,
-  type RedisCluster,
   type RedisTestClients,
   runRedisAdapterSuite,
-  startRedisCluster,
-} from '@deadbolt/testing';
+} from '@deadbolt/testing/conformance';
 import * as ioredis from 'ioredis';
+import * as ioredis5 from 'ioredis5';
 import * as redis from 'redis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ClusterBackend } from '../src/index.js';
 
-/** Cluster clients of each library, as the shared suite makes them. */
+/** Cluster clients of each library (both ioredis majors of the peer range), as the shared suite makes them. */
 const libraries: [string, RedisTestClients][] = [
-  ['ioredis', ioredisClusterTestClients(ioredis)],
+  ['ioredis 6', ioredisClusterTestClients(ioredis)],
+  ['ioredis 5', ioredisClusterTestClients(ioredis5)],
   ['node-redis', nodeRedisClusterTestClients(redis)],
 ];
 

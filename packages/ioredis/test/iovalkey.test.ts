@@ -1,4 +1,4 @@
-import { ioredisTestClients, runRedisAdapterSuite } from '@deadbolt/testing';
+import { ioredisTestClients, runRedisAdapterSuite } from '@deadbolt/testing/conformance';
 import * as iovalkey from 'iovalkey';
 import { IoredisBackend } from '../src/index.js';
 

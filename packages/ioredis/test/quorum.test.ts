@@ -39,6 +39,18 @@ async function nodeRedisMember(server: RedisServer): Promise<LockBackend> {
 /** What `member` knows of `key`: null when nobody holds it there. */
 const inspectOn = (member: LockBackend, key: string) => member.inspection?.inspect({ key });
 
+/** Resolves once `member` answers a request again (its client reconnects on its own). */
+async function untilAnswering(member: LockBackend): Promise<void> {
+  for (;;) {
+    try {
+      await inspectOn(member, 'q:probe');
+      return;
+    } catch {
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+  }
+}
+
 beforeEach(async () => {
   closers = [];
   servers = await startRedisServers(5);
@@ -102,8 +114,8 @@ describe('quorum() on 5 real servers', () => {
       fences.push(lock.fence);
       await lock.release();
       await Promise.all(down.map((index) => servers[index]!.restart()));
-      // Let clients reconnect before the next round.
-      await new Promise((resolve) => setTimeout(resolve, 300));
+      // The next round needs these members back: wait until their clients have reconnected.
+      await Promise.all(down.map((index) => untilAnswering(members[index]!)));
     }
     expect(fences).toEqual([...fences].sort((a, b) => a - b));
     expect(new Set(fences).size).toBe(fences.length);

@@ -1,4 +1,4 @@
-import { ioredisSentinelTestClients, runRedisAdapterSuite } from '@deadbolt/testing';
+import { ioredisSentinelTestClients, runRedisAdapterSuite } from '@deadbolt/testing/conformance';
 import * as ioredis from 'ioredis';
 import { IoredisBackend } from '../src/index.js';
 

@@ -1,5 +1,5 @@
 import { quorum } from '@deadbolt/core';
-import { runBackendConformance } from '@deadbolt/testing';
+import { runBackendConformance } from '@deadbolt/testing/conformance';
 import { MemoryBackend } from '../src/index.js';
 
 runBackendConformance({

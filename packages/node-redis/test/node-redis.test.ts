@@ -1,4 +1,4 @@
-import { nodeRedisTestClients, runRedisAdapterSuite } from '@deadbolt/testing';
+import { nodeRedisTestClients, runRedisAdapterSuite } from '@deadbolt/testing/conformance';
 import { Redis } from 'ioredis';
 import * as redis6 from 'redis';
 import * as redis5 from 'redis5';

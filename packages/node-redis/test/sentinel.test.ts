@@ -1,4 +1,4 @@
-import { nodeRedisSentinelTestClients, runRedisAdapterSuite } from '@deadbolt/testing';
+import { nodeRedisSentinelTestClients, runRedisAdapterSuite } from '@deadbolt/testing/conformance';
 import * as redis from 'redis';
 import { NodeRedisBackend } from '../src/index.js';
 

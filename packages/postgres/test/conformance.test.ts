@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
-import { type PostgresDatabase, runBackendConformance, startPostgres } from '@deadbolt/testing';
+import { type PostgresDatabase, startPostgres } from '@deadbolt/testing';
+import { runBackendConformance } from '@deadbolt/testing/conformance';
 import pg from 'pg';
 import { afterAll, beforeAll } from 'vitest';
 import { PostgresBackend } from '../src/index.js';

@@ -1,7 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import { type LockBackend, LockManager, quorum } from '@deadbolt/core';
 import { MemoryBackend } from '@deadbolt/memory';
-import { type PostgresDatabase, runBackendConformance, startPostgres } from '@deadbolt/testing';
+import { type PostgresDatabase, startPostgres } from '@deadbolt/testing';
+import { runBackendConformance } from '@deadbolt/testing/conformance';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PostgresBackend } from '../src/index.js';

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { luaSources } from './lua.generated.js';
 
 /** One Lua script, with its SHA1 computed once. */
 export interface LuaScript {
@@ -20,15 +20,13 @@ export interface ScriptTransport {
   eval(source: string, keys: readonly string[], args: readonly string[]): Promise<unknown>;
 }
 
-function readLua(name: string): string {
-  return readFileSync(new URL(`./lua/${name}.lua`, import.meta.url), 'utf8');
-}
+// The .lua files are inlined at build time (scripts/generate-lua.mjs): nothing is read from disk at
+// run time, so bundled apps work.
+const library = luaSources.lib;
 
-const library = readLua('lib');
-
-/** Loads `lua/<name>.lua` behind the shared library. */
-function loadScript(name: string): LuaScript {
-  const source = `${library}\n${readLua(name)}`;
+/** `lua/<name>.lua` behind the shared library. */
+function loadScript(name: Exclude<keyof typeof luaSources, 'lib'>): LuaScript {
+  const source = `${library}\n${luaSources[name]}`;
   return { name, source, sha: createHash('sha1').update(source).digest('hex') };
 }
 

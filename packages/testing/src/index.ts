@@ -1,35 +1,10 @@
 /**
- * The backend conformance suite and a harness for real redis-server processes (single, Sentinel, Cluster) and PostgreSQL databases.
+ * A harness for tests that need real servers: redis-server processes (single, Sentinel, Cluster),
+ * throwaway PostgreSQL databases and a fault-injecting proxy. It works under any test runner; the
+ * conformance suites are in `@deadbolt/testing/conformance`.
  *
  * @module @deadbolt/testing
  */
-
-// conformance exports: runBackendConformance, the suite every backend passes, and its helpers
-export type { BackendFeature, ConformanceContext, CountedBackend } from './conformance/context.js';
-export { OverlapDetector } from './conformance/context.js';
-export type { BackendConformanceOptions } from './conformance/index.js';
-export { runBackendConformance } from './conformance/index.js';
-export type { ForeignClient, RedisAdapterSuiteOptions } from './conformance/redis-adapter.js';
-export { runRedisAdapterSuite } from './conformance/redis-adapter.js';
-export type {
-  IoredisModule,
-  IoredisSentinelModule,
-  IoredisTestClient,
-  NodeRedisModule,
-  NodeRedisSentinelModule,
-  NodeRedisTestClient,
-  RedisClientSettings,
-  RedisTestClients,
-} from './conformance/redis-clients.js';
-export {
-  ioredisClusterTestClients,
-  ioredisSentinelTestClients,
-  ioredisTestClients,
-  nodeRedisClusterTestClients,
-  nodeRedisSentinelTestClients,
-  nodeRedisTestClients,
-  parseSentinelUrl,
-} from './conformance/redis-clients.js';
 
 // harness exports: real redis-server processes and PostgreSQL databases for tests
 export type {

@@ -1,4 +1,4 @@
-import type { RedisClientSettings, RedisTestClients } from '@deadbolt/testing';
+import type { RedisClientSettings, RedisTestClients } from '@deadbolt/testing/conformance';
 import {
   type BaseClientConfiguration,
   GlideClient,

@@ -1,7 +1,8 @@
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { LockManager } from '@deadbolt/core';
-import { type RedisServer, runRedisAdapterSuite, startRedis } from '@deadbolt/testing';
+import { type RedisServer, startRedis } from '@deadbolt/testing';
+import { runRedisAdapterSuite } from '@deadbolt/testing/conformance';
 import { GlideClient, GlideClientConfiguration } from '@valkey/valkey-glide';
 import * as ioredis from 'ioredis';
 import { createClient } from 'redis';

@@ -32,7 +32,7 @@ import { wakeTests } from './wake.js';
  * @example
  * ```ts
  * // packages/ioredis/test/conformance.test.ts
- * import { runBackendConformance } from '@deadbolt/testing';
+ * import { runBackendConformance } from '@deadbolt/testing/conformance';
  * import { Redis } from 'ioredis';
  * import { it } from 'vitest';
  * import { IoredisBackend } from '../src/index.js';
@@ -128,7 +128,7 @@ export interface BackendConformanceOptions<Backend extends LockBackend = LockBac
  * @example
  * ```ts
  * import { MemoryBackend } from '@deadbolt/memory';
- * import { runBackendConformance } from '@deadbolt/testing';
+ * import { runBackendConformance } from '@deadbolt/testing/conformance';
  *
  * runBackendConformance({
  *   name: 'memory',

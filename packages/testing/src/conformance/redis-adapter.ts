@@ -254,7 +254,7 @@ async function closedPort(): Promise<number> {
  *
  * @example
  * ```ts
- * import { ioredisTestClients, runRedisAdapterSuite } from '@deadbolt/testing';
+ * import { ioredisTestClients, runRedisAdapterSuite } from '@deadbolt/testing/conformance';
  * import * as ioredis from 'ioredis';
  *
  * runRedisAdapterSuite({

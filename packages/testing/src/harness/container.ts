@@ -1,3 +1,4 @@
+import { loadOptional } from './load-optional.js';
 import { waitFor } from './processes.js';
 import { RespError, sendCommands } from './resp.js';
 
@@ -58,8 +59,7 @@ export async function startContainer(args: readonly string[]): Promise<Container
   const moduleName = 'testcontainers';
   let testcontainers: Testcontainers;
   try {
-    // A variable specifier keeps bundlers and tsc from requiring the optional peer dependency.
-    testcontainers = (await import(moduleName)) as Testcontainers;
+    testcontainers = await loadOptional<Testcontainers>(moduleName);
   } catch (error) {
     throw new Error(
       '[deadbolt] [testing] no redis-server binary on PATH and testcontainers is not installed: ' +

@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { loadOptional } from './load-optional.js';
 import { isDockerAvailable } from './redis.js';
 
 /** Where a test database comes from. */
@@ -190,8 +191,7 @@ async function answers(pg: PgModule, url: string): Promise<boolean> {
 async function loadPg(): Promise<PgModule> {
   const moduleName = 'pg';
   try {
-    // A variable specifier keeps bundlers and tsc from requiring the optional peer dependency.
-    const loaded = (await import(moduleName)) as PgModule & { default?: PgModule };
+    const loaded = await loadOptional<PgModule & { default?: PgModule }>(moduleName);
     return loaded.default ?? loaded;
   } catch (error) {
     throw new Error(
@@ -205,7 +205,7 @@ async function startContainer(): Promise<StartedContainer> {
   const moduleName = 'testcontainers';
   let testcontainers: Testcontainers;
   try {
-    testcontainers = (await import(moduleName)) as Testcontainers;
+    testcontainers = await loadOptional<Testcontainers>(moduleName);
   } catch (error) {
     throw new Error(
       '[deadbolt] [testing] no local PostgreSQL and testcontainers is not installed: start ' +
