@@ -1,30 +1,11 @@
-import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { type RedisCluster, startRedisCluster } from '@deadbolt/testing';
+import { type RedisCluster, runScriptToExit, startRedisCluster } from '@deadbolt/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 const QUIT = fileURLToPath(new URL('./fixtures/quit.mjs', import.meta.url));
 
 /** Only so that a process that never exits fails the test instead of hanging it. */
 const SAFETY_MS = 30_000;
-
-/** Runs `node script ...args` to its end: its exit code (null if still running after SAFETY_MS) and output. */
-function run(script: string, args: string[]): Promise<{ code: number | null; output: string }> {
-  const child = spawn(process.execPath, [script, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let output = '';
-  child.stdout.setEncoding('utf8').on('data', (chunk: string) => (output += chunk));
-  child.stderr.setEncoding('utf8').on('data', (chunk: string) => (output += chunk));
-  return new Promise((resolve) => {
-    const safety = setTimeout(() => {
-      child.kill('SIGKILL');
-      resolve({ code: null, output });
-    }, SAFETY_MS);
-    child.once('exit', (code) => {
-      clearTimeout(safety);
-      resolve({ code, output });
-    });
-  });
-}
 
 let cluster: RedisCluster;
 beforeAll(async () => {
@@ -43,7 +24,9 @@ describe.each([
     { timeout: SAFETY_MS + 10_000 },
     async (end) => {
       const [{ host, port }] = cluster.rootNodes as [{ host: string; port: number }];
-      const { code, output } = await run(QUIT, [host, String(port), library, end]);
+      const { code, output } = await runScriptToExit(QUIT, [host, String(port), library, end], {
+        safetyMs: SAFETY_MS,
+      });
       expect(output).toContain('waited');
       expect(output).toMatch(
         /pending wait: BackendError \[deadbolt\] \[cluster\] waiting for "other": the client was closed/,

@@ -48,6 +48,8 @@ export {
 } from './harness/redis.js';
 export type { RespValue } from './harness/resp.js';
 export { RespError } from './harness/resp.js';
+export type { ScriptExit } from './harness/run-script.js';
+export { runScriptToExit } from './harness/run-script.js';
 export type {
   RedisAddress,
   RedisSentinelDeployment,

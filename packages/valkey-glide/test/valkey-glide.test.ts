@@ -1,7 +1,6 @@
-import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { LockManager } from '@deadbolt/core';
-import { type RedisServer, startRedis } from '@deadbolt/testing';
+import { type RedisServer, runScriptToExit, startRedis } from '@deadbolt/testing';
 import { runRedisAdapterSuite } from '@deadbolt/testing/conformance';
 import { GlideClient, GlideClientConfiguration } from '@valkey/valkey-glide';
 import * as ioredis from 'ioredis';
@@ -158,14 +157,7 @@ describe('GlideBackend', () => {
 
   it('lets the process exit once the backend and the client are closed, waiters and all', async () => {
     const script = fileURLToPath(new URL('./fixtures/exit-after-close.mjs', import.meta.url));
-    const child = spawn(process.execPath, [script, server.url], {
-      stdio: ['ignore', 'pipe', 'inherit'],
-    });
-    let output = '';
-    child.stdout.on('data', (chunk) => {
-      output += String(chunk);
-    });
-    const code = await new Promise((resolve) => child.on('exit', resolve));
+    const { code, output } = await runScriptToExit(script, [server.url]);
     expect(output).toContain('closed');
     expect(code).toBe(0);
   });
