@@ -6,11 +6,16 @@
 import { randomBytes } from 'node:crypto';
 import { cpus, totalmem } from 'node:os';
 import { parseArgs } from 'node:util';
-import { startRedis } from '@deadbolt/testing';
+import { type PostgresDatabase, startPostgres, startRedis } from '@deadbolt/testing';
 import { Redis } from 'ioredis';
 import { formatTargets } from './check-targets.js';
 import { FULL, QUICK } from './config.js';
-import { absent, contenders as allContenders } from './contenders/index.js';
+import {
+  absent,
+  contenders as allContenders,
+  POSTGRES_URL_VARIABLE,
+  usesPostgres,
+} from './contenders/index.js';
 import { redisVersion } from './redis-info.js';
 import { renderMarkdown } from './report.js';
 import { LATEST, type Results, writeResults } from './results.js';
@@ -78,6 +83,12 @@ async function main(): Promise<void> {
   const redis = await startRedis();
   const admin = new Redis(redis.url);
   log(`redis-server at ${redis.url}; ${config.mode} run, ${config.repetitions} repetitions`);
+  // The PostgreSQL rows lock in a throwaway database; scenarios' child processes inherit its URL.
+  let postgres: PostgresDatabase | undefined;
+  if (contenders.some(usesPostgres)) {
+    postgres = await startPostgres();
+    process.env[POSTGRES_URL_VARIABLE] = postgres.url;
+  }
   const deferred: Promise<unknown>[] = [];
   const settle = async (capMs: number) => {
     const pending = deferred.splice(0);
@@ -128,6 +139,7 @@ async function main(): Promise<void> {
     await settle(SETTLE_CAP_MS);
     admin.disconnect();
     await redis.stop();
+    await postgres?.stop();
   }
 }
 

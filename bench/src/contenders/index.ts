@@ -2,6 +2,7 @@ import { deadboltIoredis, deadboltIoredisRacing } from './deadbolt-ioredis.js';
 import { deadboltMemory } from './deadbolt-memory.js';
 import { deadboltNodeRedis } from './deadbolt-node-redis.js';
 import { deadboltValkeyGlide } from './deadbolt-valkey-glide.js';
+import { deadboltPostgres, rawPostgres } from './postgres.js';
 import { raw, rawFenced } from './raw.js';
 import { rawNodeRedis } from './raw-node-redis.js';
 import { rawValkeyGlide } from './raw-valkey-glide.js';
@@ -10,6 +11,7 @@ import { redlockContender } from './redlock.js';
 import { sesamecareContender } from './sesamecare-redlock.js';
 import type { Contender } from './types.js';
 
+export { POSTGRES_URL_VARIABLE, usesPostgres } from './postgres.js';
 export type { Contender, ContenderRole, LockClient, Release } from './types.js';
 
 /**
@@ -27,6 +29,8 @@ export const contenders: readonly Contender[] = [
   deadboltNodeRedis,
   deadboltValkeyGlide,
   deadboltMemory,
+  rawPostgres,
+  deadboltPostgres,
   redlockContender(),
   redlockContender({ retryCount: -1 }),
   redisSemaphore,
