@@ -43,7 +43,7 @@ export const cost: Scenario = {
     const measured = contenders.filter((contender) => contender.usesRedis);
     for (const contender of contenders) {
       if (!contender.usesRedis) {
-        outcomes.set(contender.id, { skipped: 'in-process backend: costs Redis nothing' });
+        outcomes.set(contender.id, { skipped: 'not on Redis: costs Redis nothing' });
       }
     }
     const metrics = new Map<string, Metrics>(measured.map((contender) => [contender.id, {}]));

@@ -68,7 +68,8 @@ export const multiprocess: Scenario = {
     for (const contender of contenders) {
       if (!contender.usesRedis) {
         outcomes.set(contender.id, {
-          skipped: 'in-process backend: its locks cannot span processes',
+          skipped:
+            'not on Redis: the memory backend cannot span processes, and the PostgreSQL rows run in one',
         });
         continue;
       }

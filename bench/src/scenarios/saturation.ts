@@ -101,7 +101,7 @@ export const saturation: Scenario = {
     const measured = contenders.filter((contender) => contender.usesRedis);
     for (const contender of contenders) {
       if (!contender.usesRedis) {
-        outcomes.set(contender.id, { skipped: 'in-process backend: no Redis to saturate' });
+        outcomes.set(contender.id, { skipped: 'not on Redis: no Redis to saturate' });
       }
     }
     const prefixOf = (contender: Contender) =>
