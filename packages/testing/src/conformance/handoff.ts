@@ -43,6 +43,9 @@ function expectHandedOff(handedOff: HandedOff | null): HandedOff {
   return handedOff as HandedOff;
 }
 
+/** The queue place of the test of a place that was not renewed. */
+const PLACE_TTL_MS = 8_000;
+
 export function handoffTests(ctx: ConformanceContext): void {
   const withWaits = (body: (backend: HandingBackend) => Promise<void>) => () =>
     body(withFeature<HandingBackend>(ctx, 'handoff'));
@@ -202,16 +205,20 @@ export function handoffTests(ctx: ConformanceContext): void {
     withWaits(async (backend) => {
       const key = ctx.key();
       expectGranted(await backend.acquire(request(key, 'holder')));
-      expect((await backend.queue.acquire(handed(key, 'silent', { placeTtlMs: 400 }))).ok).toBe(
-        false,
-      );
+      // A place of 8 s, so that what follows the sleep is done before it runs out even on a
+      // loaded machine (with 400 ms, a busy Sentinel run once saw the place gone at `barging`).
+      expect(
+        (await backend.queue.acquire(handed(key, 'silent', { placeTtlMs: PLACE_TTL_MS }))).ok,
+      ).toBe(false);
       // Past half of the place's TTL without renewing it.
-      await sleep(250);
+      await sleep(PLACE_TTL_MS / 2 + 100);
       expect(await backend.release({ key, token: 'holder' })).toBe(true);
       expect(await holdersOf(backend, key)).toEqual(backend.inspection && []);
       // The place still stands until it runs out: others wait behind it, its waiter gets it.
       expect((await backend.acquire(request(key, 'barging'))).ok).toBe(false);
-      expectGranted(await backend.queue.acquire(handed(key, 'silent', { placeTtlMs: 400 })));
+      expectGranted(
+        await backend.queue.acquire(handed(key, 'silent', { placeTtlMs: PLACE_TTL_MS })),
+      );
       expect(await backend.release({ key, token: 'silent' })).toBe(true);
     }),
   );
