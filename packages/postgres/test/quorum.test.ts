@@ -1,8 +1,10 @@
 import { randomUUID } from 'node:crypto';
 import { type LockBackend, LockManager, quorum } from '@deadbolt/core';
+import { IoredisBackend } from '@deadbolt/ioredis';
 import { MemoryBackend } from '@deadbolt/memory';
-import { type PostgresDatabase, startPostgres } from '@deadbolt/testing';
+import { type PostgresDatabase, startPostgres, startRedis } from '@deadbolt/testing';
 import { runBackendConformance } from '@deadbolt/testing/conformance';
+import { Redis } from 'ioredis';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PostgresBackend } from '../src/index.js';
@@ -70,6 +72,41 @@ describe('quorum() over postgres and memory', () => {
     } finally {
       for (const backend of backends) await backend.close();
       await down.end();
+    }
+  });
+});
+
+describe('quorum() over postgres and a Redis server', () => {
+  it('shares one lock space with a Redis backend, and keeps it when the Redis member dies', async () => {
+    const redis = await startRedis();
+    const client = new Redis(redis.url, { maxRetriesPerRequest: 0, enableOfflineQueue: false });
+    client.on('error', () => undefined);
+    const table = `r_${randomUUID().replaceAll('-', '')}`;
+    const backends: LockBackend[] = [
+      new PostgresBackend(pools[0] as pg.Pool, { table }),
+      new IoredisBackend(client),
+      new MemoryBackend(),
+    ];
+    const [one, other] = [0, 1].map(() => new LockManager({ backend: quorum(backends) }));
+    try {
+      const first = await one!.acquire('invoice:42');
+      expect(await other!.tryAcquire('invoice:42')).toBeNull();
+      await first.release();
+      const second = await other!.acquire('invoice:42');
+      expect(second.fence).toBeGreaterThan(first.fence);
+      await redis.kill();
+      // PostgreSQL and memory are still a majority: the holder keeps it, nobody else gets it.
+      await second.extend();
+      expect(second.held).toBe(true);
+      expect(await one!.tryAcquire('invoice:42')).toBeNull();
+      await second.release();
+      const third = await one!.acquire('invoice:42');
+      expect(third.fence).toBeGreaterThan(second.fence);
+      await third.release();
+    } finally {
+      for (const backend of backends) await backend.close?.();
+      client.disconnect();
+      await redis.stop();
     }
   });
 });
