@@ -13,6 +13,7 @@ import {
   RedisBackend,
   type RedisBackendOptions,
   resolveRedisBackendOptions,
+  takePubSubOption,
 } from '@deadbolt/redis-backend';
 
 export type {
@@ -55,7 +56,7 @@ export class ClusterBackend extends RedisBackend {
     client: IoredisClusterClient | NodeRedisClusterClient,
     options?: ClusterBackendOptions,
   ) {
-    const { pubsub = 'sharded', ...rest } = validate(options);
+    const { pubsub, rest } = takePubSubOption(options);
     super(
       isIoredisCluster(client)
         ? ioredisClusterConnection(client, pubsub)
@@ -63,21 +64,6 @@ export class ClusterBackend extends RedisBackend {
       resolveRedisBackendOptions(rest),
     );
   }
-}
-
-function validate(options: ClusterBackendOptions | undefined): ClusterBackendOptions {
-  if (options === undefined) return {};
-  if (typeof options !== 'object' || options === null) {
-    throw new InvalidArgumentError('options', 'expected an object such as { prefix, pubsub }');
-  }
-  if (
-    options.pubsub !== undefined &&
-    options.pubsub !== 'sharded' &&
-    options.pubsub !== 'classic'
-  ) {
-    throw new InvalidArgumentError('options.pubsub', "expected 'sharded' or 'classic'");
-  }
-  return options;
 }
 
 function isIoredisCluster(client: unknown): client is IoredisClusterClient {

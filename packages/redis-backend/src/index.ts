@@ -31,7 +31,7 @@ export type {
 } from './node-redis.js';
 export { nodeRedisClusterConnection, nodeRedisConnection } from './node-redis.js';
 export type { PubSubMode, SubscriptionCommands } from './pubsub.js';
-export { withClassicFallback } from './pubsub.js';
+export { takePubSubOption, withClassicFallback } from './pubsub.js';
 export type { ReleaseSubscriber, ReleaseWaitersOptions } from './release-waiters.js';
 export { ReleaseWaiters } from './release-waiters.js';
 export type { LuaScript, ScriptTransport } from './scripts.js';

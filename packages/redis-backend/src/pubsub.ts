@@ -1,3 +1,4 @@
+import { InvalidArgumentError } from '@deadbolt/core';
 import type { OwnedSubscriber } from './backend.js';
 import type { ReleaseSubscriber } from './release-waiters.js';
 
@@ -7,6 +8,26 @@ import type { ReleaseSubscriber } from './release-waiters.js';
  * to every node. A single server always uses classic pub/sub.
  */
 export type PubSubMode = 'sharded' | 'classic';
+
+/**
+ * Splits the `pubsub` option of a cluster-capable backend from the rest of its options, refusing
+ * anything but `'sharded'` or `'classic'` before a connection is touched.
+ * @returns the mode (`'sharded'` when unset) and the remaining options, for
+ *   `resolveRedisBackendOptions`
+ */
+export function takePubSubOption<Options extends { pubsub?: PubSubMode }>(
+  options: Options | undefined,
+): { pubsub: PubSubMode; rest: Omit<Options, 'pubsub'> | undefined } {
+  if (options === undefined) return { pubsub: 'sharded', rest: undefined };
+  if (typeof options !== 'object' || options === null || Array.isArray(options)) {
+    throw new InvalidArgumentError('options', 'expected an object such as { prefix, pubsub }');
+  }
+  const { pubsub = 'sharded', ...rest } = options;
+  if (pubsub !== 'sharded' && pubsub !== 'classic') {
+    throw new InvalidArgumentError('options.pubsub', "expected 'sharded' or 'classic'");
+  }
+  return { pubsub, rest };
+}
 
 /** One subscriber connection's commands of both kinds, each taking the listener of its channel. */
 export interface SubscriptionCommands {

@@ -9,6 +9,7 @@ import {
   type RedisConnection,
   resolveRedisBackendOptions,
   type ScriptTransport,
+  takePubSubOption,
   withClassicFallback,
 } from '@deadbolt/redis-backend';
 import type {
@@ -63,7 +64,7 @@ export class GlideBackend extends RedisBackend {
    */
   constructor(client: GlideClient | GlideClusterClient, options?: GlideBackendOptions) {
     const glide = assertGlideClient(client);
-    const { pubsub = 'sharded', ...rest } = validate(options);
+    const { pubsub, rest } = takePubSubOption(options);
     super(
       glide.cluster ? glideClusterConnection(glide, pubsub) : glideConnection(glide),
       resolveRedisBackendOptions(rest),
@@ -95,21 +96,6 @@ type CheckedClient =
 
 /** `GlideClient.createClient` or `GlideClusterClient.createClient`, of the user's own copy of GLIDE. */
 type CreateClient<Client> = (configuration: GlideConfiguration) => Promise<Client>;
-
-function validate(options: GlideBackendOptions | undefined): GlideBackendOptions {
-  if (options === undefined) return {};
-  if (typeof options !== 'object' || options === null) {
-    throw new InvalidArgumentError('options', 'expected an object such as { prefix, pubsub }');
-  }
-  if (
-    options.pubsub !== undefined &&
-    options.pubsub !== 'sharded' &&
-    options.pubsub !== 'classic'
-  ) {
-    throw new InvalidArgumentError('options.pubsub', "expected 'sharded' or 'classic'");
-  }
-  return options;
-}
 
 const EXPECTED = 'expected a Valkey GLIDE client (GlideClient or GlideClusterClient)';
 
