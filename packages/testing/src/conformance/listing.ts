@@ -1,6 +1,14 @@
 import type { LockBackend } from '@deadbolt/core';
 import { expect, it } from 'vitest';
-import { type ConformanceContext, expectGranted, queued, request, withFeature } from './context.js';
+import {
+  type ConformanceContext,
+  expectGranted,
+  queued,
+  request,
+  sleep,
+  withFeature,
+  withShortLease,
+} from './context.js';
 
 type ListingBackend = LockBackend & Required<Pick<LockBackend, 'listing'>>;
 
@@ -58,11 +66,12 @@ export function listingTests(ctx: ConformanceContext): void {
   if (!ctx.has('queue')) return;
   it('lists a key that only has waiters', async () => {
     const backend = withFeature<ListingBackend>(ctx, 'listing');
-    const key = `${ctx.key()}:waited`;
-    expectGranted(await backend.acquire(request(key, 'holder', { ttlMs: 50 })));
-    expect((await backend.queue?.acquire(queued(key, 'waiter')))?.ok).toBe(false);
+    const { key, ttlMs } = await withShortLease(ctx, [50, 400, 3_200], async (key, ttlMs) => {
+      expectGranted(await backend.acquire(request(key, 'holder', { ttlMs })));
+      return (await backend.queue?.acquire(queued(key, 'waiter')))?.ok === false;
+    });
     // The holder's lease runs out; the waiter's place is still there.
-    await new Promise((resolve) => setTimeout(resolve, 100));
+    await sleep(ttlMs * 2);
     expect(await listAll(backend, key)).toEqual([key]);
   });
 }
