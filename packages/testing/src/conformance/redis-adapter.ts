@@ -6,6 +6,7 @@ import {
   InvalidArgumentError,
   type Lock,
   type LockBackend,
+  type LockInfo,
   LockLostError,
   LockManager,
   LockTimeoutError,
@@ -246,11 +247,115 @@ async function closedPort(): Promise<number> {
   return port;
 }
 
+/** A master of a cluster: its node ID, its address, whether it owns the slot asked about. */
+interface ClusterMaster {
+  node: Node;
+  id: string;
+  host: string;
+  port: number;
+  ownsSlot: boolean;
+}
+
+/** The slot of each of `keys` under `prefix` (`CLUSTER KEYSLOT` hashes only the `{key}` tag). */
+async function slotsOf(
+  deployment: Deployment,
+  prefix: string,
+  keys: readonly string[],
+): Promise<number[]> {
+  const [node] = await deployment.masters();
+  if (node === undefined) throw new Error('the cluster has no master');
+  return Promise.all(
+    keys.map(async (key) => Number(await node.call('CLUSTER', 'KEYSLOT', `${prefix}:{${key}}`))),
+  );
+}
+
+/** The masters of the cluster `deployment`, the one that owns `slot` marked. */
+async function clusterMasters(deployment: Deployment, slot: number): Promise<ClusterMaster[]> {
+  const nodes = await deployment.masters();
+  const ids = await Promise.all(
+    nodes.map(async (node) => String(await node.call('CLUSTER', 'MYID'))),
+  );
+  // `[from, to, [host, port, id], …replicas]` per range of slots.
+  const ranges = (await nodes[0]?.call('CLUSTER', 'SLOTS')) as [
+    number,
+    number,
+    [string, number, string],
+  ][];
+  const ownerId = ranges.find(([from, to]) => from <= slot && slot <= to)?.[2][2];
+  return nodes.map((node, index) => {
+    const id = ids[index] as string;
+    // Every master of the suite's clusters owns slots, so each has a range naming its address.
+    const address = ranges.find((range) => range[2][2] === id)?.[2];
+    if (address === undefined) throw new Error(`master ${id} owns no slot`);
+    return { node, id, host: address[0], port: Number(address[1]), ownsSlot: id === ownerId };
+  });
+}
+
+/**
+ * Moves `slot` from the master that owns it to another master, keys included, the way
+ * `redis-cli --cluster reshard` does: IMPORTING/MIGRATING, MIGRATE of every key, then SETSLOT NODE
+ * on every master. `whileMigrating` starts once the slot is MIGRATING, 200 ms before its keys
+ * move: meanwhile the source refuses a script whose keys it holds only some of (TRYAGAIN).
+ * Resolves what `whileMigrating` resolves.
+ */
+async function migrateSlot<T>(
+  deployment: Deployment,
+  slot: number,
+  whileMigrating: () => Promise<T>,
+): Promise<T> {
+  const masters = await clusterMasters(deployment, slot);
+  const source = masters.find((master) => master.ownsSlot);
+  const target = masters.find((master) => !master.ownsSlot);
+  if (source === undefined || target === undefined) throw new Error(`no master to move ${slot} to`);
+  let moved = false;
+  try {
+    await target.node.call('CLUSTER', 'SETSLOT', String(slot), 'IMPORTING', source.id);
+    await source.node.call('CLUSTER', 'SETSLOT', String(slot), 'MIGRATING', target.id);
+    const during = whileMigrating();
+    // Awaited below; until then a rejection must not count as unhandled.
+    during.catch(() => undefined);
+    await sleep(200);
+    const keys = (await source.node.call(
+      'CLUSTER',
+      'GETKEYSINSLOT',
+      String(slot),
+      '1000',
+    )) as string[];
+    expect(keys.length).toBeGreaterThan(0);
+    await source.node.call(
+      'MIGRATE',
+      target.host,
+      String(target.port),
+      '',
+      '0',
+      '5000',
+      'KEYS',
+      ...keys,
+    );
+    const others = masters.filter((master) => master !== target && master !== source);
+    for (const master of [target, source, ...others]) {
+      await master.node.call('CLUSTER', 'SETSLOT', String(slot), 'NODE', target.id);
+    }
+    moved = true;
+    expect(await target.node.call('CLUSTER', 'COUNTKEYSINSLOT', String(slot))).toBe(keys.length);
+    return await during;
+  } finally {
+    // A migration cut short would leave the slot half-moved for the tests after on this cluster.
+    if (!moved) {
+      for (const master of [source, target]) {
+        await master.node.call('CLUSTER', 'SETSLOT', String(slot), 'STABLE').catch(() => null);
+      }
+    }
+  }
+}
+
 /**
  * The conformance suite plus what every Redis adapter must show on real servers: pub/sub
  * wake-ups over one subscriber connection on every kind of client, `close()`, errors that name
  * the library, lost-lock signals when the server dies or pauses, recovery after a restart or
  * `SCRIPT FLUSH`, prefix isolation, awkward keys, and the refusal of bad options and clients.
+ * On a cluster, also what only a cluster has: locks spread over many slots, a slot migration
+ * under a held lock and its waiter, an eviction check that asks every master, and a failover.
  *
  * @example
  * ```ts
@@ -504,7 +609,7 @@ export function runRedisAdapterSuite<Client>(options: RedisAdapterSuiteOptions<C
     });
 
     describe(`on ${where}`, () => {
-      // A cluster's adapter checks every master: a test of its own, where one master evicts.
+      // A cluster's adapter checks every master: see 'what only a cluster has'.
       if (topology === 'server') {
         it('refuses the first acquire on a server that may evict a held lock, saying what to set', async () => {
           const evicting = await startRedis({
@@ -672,6 +777,138 @@ export function runRedisAdapterSuite<Client>(options: RedisAdapterSuiteOptions<C
       });
     });
 
+    if (topology === 'cluster') {
+      describe('what only a cluster has', () => {
+        it('spreads locks over many slots and holds each', async () => {
+          const prefix = `spread-${randomUUID()}`;
+          const { backend } = await open(deployment.url, prefix);
+          const locks = new LockManager({ backend });
+          const keys = Array.from({ length: 100 }, (_, index) => `spread:${index}`);
+          const held = await Promise.all(keys.map((key) => locks.acquire(key)));
+          const slots = new Set(await slotsOf(deployment, prefix, keys));
+          expect(slots.size).toBeGreaterThan(50);
+          expect(await Promise.all(keys.map((key) => locks.tryAcquire(key)))).toEqual(
+            keys.map(() => null),
+          );
+          expect(await Promise.all(held.map((lock) => lock.release()))).toEqual(
+            keys.map(() => true),
+          );
+        });
+
+        it('keeps the held lock, its renewals, its release and the waiter behind it through a slot migration', async () => {
+          // Three clients, as three processes would have, on one prefix so that they contend.
+          const prefix = `migration-${randomUUID()}`;
+          const [holder, waiter, prober] = await Promise.all(
+            [0, 1, 2].map(() => open(deployment.url, prefix)),
+          );
+          const key = 'moving:key';
+          const lock = await new LockManager({ backend: holder!.backend }).acquire(key, {
+            ttl: 5_000,
+          });
+          const waiting = new LockManager({
+            backend: waiter!.backend,
+            backoff: { initialMs: 60_000, maxMs: 60_000 },
+          }).acquire(key, { wait: 10_000 });
+          // Awaited below; until then a rejection must not count as unhandled.
+          waiting.catch(() => undefined);
+          const probe = new LockManager({ backend: prober!.backend });
+
+          // Calls made while the slot migrates are answered once it has moved, not failed.
+          const [slot] = await slotsOf(deployment, prefix, [key]);
+          const during = await migrateSlot(deployment, slot!, () =>
+            Promise.all([probe.tryAcquire(key), lock.extend(5_000)]),
+          );
+          expect(during).toEqual([null, undefined]);
+
+          // The lease moved with its keys: it still excludes others, and renews on the new owner.
+          expect(await probe.tryAcquire(key)).toBeNull();
+          await lock.extend(5_000);
+          expect(lock.held).toBe(true);
+          expect(await probe.tryAcquire(key)).toBeNull();
+
+          expect(await lock.release()).toBe(true);
+          const next = await waiting;
+          expect(next.held).toBe(true);
+          expect(next.fence).toBeGreaterThan(lock.fence);
+          expect(await next.release()).toBe(true);
+        });
+
+        it('refuses the first acquire when any master evicts, even one that does not hold the lock', async () => {
+          const prefix = `evicting-${randomUUID()}`;
+          const key = 'report';
+          const [slot] = await slotsOf(deployment, prefix, [key]);
+          const masters = await clusterMasters(deployment, slot!);
+          expect(masters).toHaveLength(3);
+          // A master that does not hold the lock: the check must not stop at the lock's own server.
+          const bystander = masters.find((master) => !master.ownsSlot)!.node;
+          const evicts = (policy: string, bytes: string) =>
+            bystander.call('CONFIG', 'SET', 'maxmemory', bytes, 'maxmemory-policy', policy);
+          try {
+            await evicts('allkeys-lru', '100mb');
+            const { backend } = await open(deployment.url, prefix);
+            const locks = new LockManager({ backend });
+            const error = await failureOf(() => locks.acquire(key, { wait: 0 }));
+            expect(error).toBeInstanceOf(BackendError);
+            expect((error as Error).message).toMatch(namesLibrary);
+            expect((error as Error).message).toMatch(
+              /refusing to lock .*maxmemory-policy is allkeys-lru with maxmemory 104857600 on 1 of 3 servers$/,
+            );
+            await evicts('noeviction', '0');
+            const lock = await locks.acquire(key, { wait: 0 });
+            expect(await lock.release()).toBe(true);
+          } finally {
+            // The tests after share this cluster.
+            await evicts('noeviction', '0');
+          }
+        });
+
+        // Timeout: a cluster of its own to start, then a failover to wait for, on a busy machine.
+        it('signals every lock that may be lost when a master dies, and keeps working after the replica takes over', async () => {
+          // A master dies here: a cluster of this test's own, so the tests after keep theirs.
+          const cluster = await startRedisCluster({ masters: 3, replicasPerMaster: 1 });
+          // Stopped last, after the backend and the client on it.
+          closers.unshift(() => cluster.stop());
+          const [first] = cluster.rootNodes;
+          const { backend } = await open(
+            `redis://${first?.host}:${first?.port}`,
+            `failover-${randomUUID()}`,
+          );
+          const locks = new LockManager({ backend });
+          const keys = Array.from({ length: 30 }, (_, index) => `failover:${index}`);
+          const held = await Promise.all(
+            keys.map((key) => locks.acquire(key, { ttl: 2_000, autoExtend: true })),
+          );
+          const [victim] = await cluster.masters();
+          await victim!.kill();
+          await cluster.waitUntilHealthy(30_000);
+          // Either the holder was told (signal aborted) or its lease is still on the (new) master.
+          for (const lock of held) {
+            if (lock.signal.aborted) continue;
+            // The client learns the new slot owner on its own schedule: retry until it does.
+            let info: LockInfo | null | undefined = null;
+            for (let attempt = 0; ; attempt++) {
+              try {
+                info = await backend.inspection?.inspect({ key: lock.key });
+                break;
+              } catch (error) {
+                if (attempt >= 50) throw error;
+                await sleep(200);
+              }
+            }
+            // Still held, unless the lease was lost since and the holder was told.
+            if (!lock.signal.aborted) {
+              expect(info?.holders.map((holder) => holder.token)).toContain(lock.token);
+            }
+          }
+          const again = await Promise.all(
+            keys.map((key) => locks.acquire(`${key}:after`, { wait: 20_000 })),
+          );
+          expect(again.every((lock) => lock.held)).toBe(true);
+          await Promise.all([...held, ...again].map((lock) => lock.release().catch(() => false)));
+        }, 120_000);
+      });
+    }
+
     if (topology === 'sentinel') {
       describe('when the master fails over', () => {
         /** A Sentinel deployment of this test's own, stopped after the clients on it. */
@@ -813,7 +1050,7 @@ export function runRedisAdapterSuite<Client>(options: RedisAdapterSuiteOptions<C
       });
     }
 
-    // On a cluster, its adapter's own tests fail a master over.
+    // A cluster fails a master over in 'what only a cluster has'.
     if (topology === 'server') {
       describe('when the server fails', () => {
         // Killed, paused and restarted here, so these tests have a server to themselves.
