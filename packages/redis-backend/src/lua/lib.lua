@@ -78,9 +78,10 @@ end
 -- The whole lock as of `now`: its last fence, `kept`, whether it is marked `queued`, the holders
 -- whose lease still runs ({ field, leaseEnd, weight, owner }), the queue places that have not run out
 -- (the numbers of readPlace, with `field`, in queue order), and the fields of the expired ones.
-local function readLock(lockKey, now)
+-- `fields`, when given, is the lock's HGETALL reply, which the caller already has.
+local function readLock(lockKey, now, fields)
   local lock = { fence = 0, kept = 0, queued = false, holders = {}, places = {}, expired = {} }
-  local fields = redis.call('HGETALL', lockKey)
+  fields = fields or redis.call('HGETALL', lockKey)
   for i = 1, #fields, 2 do
     local name, value = fields[i], fields[i + 1]
     local kind = string.sub(name, 1, 1)
