@@ -37,6 +37,7 @@ if #fields <= 4 and weight <= limit then
 end
 
 local placeField = '?' .. token
+local readLock = readers()
 local lock = readLock(lockKey, now, fields)
 -- A token that already holds is asking again because its earlier reply (or its handoff message)
 -- was lost: its own grant does not count against it, and is replaced.
