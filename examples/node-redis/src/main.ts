@@ -32,10 +32,10 @@ const store = {
 await locks.withLock(
   'report:daily',
   async (lock) => {
-    await sleep(700);
-    console.log(`withLock: still held after 700 ms on a 300 ms lease: ${!lock.signal.aborted}`);
+    await sleep(5_000);
+    console.log(`withLock: still held after 5 s on a 2 s lease: ${!lock.signal.aborted}`);
   },
-  { ttl: 300 },
+  { ttl: 2_000 },
 );
 
 // 3. A holder that pauses past its lease is stopped by the fence, not by luck.
