@@ -21,8 +21,8 @@ function heapAfterGc(): number {
   return process.memoryUsage().heapUsed;
 }
 
-// Up to 200 000 operations each: 1–3 s on an idle machine, over 30 s beside two CI runs. The timeout only
-// tells a hang from slow progress; what is asserted is the heap.
+// Up to 200 000 operations each: 1–3 s on an idle machine, over 30 s beside two CI runs. The
+// timeout only tells a hang from slow progress; what is asserted is the heap.
 describe('MemoryBackend footprint', { timeout: 180_000 }, () => {
   it(`forgets released keys: ${KEYS} acquire/release pairs on distinct keys leave the heap as it was`, async () => {
     const backend = new MemoryBackend();
