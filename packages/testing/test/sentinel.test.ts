@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { type RedisSentinelNode, startRedisSentinel } from '../src/index.js';
 
 describe('startRedisSentinel', () => {
+  // Five processes and two failovers: 21 s beside a second CI run; the timeout detects a hang.
   it('starts a master, a linked replica and three sentinels that agree, fails over on request and after a crash, and removes everything on stop()', async () => {
     const sentinel = await startRedisSentinel();
     try {
@@ -29,5 +30,5 @@ describe('startRedisSentinel', () => {
     }
     // Nothing answers on any of the ports any more.
     for (const node of sentinel.nodes) await expect(node.call('PING')).rejects.toThrow();
-  });
+  }, 120_000);
 });
