@@ -155,9 +155,13 @@ describe('GlideBackend', () => {
     }
   });
 
-  it('lets the process exit once the backend and the client are closed, waiters and all', async () => {
+  // The safety kill only turns a process that never exits into a failure; a script that exits by
+  // itself took up to 25 s beside a second CI run.
+  it('lets the process exit once the backend and the client are closed, waiters and all', {
+    timeout: 100_000,
+  }, async () => {
     const script = fileURLToPath(new URL('./fixtures/exit-after-close.mjs', import.meta.url));
-    const { code, output } = await runScriptToExit(script, [server.url]);
+    const { code, output } = await runScriptToExit(script, [server.url], { safetyMs: 90_000 });
     expect(output).toContain('closed');
     expect(code).toBe(0);
   });
