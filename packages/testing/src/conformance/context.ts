@@ -302,7 +302,9 @@ export async function eventually(
  * Sets up a test that needs a short lease still held a call or two after its grant: `setUp` runs
  * on a fresh key with each TTL of `ttlsMs` in turn until it says the lease was still held when it
  * needed it. On a loaded machine the calls after a grant can outlast a short lease, which says
- * nothing about the backend; a lease that runs out even at the longest TTL does, and fails the test.
+ * nothing about the backend, and `quorum()` rightly refuses a grant (or an extension) that took
+ * its members longer than the lease; a lease that runs out even at the longest TTL does say
+ * something, and fails the test.
  * @returns the key and TTL of the try that held
  */
 export async function withShortLease(

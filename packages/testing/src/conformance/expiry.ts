@@ -52,8 +52,6 @@ export function expiryTests(ctx: ConformanceContext): void {
   });
 
   it('extend sets the lease from now rather than adding to it, so it can also shorten it', async () => {
-    // `quorum()` refuses an extension that took its members longer than the new lease, which
-    // 100 ms on a loaded machine can: the test then shortens to a longer one.
     const { key, ttlMs } = await withShortLease(ctx, [100, 1_000, 4_000], async (key, ttlMs) => {
       expectGranted(await ctx.backend.acquire(request(key, 'a', { ttlMs: 60_000 })));
       return ctx.backend.extend({ key, token: 'a', ttlMs });

@@ -1,4 +1,6 @@
 import {
+  BACKEND_CAPABILITIES,
+  type BackendCapability,
   type LockBackend,
   LockManager,
   QUEUE_PLACE_TTL_MS,
@@ -25,17 +27,19 @@ import {
 function withPlacesLasting(inner: LockBackend, placeTtlMs: number): LockBackend {
   const { queue } = inner;
   if (!queue) return inner;
-  const { wakeUps, handoff, fences, inspection, listing } = inner;
+  // Every other capability as the backend has it, so the wrapper cannot fall behind the contract.
+  const capabilities = Object.fromEntries(
+    Object.keys(BACKEND_CAPABILITIES).flatMap((name) => {
+      const capability = inner[name as BackendCapability];
+      return capability ? [[name, capability]] : [];
+    }),
+  );
   return {
+    ...capabilities,
     acquire: (request) => inner.acquire(request),
     extend: (request) => inner.extend(request),
     release: (request) => inner.release(request),
     queue: { acquire: (request) => queue.acquire({ ...request, placeTtlMs }) },
-    ...(wakeUps && { wakeUps }),
-    ...(handoff && { handoff }),
-    ...(fences && { fences }),
-    ...(inspection && { inspection }),
-    ...(listing && { listing }),
   };
 }
 

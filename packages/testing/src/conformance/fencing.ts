@@ -26,8 +26,6 @@ export function fencingTests(ctx: ConformanceContext): void {
   });
 
   it('keeps fences increasing across an expired lease', async () => {
-    // `quorum()` refuses a grant that took its members longer than the lease to give, which a
-    // 100 ms lease on a loaded machine can: the test then takes a longer one.
     let first = 0;
     const { key, ttlMs } = await withShortLease(ctx, [100, 1_000, 4_000], async (key, ttlMs) => {
       const reply = await ctx.backend.acquire(request(key, 'a', { ttlMs }));

@@ -32,8 +32,6 @@ export function ownershipTests(ctx: ConformanceContext): void {
   });
 
   it('gives a stale holder false after its lease expired and leaves the new holder alone', async () => {
-    // `quorum()` refuses a grant that took its members longer than the lease to give, which a
-    // 100 ms lease on a loaded machine can: the test then takes a longer one.
     const { key, ttlMs } = await withShortLease(
       ctx,
       [100, 1_000, 4_000],
