@@ -257,7 +257,16 @@ async function run(start: Extract<ToWorker, { type: 'start' }>): Promise<void> {
     const order = stallOrder;
     if (order !== undefined) {
       stallOrder = undefined;
-      await stall(order, lock, read.value, leaseEnd);
+      let stallLeaseEnd = leaseEnd;
+      if (order.leaseMs !== undefined) {
+        // A lost lease stays lost: the trial then finds its release returned false.
+        const lengthened = await lock.extend(order.leaseMs).then(
+          () => true,
+          () => false,
+        );
+        if (lengthened) stallLeaseEnd = backend.lastSentAt + backend.lastGrantTtlMs;
+      }
+      await stall(order, lock, read.value, stallLeaseEnd);
       continue;
     }
     // A careful holder: `held` is checked against the clock right before the write.

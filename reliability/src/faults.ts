@@ -257,10 +257,16 @@ export function redisRestartEmpty(
   );
 }
 
+/** The lease a holder takes through a restart with data, in TTLs: a restart under load fits. */
+const RESTART_LEASE_TTLS = 10;
+
 /**
  * A worker holds the lock (half a TTL) while redis-server is SIGKILLed and started again with its
  * append-only file: the lease must survive, so no one else gets the lock before that holder
- * releases it, and its release must find the lease.
+ * releases it, and its release must find the lease. The holder first extends its lease to
+ * {@link RESTART_LEASE_TTLS} TTLs: on a loaded machine the restart and the client's reconnection
+ * took longer than the rest of a one-TTL lease, which then ran out as it should, and the trial
+ * failed on a lease the library rightly let expire.
  */
 export function redisRestartWithData(
   workload: Workload,
@@ -278,14 +284,21 @@ export function redisRestartWithData(
       const reported = workload.next(
         (message, from) =>
           from === victim && message.type === 'hold-report' && message.trial === index,
-        settings.ttlMs * 10,
+        settings.ttlMs * RESTART_LEASE_TTLS * 2,
       );
       const stalled = await workload.stall(
         victim,
-        { trial: index, mode: 'hold', holdMs: settings.ttlMs / 2, resumeOnMessage: false },
+        {
+          trial: index,
+          mode: 'hold',
+          holdMs: settings.ttlMs / 2,
+          leaseMs: settings.ttlMs * RESTART_LEASE_TTLS,
+          resumeOnMessage: false,
+        },
         10_000,
       );
       const upAt = await restartRedis(redis, settings, details, { empty: false });
+      details.leaseLeftWhenUpMs = round(stalled.leaseEnd - upAt);
       const report = (await reported) as Extract<FromWorker, { type: 'hold-report' }>;
       details.holderReleasedItsLease = report.released;
       details.holderStillHeld = report.held;

@@ -19,6 +19,11 @@ export interface StallOrder {
    */
   mode: 'kill' | 'freeze' | 'hold';
   holdMs: number;
+  /**
+   * hold only: first extend the lease to this many ms, so that the fault (a server restart that a
+   * loaded machine makes slow) cannot outlast it; the `stalled` report gives the new lease end.
+   */
+  leaseMs?: number;
   /** freeze only: go on when the parent says `resume` instead of when the wait ends. */
   resumeOnMessage: boolean;
 }
@@ -59,6 +64,7 @@ export type FromWorker =
   | { type: 'write'; id: number; fence: number; value: number }
   /** The critical section is over (sent before the release request). */
   | { type: 'exit'; fence: number; end: number }
+  /** Holding through a fault trial; `leaseEnd` as in `read`, later if the order lengthened it. */
   | { type: 'stalled'; trial: number; fence: number; leaseEnd: number }
   /** After a freeze: what the worker saw when it ran again, and the fate of its deliberate write. */
   | {

@@ -266,6 +266,13 @@ export class Workload {
         this.send(worker, { type: 'write-reply', id: message.id, ok });
         break;
       }
+      case 'stalled': {
+        // A stall order may have lengthened the lease: the section is covered until its new end.
+        const interval = this.#open.get(`${worker}:${message.fence}`);
+        if (interval !== undefined)
+          interval.leaseEnd = Math.max(interval.leaseEnd, message.leaseEnd);
+        break;
+      }
       case 'exit': {
         const key = `${worker}:${message.fence}`;
         const interval = this.#open.get(key);
