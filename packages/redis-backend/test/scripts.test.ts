@@ -177,6 +177,53 @@ describe('a free key', () => {
     expect(stored['#a']).toMatch(/^\d+$/);
   });
 
+  it('is taken again through the hash a release leaves, by a queued request that stores no place', async () => {
+    const key = unique('idle');
+    const first = await backend.acquire(mutex(key, 'a'));
+    expect(await backend.release({ key, token: 'a' })).toBe(true);
+    expect(Object.keys(await client.hgetall(hashOf(key))).sort()).toEqual(['fence', 'kept']);
+    const again = await backend.queue.acquire({
+      ...mutex(key, 'b'),
+      owner: 'worker 7',
+      placeTtlMs: 10_000,
+      handoff: { attempt: 3, ttlMs: 10_000 },
+    });
+    if (!first.ok || !again.ok) throw new Error('expected grants');
+    expect(again.fence).toBeGreaterThan(first.fence);
+    const stored = await client.hgetall(hashOf(key));
+    expect(Object.keys(stored).sort()).toEqual(['#b', 'fence', 'kept']);
+    expect(stored['#b']).toMatch(/^\d+ 1 worker 7$/);
+    // A weight its own limit cannot hold is refused on a free key too, and queues when asked.
+    const idle = unique('idle-too-heavy');
+    // (Backends refuse such a request before sending it, so the script is run directly.)
+    const transport = transportOf(client);
+    // Token, TTL, no owner, limit 1, weight 2, then the place TTL.
+    const heavy = (placeTtlMs: string) =>
+      runScript(
+        transport,
+        scripts.acquire,
+        [hashOf(idle)],
+        ['h', '10000', '', '1', '2', placeTtlMs],
+      );
+    expect(await heavy('0')).toEqual([0, -1]);
+    expect(await client.exists(hashOf(idle))).toBe(0);
+    expect(await heavy('10000')).toEqual([0, -1]);
+    expect(Object.keys(await client.hgetall(hashOf(idle))).sort()).toEqual([
+      '?h',
+      'kept',
+      'queued',
+    ]);
+  });
+
+  it('drops a queued mark that no place backs when granting', async () => {
+    const key = unique('stale-mark');
+    await client.hset(hashOf(key), 'fence', '5', 'queued', '1');
+    const granted = await backend.acquire(mutex(key, 'a'));
+    if (!granted.ok) throw new Error('expected a grant');
+    expect(granted.fence).toBeGreaterThan(5);
+    expect(Object.keys(await client.hgetall(hashOf(key))).sort()).toEqual(['#a', 'fence', 'kept']);
+  });
+
   it('is not taken while anyone queues: an unqueued request waits behind the queue', async () => {
     const key = unique('fast-queue');
     expect((await backend.acquire(mutex(key, 'holder'))).ok).toBe(true);

@@ -11,8 +11,34 @@ local token, ttlMs, owner, limit, weight, placeTtlMs, publish, handoffTtlMs, att
 -- callers must use one limit per key (LockManager does: a semaphore or read-write lock owns its key).
 
 local nowMicros, now = serverTime()
-local holderField, placeField = '#' .. token, '?' .. token
-local lock = readLock(lockKey, now)
+local holderField = '#' .. token
+local fields = redis.call('HGETALL', lockKey)
+-- Most requests find nobody holding or queueing: a hash with at most its fence and `kept` (a
+-- released lock), or none. Such a request is granted at once, with no place stored and nobody to
+-- wake, whatever else it asked for; this grants it without reading the lock into tables.
+if #fields <= 4 and weight <= limit then
+  local lastFence, kept, idle = 0, 0, true
+  for i = 1, #fields, 2 do
+    local name = fields[i]
+    if name == 'fence' then
+      lastFence = tonumber(fields[i + 1])
+    elseif name == 'kept' then
+      kept = tonumber(fields[i + 1])
+    else
+      idle = false
+    end
+  end
+  if idle then
+    local fence = nextFence(lastFence, nowMicros)
+    local leaseEnd = now + ttlMs
+    commit(lockKey, { holderField, holderValue(leaseEnd, weight, owner), 'fence', fence }, {}, kept, leaseEnd)
+    return { 1, fence, ttlMs }
+  end
+end
+
+local placeField = '?' .. token
+local readLock = readers()
+local lock = readLock(lockKey, now, fields)
 -- A token that already holds is asking again because its earlier reply (or its handoff message)
 -- was lost: its own grant does not count against it, and is replaced.
 local used, earliestEnd, holdsAlready = 0, nil, false

@@ -8,6 +8,7 @@ if not found[1] then
   return 0
 end
 local _, now = serverTime()
+local _, readHolder = readers()
 local leaseEnd, weight, owner = readHolder(found[1])
 if leaseEnd <= now then
   redis.call('HDEL', lockKey, holderField)

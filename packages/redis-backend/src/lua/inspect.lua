@@ -4,6 +4,7 @@ local lockKey = KEYS[1]
 -- (owner '' when the holder gave none).
 
 local _, now = serverTime()
+local readLock = readers()
 local lock = readLock(lockKey, now)
 local reply = { lock.fence, #lock.places }
 for _, holder in ipairs(lock.holders) do

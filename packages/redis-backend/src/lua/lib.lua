@@ -46,73 +46,81 @@ local function serverTime()
   return micros, math.floor(micros / 1000)
 end
 
--- The first `count` space-separated numbers of a field value (those it has), and the rest of the
--- value after them, or nil when nothing follows.
-local function readFields(value, count)
-  local numbers, from = {}, 1
-  while #numbers < count do
-    local space = string.find(value, ' ', from, true)
-    if not space then
-      numbers[#numbers + 1] = tonumber(string.sub(value, from))
-      return numbers, nil
-    end
-    numbers[#numbers + 1] = tonumber(string.sub(value, from, space - 1))
-    from = space + 1
-  end
-  return numbers, string.sub(value, from)
-end
-
--- A holder's lease end, weight (1 when the value has none) and owner (nil when it has none).
-local function readHolder(value)
-  local numbers, owner = readFields(value, 2)
-  return numbers[1], numbers[2] or 1, owner
-end
-
--- A queue place's numbers, in order (see the layout above), with its owner as `owner`.
-local function readPlace(value)
-  local numbers, owner = readFields(value, 7)
-  numbers.owner = owner
-  return numbers
-end
-
--- The whole lock as of `now`: its last fence, `kept`, whether it is marked `queued`, the holders
--- whose lease still runs ({ field, leaseEnd, weight, owner }), the queue places that have not run out
--- (the numbers of readPlace, with `field`, in queue order), and the fields of the expired ones.
-local function readLock(lockKey, now)
-  local lock = { fence = 0, kept = 0, queued = false, holders = {}, places = {}, expired = {} }
-  local fields = redis.call('HGETALL', lockKey)
-  for i = 1, #fields, 2 do
-    local name, value = fields[i], fields[i + 1]
-    local kind = string.sub(name, 1, 1)
-    if kind == '#' then
-      local leaseEnd, weight, owner = readHolder(value)
-      if leaseEnd <= now then
-        lock.expired[#lock.expired + 1] = name
-      else
-        lock.holders[#lock.holders + 1] = { field = name, leaseEnd = leaseEnd, weight = weight, owner = owner }
+-- The readers of a lock's fields, built on demand: `local readLock, readHolder = readers()`. Lua
+-- builds a closure each time a `local function` statement runs, which in a script is on every call;
+-- the common cases of acquire and release read only fixed fields and never need these.
+local function readers()
+  -- The first `count` space-separated numbers of a field value (those it has), and the rest of the
+  -- value after them, or nil when nothing follows.
+  local function readFields(value, count)
+    local numbers, from = {}, 1
+    while #numbers < count do
+      local space = string.find(value, ' ', from, true)
+      if not space then
+        numbers[#numbers + 1] = tonumber(string.sub(value, from))
+        return numbers, nil
       end
-    elseif kind == '?' then
-      local place = readPlace(value)
-      if place[2] <= now then
-        lock.expired[#lock.expired + 1] = name
-      else
-        place.field = name
-        lock.places[#lock.places + 1] = place
-      end
-    elseif name == 'fence' then
-      lock.fence = tonumber(value)
-    elseif name == 'kept' then
-      lock.kept = tonumber(value)
-    elseif name == 'queued' then
-      lock.queued = true
+      numbers[#numbers + 1] = tonumber(string.sub(value, from, space - 1))
+      from = space + 1
     end
+    return numbers, string.sub(value, from)
   end
-  if #lock.places > 1 then
-    table.sort(lock.places, function(a, b)
-      return a[1] < b[1] or (a[1] == b[1] and a.field < b.field)
-    end)
+
+  -- A holder's lease end, weight (1 when the value has none) and owner (nil when it has none).
+  local function readHolder(value)
+    local numbers, owner = readFields(value, 2)
+    return numbers[1], numbers[2] or 1, owner
   end
-  return lock
+
+  -- A queue place's numbers, in order (see the layout above), with its owner as `owner`.
+  local function readPlace(value)
+    local numbers, owner = readFields(value, 7)
+    numbers.owner = owner
+    return numbers
+  end
+
+  -- The whole lock as of `now`: its last fence, `kept`, whether it is marked `queued`, the holders
+  -- whose lease still runs ({ field, leaseEnd, weight, owner }), the queue places that have not run out
+  -- (the numbers of readPlace, with `field`, in queue order), and the fields of the expired ones.
+  -- `fields`, when given, is the lock's HGETALL reply, which the caller already has.
+  local function readLock(lockKey, now, fields)
+    local lock = { fence = 0, kept = 0, queued = false, holders = {}, places = {}, expired = {} }
+    fields = fields or redis.call('HGETALL', lockKey)
+    for i = 1, #fields, 2 do
+      local name, value = fields[i], fields[i + 1]
+      local kind = string.sub(name, 1, 1)
+      if kind == '#' then
+        local leaseEnd, weight, owner = readHolder(value)
+        if leaseEnd <= now then
+          lock.expired[#lock.expired + 1] = name
+        else
+          lock.holders[#lock.holders + 1] = { field = name, leaseEnd = leaseEnd, weight = weight, owner = owner }
+        end
+      elseif kind == '?' then
+        local place = readPlace(value)
+        if place[2] <= now then
+          lock.expired[#lock.expired + 1] = name
+        else
+          place.field = name
+          lock.places[#lock.places + 1] = place
+        end
+      elseif name == 'fence' then
+        lock.fence = tonumber(value)
+      elseif name == 'kept' then
+        lock.kept = tonumber(value)
+      elseif name == 'queued' then
+        lock.queued = true
+      end
+    end
+    if #lock.places > 1 then
+      table.sort(lock.places, function(a, b)
+        return a[1] < b[1] or (a[1] == b[1] and a.field < b.field)
+      end)
+    end
+    return lock
+  end
+
+  return readLock, readHolder
 end
 
 -- A holder's field value: the lease end, then the weight when it is not 1 or an owner follows,

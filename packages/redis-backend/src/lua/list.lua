@@ -6,6 +6,7 @@ local pattern, cursor, count = ARGV[1], ARGV[2], ARGV[3]
 -- Returns { nextCursor, name1, name2, ... } ('0' once this server's scan is complete).
 
 local _, now = serverTime()
+local readLock = readers()
 local found = redis.call('SCAN', cursor, 'MATCH', pattern, 'COUNT', count)
 local reply = { found[1] }
 for _, name in ipairs(found[2]) do

@@ -38,6 +38,7 @@ end
 
 -- Someone may queue: read the whole lock to see who is next, without this token's fields.
 redis.call('HDEL', lockKey, holderField, placeField)
+local readLock = readers()
 local lock = readLock(lockKey, now)
 local fence, used, gone = lock.fence, 0, lock.expired
 for _, holder in ipairs(lock.holders) do
