@@ -53,9 +53,6 @@ const topologies: [string, () => Promise<Topology & { stop(): Promise<void> }>][
     async () => {
       const database = await startPostgres();
       const pool = new pg.Pool({ connectionString: database.url });
-      // The database is dropped WITH (FORCE) at the end, which may reach a connection that pg is
-      // still closing after pool.end(): its goodbye is no failure of a test.
-      pool.on('connect', (client) => client.on('error', () => undefined));
       const table = `cli_${randomId()}`;
       const backend = new PostgresBackend(pool, { table });
       // The CLI looks for the table and never creates it: the application has made it.

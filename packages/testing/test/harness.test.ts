@@ -111,6 +111,22 @@ describe('startPostgres', () => {
     await database.stop();
   });
 
+  it('lets a connection finish its work and close before dropping the database', async () => {
+    vi.stubEnv('POSTGRES_URL', '');
+    const database = await startPostgres();
+    const pool = new pg.Pool({ connectionString: database.url });
+    const client = await pool.connect();
+    // Still running when the test ends, as an un-awaited call would be; pool.end() resolves once
+    // the pool lets go of its connections, before they have closed.
+    const running = client.query('SELECT pg_sleep(0.3) AS slept').finally(() => client.release());
+    const ended = pool.end();
+    await database.stop();
+    expect((await running).rows).toEqual([{ slept: '' }]);
+    await ended;
+    const left = 'SELECT datname FROM pg_database WHERE datname = $1';
+    expect(await query(LOCAL_POSTGRES_URL, left, [database.database])).toEqual([]);
+  });
+
   it('uses POSTGRES_URL as it is, and leaves it be', async () => {
     vi.stubEnv('POSTGRES_URL', 'postgres://app@10.0.0.9:5433/orders');
     const database = await startPostgres();

@@ -47,7 +47,11 @@ export interface PostgresDatabase extends AsyncDisposable {
   /** The database's name. */
   readonly database: string;
   readonly provider: PostgresProvider;
-  /** Drops the database (or stops the container) the harness made; nothing for `external`. */
+  /**
+   * Drops the database (or stops the container) the harness made; nothing for `external`. It
+   * gives the database's connections up to 5 s to close (a pool's `end()` resolves before they
+   * have), then drops it `WITH (FORCE)`, ending any a test left open.
+   */
   stop(): Promise<void>;
 }
 
@@ -63,7 +67,7 @@ export interface StartPostgresOptions {
 /** The slice of node-postgres (an optional peer dependency) the harness uses. */
 interface PgClient {
   connect(): Promise<unknown>;
-  query(text: string): Promise<unknown>;
+  query(text: string, values?: unknown[]): Promise<{ rows: Record<string, unknown>[] }>;
   end(): Promise<void>;
   on(event: 'error', listener: (error: Error) => void): unknown;
 }
@@ -139,12 +143,22 @@ async function throwawayDatabase(
   provider: PostgresProvider,
 ): Promise<PostgresDatabase> {
   const database = `deadbolt_test_${randomUUID().replaceAll('-', '')}`;
-  await asAdmin(pg, serverUrl, `CREATE DATABASE "${database}"`);
+  await asAdmin(pg, serverUrl, (admin) => admin.query(`CREATE DATABASE "${database}"`));
   const url = new URL(serverUrl);
   url.pathname = `/${database}`;
   let dropped: Promise<void> | undefined;
-  // FORCE ends the connections a test left open (a pool it did not end), which would block it.
-  const drop = () => asAdmin(pg, serverUrl, `DROP DATABASE IF EXISTS "${database}" WITH (FORCE)`);
+  const drop = () =>
+    asAdmin(pg, serverUrl, async (admin) => {
+      // A pool's end() resolves before its connections have closed, and a connection that FORCE
+      // ends while it closes makes node-postgres emit 'error' on the pool: an uncaught exception
+      // in a test whose pool has no listener. So connections get a while to end by themselves.
+      const deadline = Date.now() + DROP_GRACE_MS;
+      while (Date.now() < deadline && (await connectionsTo(admin, database)) > 0) {
+        await new Promise((resolve) => setTimeout(resolve, 20));
+      }
+      // FORCE ends the connections a test left open (a pool it did not end), which would block it.
+      await admin.query(`DROP DATABASE IF EXISTS "${database}" WITH (FORCE)`);
+    });
   return {
     url: url.toString(),
     database,
@@ -162,15 +176,31 @@ function stopping(
   return { stop, [Symbol.asyncDispose]: stop };
 }
 
-async function asAdmin(pg: PgModule, serverUrl: string, statement: string): Promise<void> {
+async function asAdmin(
+  pg: PgModule,
+  serverUrl: string,
+  work: (admin: PgClient) => Promise<unknown>,
+): Promise<void> {
   const client = new pg.Client({ connectionString: serverUrl });
   client.on('error', () => undefined);
   await client.connect();
   try {
-    await client.query(statement);
+    await work(client);
   } finally {
     await client.end();
   }
+}
+
+/** How long `stop()` lets a throwaway database's connections end by themselves before dropping it. */
+const DROP_GRACE_MS = 5_000;
+
+/** The server's connections to `database`, other than `admin`'s own. */
+async function connectionsTo(admin: PgClient, database: string): Promise<number> {
+  const { rows } = await admin.query(
+    'SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()',
+    [database],
+  );
+  return Number(rows[0]?.n ?? 0);
 }
 
 /** Whether the server at `url` accepts a connection within a second. */
