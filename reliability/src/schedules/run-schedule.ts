@@ -19,6 +19,14 @@ import { type Amnesia, describeOverload, Timeline } from './timeline.js';
  */
 const CHILD_READY_TIMEOUT_MS = 180_000;
 
+/**
+ * How long past its longest wait a client process may take to stop once told to: it gives up its
+ * waits, releases and disconnects, a few round trips. A hang detector, not a bound: 10 s was
+ * exceeded by a client starved of CPU (the checker at `nice 19` beside a CI run), and a client
+ * that never stops is still reported.
+ */
+const CHILD_FINISH_SLACK_MS = 60_000;
+
 /** The servers schedules run against, started once per run. */
 export interface Infrastructure {
   /** Started on first use: a redis-server and the fault proxy its subscribers connect through. */
@@ -200,7 +208,7 @@ export async function runSchedule(
   await sleep(plan.durationMs);
   for (const timer of timers) clearTimeout(timer);
   await Promise.all(injections);
-  await children.finish({ type: 'finish' }, plan.waitMs + 10_000);
+  await children.finish({ type: 'finish' }, plan.waitMs + CHILD_FINISH_SLACK_MS);
 
   const limit = timeline.limit;
   for (const overload of timeline.overloads(amnesias, nowMs())) {
