@@ -86,10 +86,14 @@ export function acquireTests(ctx: ConformanceContext): void {
           for (let round = 0; round < rounds; round++) {
             const lock = await locks.acquire(key, { wait: CONTENTION_TIMEOUT_MS });
             try {
-              await detector.hold(1, async () => {
-                fences.push(lock.fence);
-                await sleep(1);
-              });
+              await detector.hold(
+                1,
+                async () => {
+                  fences.push(lock.fence);
+                  await sleep(1);
+                },
+                lock,
+              );
               served[contender]! += 1;
             } finally {
               await lock.release();

@@ -155,15 +155,20 @@ function countCalls(inner: LockBackend): CountedBackend {
  * section reports itself here, so a backend that grants too much shows up as a peak above the
  * limit whatever the backend itself believes.
  *
+ * Given the section's lock, a section counts only while that lock is `held` by its holder's own
+ * clock: a holder paused past its lease (a loaded machine delays timers by seconds) may still be
+ * inside when the next holder is rightly let in, and the promise is that no two holders believe
+ * they hold at once, not that a paused one cannot overstay.
+ *
  * @example
  * ```ts
  * const detector = new OverlapDetector();
- * await locks.withLock(key, () => detector.hold(1, () => doWork()));
+ * await locks.withLock(key, (lock) => detector.hold(1, () => doWork(), lock));
  * expect(detector.peak).toBe(1);
  * ```
  */
 export class OverlapDetector {
-  #current = 0;
+  readonly #open = new Set<{ weight: number; lock: { readonly held: boolean } | undefined }>();
   /** The most permits ever held at once. */
   peak = 0;
   /** Critical sections that finished. */
@@ -174,14 +179,24 @@ export class OverlapDetector {
    *
    * @param weight - permits the caller holds while `work` runs
    * @param work - the critical section; it should yield (await something) so overlaps can happen
+   * @param lock - the section's lock: the section counts only while it is `held`
    */
-  async hold(weight: number, work: () => Promise<void>): Promise<void> {
-    this.#current += weight;
-    this.peak = Math.max(this.peak, this.#current);
+  async hold(
+    weight: number,
+    work: () => Promise<void>,
+    lock?: { readonly held: boolean },
+  ): Promise<void> {
+    const section = { weight, lock };
+    this.#open.add(section);
+    let current = 0;
+    for (const open of this.#open) {
+      if (open.lock === undefined || open.lock.held) current += open.weight;
+    }
+    this.peak = Math.max(this.peak, current);
     try {
       await work();
     } finally {
-      this.#current -= weight;
+      this.#open.delete(section);
       this.completed += 1;
     }
   }

@@ -57,7 +57,7 @@ export function semaphoreTests(ctx: ConformanceContext): void {
           const weight = weights[index]!;
           const pool = locks.semaphore(key, { limit: 5 });
           for (let round = 0; round < rounds; round++) {
-            await pool.withPermit(() => detector.hold(weight, () => sleep(2)), {
+            await pool.withPermit((lock) => detector.hold(weight, () => sleep(2), lock), {
               weight,
               wait: CONTENTION_TIMEOUT_MS,
             });
@@ -84,7 +84,7 @@ export function semaphoreTests(ctx: ConformanceContext): void {
           locks.semaphore(key, { limit: 5 }).withPermit(
             (lock) => {
               fences.push(lock.fence);
-              return detector.hold(1, () => sleep(5));
+              return detector.hold(1, () => sleep(5), lock);
             },
             { wait: CONTENTION_TIMEOUT_MS },
           ),
