@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { loadOptional } from './load-optional.js';
+import { waitFor } from './processes.js';
 import { isDockerAvailable } from './redis.js';
 
 /** Where a test database comes from. */
@@ -152,10 +153,11 @@ async function throwawayDatabase(
       // A pool's end() resolves before its connections have closed, and a connection that FORCE
       // ends while it closes makes node-postgres emit 'error' on the pool: an uncaught exception
       // in a test whose pool has no listener. So connections get a while to end by themselves.
-      const deadline = Date.now() + DROP_GRACE_MS;
-      while (Date.now() < deadline && (await connectionsTo(admin, database)) > 0) {
-        await new Promise((resolve) => setTimeout(resolve, 20));
-      }
+      await waitFor(
+        `the connections to ${database} to close`,
+        async () => (await connectionsTo(admin, database)) === 0,
+        DROP_GRACE_MS,
+      ).catch(() => undefined);
       // FORCE ends the connections a test left open (a pool it did not end), which would block it.
       await admin.query(`DROP DATABASE IF EXISTS "${database}" WITH (FORCE)`);
     });
