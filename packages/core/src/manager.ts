@@ -228,6 +228,14 @@ const MULTI_OPTIONS = ACQUIRE_OPTIONS.filter((name) => name !== 'token');
 /** Most keys one `acquireAll` takes. */
 const MAX_KEY_SET = 64;
 /**
+ * The locks each manager's `withLock` holds in the current async flow, by manager and key: nested
+ * calls see them. One storage for every manager, not one each: before Node 24 every enabled
+ * `AsyncLocalStorage` stays enabled for the life of the process and adds work to every promise the
+ * process creates, so a storage per manager made every manager that ever ran `withLock` slow down
+ * all of the process's later async code.
+ */
+const holdingInFlow = new AsyncLocalStorage<ReadonlyMap<LockManager, ReadonlyMap<string, Lock>>>();
+/**
  * Acquires locks on one backend: waiting with wake-ups and backoff, auto-extension, fencing.
  *
  * Bad input fails with {@link InvalidArgumentError} before any I/O. The calls that return a
@@ -252,8 +260,6 @@ export class LockManager {
   readonly owner: string;
   readonly #queue = new LocalQueue();
   readonly #events = new LockEventHub();
-  /** The locks the current async flow holds through `withLock`, by key: nested calls see them. */
-  readonly #holding = new AsyncLocalStorage<ReadonlyMap<string, Lock>>();
   readonly #acquisitions: AcquisitionContext;
 
   constructor(options: LockManagerOptions) {
@@ -395,9 +401,7 @@ export class LockManager {
       assertFunction(fn, 'fn');
       const set = await this.acquireAll(keys, { autoExtend: true, ...options });
       try {
-        const holding = new Map(this.#holding.getStore());
-        for (const lock of set.locks) holding.set(lock.key, lock);
-        return await this.#holding.run(holding, () => fn(set));
+        return await this.#runHolding(set.locks, () => fn(set));
       } finally {
         // A failed release never hides fn's outcome; each lock published `release-failed`.
         await set.release().catch(() => undefined);
@@ -590,10 +594,10 @@ export class LockManager {
           const { reentrant = false, ...rest } = options ?? {};
           assertBoolean(reentrant, 'options.reentrant');
           const call = this.#resolve(primitive, weight, rest, true);
-          const outer = this.#holding.getStore()?.get(call.key);
+          const outer = this.#heldInFlow(call.key);
           if (outer?.held && reentrant) return Promise.resolve().then(() => fn(outer));
           this.#refuseNested(call.key, 'withLock');
-          return this.#runHolding(call, fn);
+          return this.#runWithLock(call, fn);
         }),
     };
   }
@@ -603,7 +607,7 @@ export class LockManager {
    * only end when the outer call releases it, which it does only once the wait is over.
    */
   #refuseNested(key: string, call: 'acquire' | 'withLock'): void {
-    if (this.#holding.getStore()?.get(key)?.held) throw new NestedLockError(key, call);
+    if (this.#heldInFlow(key)?.held) throw new NestedLockError(key, call);
   }
 
   #splitWeight<T extends { weight?: number }>(
@@ -667,15 +671,27 @@ export class LockManager {
     return call;
   }
 
-  async #runHolding<T>(call: ResolvedCall, fn: (lock: Lock) => Promise<T> | T): Promise<T> {
+  /** The lock on `key` that this manager's `withLock` holds in the current async flow. */
+  #heldInFlow(key: string): Lock | undefined {
+    return holdingInFlow.getStore()?.get(this)?.get(key);
+  }
+
+  /** Runs `fn` in an async flow that also holds `locks`, as nested calls of this manager see it. */
+  #runHolding<T>(locks: readonly Lock[], fn: () => Promise<T> | T): Promise<T> | T {
+    const flow = new Map(holdingInFlow.getStore());
+    const held = new Map(flow.get(this));
+    for (const lock of locks) held.set(lock.key, lock);
+    flow.set(this, held);
+    return holdingInFlow.run(flow, fn);
+  }
+
+  async #runWithLock<T>(call: ResolvedCall, fn: (lock: Lock) => Promise<T> | T): Promise<T> {
     const lock = await this.#acquireWaiting(call);
     // A failed release never hides fn's outcome: the lease then ends by its TTL, and the lock
     // published `release-failed`.
     let result: T;
     try {
-      const holding = new Map(this.#holding.getStore());
-      holding.set(call.key, lock);
-      result = await this.#holding.run(holding, () => fn(lock));
+      result = await this.#runHolding([lock], () => fn(lock));
     } catch (error) {
       await lock.release().catch(() => undefined);
       throw error;
